@@ -1,0 +1,37 @@
+"""The ``mcrgpu`` command line: one click group, one module per command."""
+
+import logging
+import os
+
+import click
+
+# Quieten TensorFlow's C++ start-up banner for command-line users (before TensorFlow is imported).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mcrgpu._version import __version__  # noqa: E402
+from mcrgpu.cli.gpus import gpus  # noqa: E402
+
+__all__ = ["main", "match_main", "reconstruct_main", "characterize_main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mcrgpu")
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging details.")
+def main(verbose: bool) -> None:
+    """Microstructure characterization and reconstruction on TensorFlow distribution strategies."""
+    logging.basicConfig(level=logging.WARNING, format="mcrgpu: %(levelname)s: %(message)s")
+    logging.getLogger("mcrgpu").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+main.add_command(gpus)
+
+
+def _standalone(name: str):
+    def run() -> None:
+        main.main(args=[name, *__import__("sys").argv[1:]], prog_name=f"mcrgpu-{name}")
+    return run
+
+
+match_main = _standalone("match")
+reconstruct_main = _standalone("reconstruct")
+characterize_main = _standalone("characterize")

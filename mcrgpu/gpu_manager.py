@@ -1,0 +1,419 @@
+"""Device and precision setup: one call turns a GPUConfig into a tf.distribute strategy."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import tensorflow as tf
+
+from mcrgpu.errors import DeviceConfigError, InvalidInputError
+
+__all__ = [
+    "PRECISIONS",
+    "GPUConfig",
+    "DevicePlan",
+    "DeviceReport",
+    "TFDeviceBackend",
+    "detect_cluster",
+    "plan_devices",
+    "setup_gpus",
+    "describe",
+    "format_report",
+    "print_gpu_status",
+]
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "mixed")
+"""Accepted precision names; "mixed" means mixed_float16 on GPU and mixed_bfloat16 on CPU."""
+
+_INITIALISED_HINT = (
+    "TensorFlow had already initialised its devices; call setup_gpus() before any other "
+    "TensorFlow operation"
+)
+
+
+@dataclass(frozen=True)
+class GPUConfig:
+    """What devices and precision to use; validated on construction.
+
+    Parameters
+    ----------
+    gpu_ids : sequence of int, optional
+        Indices of the GPUs to use, as TensorFlow numbers the GPUs visible to the process (so
+        relative to ``CUDA_VISIBLE_DEVICES`` when that is set). None uses every visible GPU.
+    memory_growth : bool, optional
+        Let TensorFlow allocate GPU memory as needed instead of all at once. Defaults to True,
+        or to False when ``memory_limit_mb`` is given (the two cannot be combined).
+    memory_limit_mb : int, optional
+        Hard limit of GPU memory per selected GPU, in MiB. None means no limit.
+    precision : {"float32", "mixed_float16", "mixed_bfloat16", "mixed"}
+        Keras global dtype policy. "mixed" picks mixed_float16 on GPUs and mixed_bfloat16 on CPU.
+    cpu_devices : int
+        Split the CPU into this many logical devices and run on them (GPUs are then not used).
+        0 (default) leaves the CPU whole. Used to exercise multi-replica code without GPUs.
+    multi_worker : bool, optional
+        None detects a cluster from ``TF_CONFIG`` or SLURM's variables; True requires one;
+        False ignores them.
+    allow_cpu_fallback : bool
+        When no GPU is found, run on the CPU with a warning (True) or raise (False).
+    """
+
+    gpu_ids: tuple[int, ...] | None = None
+    memory_growth: bool | None = None
+    memory_limit_mb: int | None = None
+    precision: str = "float32"
+    cpu_devices: int = 0
+    multi_worker: bool | None = None
+    allow_cpu_fallback: bool = True
+
+    def __post_init__(self) -> None:
+        if self.gpu_ids is not None:
+            ids = tuple(self.gpu_ids)
+            if not ids:
+                raise InvalidInputError(
+                    "gpu_ids is empty; pass None to use every visible GPU or cpu_devices to use the CPU"
+                )
+            for gpu_id in ids:
+                if isinstance(gpu_id, bool) or not isinstance(gpu_id, int) or gpu_id < 0:
+                    raise InvalidInputError(
+                        f"gpu_ids must be non-negative integers; received {gpu_id!r}"
+                    )
+            duplicates = sorted({i for i in ids if ids.count(i) > 1})
+            if duplicates:
+                raise InvalidInputError(
+                    f"gpu_ids lists GPU {duplicates[0]} more than once; received {list(ids)}"
+                )
+            object.__setattr__(self, "gpu_ids", ids)
+        if self.memory_limit_mb is not None:
+            if isinstance(self.memory_limit_mb, bool) or not isinstance(self.memory_limit_mb, int) \
+                    or self.memory_limit_mb <= 0:
+                raise InvalidInputError(
+                    f"memory_limit_mb must be a positive integer (MiB); received {self.memory_limit_mb!r}"
+                )
+            if self.memory_growth:
+                raise InvalidInputError(
+                    "memory_growth and memory_limit_mb cannot both apply to the same GPU; "
+                    "choose one (memory_growth=False with a limit, or no limit)"
+                )
+            object.__setattr__(self, "memory_growth", False)
+        elif self.memory_growth is None:
+            object.__setattr__(self, "memory_growth", True)
+        if self.precision not in PRECISIONS:
+            raise InvalidInputError(
+                f"Unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}"
+            )
+        if isinstance(self.cpu_devices, bool) or not isinstance(self.cpu_devices, int) \
+                or self.cpu_devices < 0:
+            raise InvalidInputError(
+                f"cpu_devices must be an integer >= 0; received {self.cpu_devices!r}"
+            )
+        if self.cpu_devices and self.gpu_ids is not None:
+            raise InvalidInputError(
+                "cpu_devices runs on logical CPU devices and cannot be combined with gpu_ids; "
+                "drop one of them"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-safe dict."""
+        data = dataclasses.asdict(self)
+        data["gpu_ids"] = None if self.gpu_ids is None else list(self.gpu_ids)
+        return data
+
+
+def detect_cluster(environ: Mapping[str, str]) -> str | None:
+    """Name the cluster description found in ``environ``: "tf_config", "slurm" or None.
+
+    A cluster counts only when it has more than one task; a single-task job runs locally.
+    """
+    tf_config = environ.get("TF_CONFIG")
+    if tf_config:
+        try:
+            cluster = json.loads(tf_config).get("cluster", {})
+        except (ValueError, AttributeError) as error:
+            raise InvalidInputError(f"TF_CONFIG is not valid JSON: {error}") from None
+        if sum(len(tasks) for tasks in cluster.values()) > 1:
+            return "tf_config"
+    if "SLURM_JOB_ID" in environ:
+        tasks = environ.get("SLURM_STEP_NUM_TASKS") or environ.get("SLURM_NTASKS") or "1"
+        if tasks.isdigit() and int(tasks) > 1:
+            return "slurm"
+    return None
+
+
+class TFDeviceBackend:
+    """The few TensorFlow device calls setup_gpus makes, behind one seam so tests can fake GPUs."""
+
+    def physical_devices(self, device_type: str) -> list:
+        return tf.config.list_physical_devices(device_type)
+
+    def set_memory_growth(self, device, enable: bool) -> None:
+        tf.config.experimental.set_memory_growth(device, enable)
+
+    def get_memory_growth(self, device) -> bool:
+        return bool(tf.config.experimental.get_memory_growth(device))
+
+    def set_logical_devices(self, device, memory_limits: Sequence[int | None]) -> None:
+        """Give ``device`` one logical device per entry (a memory limit in MiB, or None)."""
+        configs = [tf.config.LogicalDeviceConfiguration(memory_limit=limit) for limit in memory_limits]
+        tf.config.set_logical_device_configuration(device, configs)
+
+    def get_logical_devices(self, device) -> list[int | None]:
+        configs = tf.config.get_logical_device_configuration(device) or []
+        return [config.memory_limit for config in configs]
+
+    def set_visible_gpus(self, devices: list) -> None:
+        tf.config.set_visible_devices(devices, "GPU")
+
+    def visible_gpus(self) -> list:
+        return tf.config.get_visible_devices("GPU")
+
+    def logical_device_names(self, device_type: str) -> list[str]:
+        return [device.name for device in tf.config.list_logical_devices(device_type)]
+
+    def set_precision_policy(self, name: str) -> None:
+        tf.keras.mixed_precision.set_global_policy(name)
+
+    def precision_policy(self) -> str:
+        return tf.keras.mixed_precision.global_policy().name
+
+    def built_with_cuda(self) -> bool:
+        return tf.test.is_built_with_cuda()
+
+    def make_strategy(self, kind: str, devices: list[str], *, gpus_per_node: int = 0):
+        if kind == "multi_worker_tf_config":
+            resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+            return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        if kind == "multi_worker_slurm":
+            resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+                gpus_per_node=gpus_per_node, gpus_per_task=min(gpus_per_node, 1), auto_set_gpu=False
+            )
+            return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        if kind == "mirrored":
+            return tf.distribute.MirroredStrategy(devices=devices)
+        return tf.distribute.OneDeviceStrategy(devices[0])
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """What setup_gpus will do: decided from the config and the devices found, before any change."""
+
+    selected_gpus: tuple[int, ...]
+    strategy_kind: str  # "one_device", "mirrored", "multi_worker_tf_config", "multi_worker_slurm"
+    device_type: str  # "GPU" or "CPU"
+    precision: str
+    cpu_fallback: bool
+
+
+def plan_devices(config: GPUConfig, physical_gpus: Sequence, environ: Mapping[str, str]) -> DevicePlan:
+    """Decide devices, strategy kind and precision; raise when the request cannot be met."""
+    n_found = len(physical_gpus)
+    if config.cpu_devices:
+        selected: tuple[int, ...] = ()
+    elif config.gpu_ids is None:
+        selected = tuple(range(n_found))
+    else:
+        missing = [i for i in config.gpu_ids if i >= n_found]
+        if missing:
+            fix = "choose ids from that list" if n_found else "omit gpu_ids to run on the CPU"
+            raise DeviceConfigError(
+                f"GPU id {missing[0]} does not exist: {_describe_found(physical_gpus, environ)}; {fix}"
+            )
+        selected = config.gpu_ids
+    cpu_fallback = not config.cpu_devices and not selected
+    if cpu_fallback and not config.allow_cpu_fallback:
+        raise DeviceConfigError(
+            f"No GPU available ({_describe_found(physical_gpus, environ)}) and CPU fallback is off"
+        )
+    device_type = "GPU" if selected else "CPU"
+    cluster = detect_cluster(environ) if config.multi_worker is not False else None
+    if config.multi_worker and cluster is None:
+        raise DeviceConfigError(
+            "multi_worker=True but neither TF_CONFIG nor SLURM describes a cluster of more than one task"
+        )
+    if cluster is not None:
+        kind = f"multi_worker_{cluster}"
+    elif len(selected) > 1 or config.cpu_devices > 1:
+        kind = "mirrored"
+    else:
+        kind = "one_device"
+    precision = config.precision
+    if precision == "mixed":
+        precision = "mixed_float16" if selected else "mixed_bfloat16"
+    return DevicePlan(selected, kind, device_type, precision, cpu_fallback)
+
+
+def _describe_found(physical_gpus: Sequence, environ: Mapping[str, str]) -> str:
+    found = ", ".join(f"{i} ({device.name})" for i, device in enumerate(physical_gpus))
+    text = f"found {len(physical_gpus)} GPU(s): {found}" if found else "found no GPU"
+    if "CUDA_VISIBLE_DEVICES" in environ:
+        text += f" with CUDA_VISIBLE_DEVICES={environ['CUDA_VISIBLE_DEVICES']!r}"
+    return text
+
+
+def _apply(action: str, call, notes: list[str]) -> None:
+    """Run one device change; when TensorFlow refuses because it already started, note it and go on."""
+    try:
+        call()
+    except RuntimeError as error:
+        notes.append(f"{action} not applied: {_INITIALISED_HINT} ({error})")
+        logger.warning(notes[-1])
+
+
+def setup_gpus(config: GPUConfig | None = None, *, backend: TFDeviceBackend | None = None,
+               environ: Mapping[str, str] | None = None) -> tf.distribute.Strategy:
+    """Configure devices and precision, then build the strategy everything else runs under.
+
+    Parameters
+    ----------
+    config : GPUConfig, optional
+        What to use; the default uses every visible GPU with memory growth, or the CPU.
+    backend : TFDeviceBackend, optional
+        The TensorFlow device calls (replaced by a fake in tests).
+    environ : mapping, optional
+        Environment to read TF_CONFIG, SLURM_* and CUDA_VISIBLE_DEVICES from (default os.environ).
+
+    Returns
+    -------
+    tf.distribute.Strategy
+        MultiWorkerMirroredStrategy for a cluster, MirroredStrategy over several GPUs or logical CPU
+        devices, otherwise OneDeviceStrategy on the one GPU or the CPU.
+
+    Raises
+    ------
+    DeviceConfigError
+        A requested GPU does not exist, or no GPU exists and CPU fallback is off.
+
+    Notes
+    -----
+    Call it before any other TensorFlow operation: memory growth, memory limits, visible devices
+    and logical CPU devices can only be set before TensorFlow initialises its devices. A later call
+    keeps the settings already in force, logs what it could not change, and still returns a strategy.
+    """
+    config = config or GPUConfig()
+    backend = backend or TFDeviceBackend()
+    environ = os.environ if environ is None else environ
+    gpus = backend.physical_devices("GPU")
+    plan = plan_devices(config, gpus, environ)
+    notes: list[str] = []  # what TensorFlow refused; logged as warnings
+    if plan.cpu_fallback:
+        logger.warning("No GPU found: CPU fallback (computations run on the CPU)")
+    chosen = [gpus[i] for i in plan.selected_gpus]
+    if not plan.strategy_kind.startswith("multi_worker") and backend.visible_gpus() != chosen:
+        _apply("Selecting visible GPUs", lambda: backend.set_visible_gpus(chosen), notes)
+    for gpu in chosen:
+        if config.memory_limit_mb is not None:
+            if backend.get_logical_devices(gpu) != [config.memory_limit_mb]:
+                _apply(f"Memory limit on {gpu.name}",
+                       lambda gpu=gpu: backend.set_logical_devices(gpu, [config.memory_limit_mb]), notes)
+        elif backend.get_memory_growth(gpu) != config.memory_growth:
+            _apply(f"Memory growth on {gpu.name}",
+                   lambda gpu=gpu: backend.set_memory_growth(gpu, config.memory_growth), notes)
+    if config.cpu_devices > 1:
+        cpu = backend.physical_devices("CPU")[0]
+        if len(backend.get_logical_devices(cpu)) != config.cpu_devices:
+            _apply(f"Splitting the CPU into {config.cpu_devices} logical devices",
+                   lambda: backend.set_logical_devices(cpu, [None] * config.cpu_devices), notes)
+    backend.set_precision_policy(plan.precision)
+    devices = backend.logical_device_names(plan.device_type)
+    if config.cpu_devices:
+        devices = devices[: config.cpu_devices]
+    return backend.make_strategy(plan.strategy_kind, devices, gpus_per_node=len(gpus))
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    """What is in force: devices found and used, strategy, memory settings and precision."""
+
+    tensorflow_version: str
+    built_with_cuda: bool
+    physical_gpus: list[str]
+    cuda_visible_devices: str | None
+    used_devices: list[str]
+    strategy: str | None
+    num_replicas: int | None
+    memory_growth: dict[str, bool]
+    memory_limit_mb: dict[str, int | None]
+    precision_policy: str
+    cpu_fallback: bool
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def describe(strategy: tf.distribute.Strategy | None = None, config: GPUConfig | None = None, *,
+             backend: TFDeviceBackend | None = None,
+             environ: Mapping[str, str] | None = None) -> DeviceReport:
+    """Report the device state in force, read back from TensorFlow.
+
+    With ``config``, every requested setting that is not in force (because TensorFlow had started
+    before setup_gpus ran) is listed in ``notes``.
+    """
+    backend = backend or TFDeviceBackend()
+    environ = os.environ if environ is None else environ
+    gpus = backend.physical_devices("GPU")
+    visible = backend.visible_gpus()
+    used = list(strategy.extended.worker_devices) if strategy is not None else []
+    growth = {gpu.name: backend.get_memory_growth(gpu) for gpu in visible}
+    limits = {gpu.name: (backend.get_logical_devices(gpu) or [None])[0] for gpu in visible}
+    notes = []
+    if config is not None and not config.cpu_devices:
+        for name in growth:
+            if config.memory_limit_mb is not None and limits[name] != config.memory_limit_mb:
+                notes.append(f"memory limit {config.memory_limit_mb} MiB not in force on {name}")
+            elif config.memory_limit_mb is None and growth[name] != config.memory_growth:
+                notes.append(f"memory growth={config.memory_growth} not in force on {name}")
+    if config is not None and config.cpu_devices > 1 and strategy is not None \
+            and strategy.num_replicas_in_sync != config.cpu_devices:
+        notes.append(f"{config.cpu_devices} logical CPU devices requested, "
+                     f"{strategy.num_replicas_in_sync} in force")
+    if notes:
+        notes.append(_INITIALISED_HINT)
+    return DeviceReport(
+        tensorflow_version=tf.__version__,
+        built_with_cuda=backend.built_with_cuda(),
+        physical_gpus=[gpu.name for gpu in gpus],
+        cuda_visible_devices=environ.get("CUDA_VISIBLE_DEVICES"),
+        used_devices=used,
+        strategy=type(strategy).__name__ if strategy is not None else None,
+        num_replicas=strategy.num_replicas_in_sync if strategy is not None else None,
+        memory_growth=growth,
+        memory_limit_mb=limits,
+        precision_policy=backend.precision_policy(),
+        cpu_fallback=bool(used) and not gpus,
+        notes=notes,
+    )
+
+
+def format_report(report: DeviceReport) -> str:
+    """The report as aligned human-readable lines."""
+    rows = [
+        ("TensorFlow", f"{report.tensorflow_version} (built with CUDA: {report.built_with_cuda})"),
+        ("GPUs found", ", ".join(report.physical_gpus) or "none"),
+        ("CUDA_VISIBLE_DEVICES", report.cuda_visible_devices or "(not set)"),
+        ("Strategy", f"{report.strategy} with {report.num_replicas} replica(s)"
+         if report.strategy else "(none built)"),
+        ("Devices used", ", ".join(report.used_devices) or "-"),
+        ("Memory growth", ", ".join(f"{k}: {v}" for k, v in report.memory_growth.items()) or "-"),
+        ("Memory limit (MiB)", ", ".join(f"{k}: {v or 'none'}" for k, v in report.memory_limit_mb.items())
+         or "-"),
+        ("Precision policy", report.precision_policy),
+        ("CPU fallback", "yes" if report.cpu_fallback else "no"),
+    ]
+    rows += [("Note", note) for note in report.notes]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def print_gpu_status(strategy: tf.distribute.Strategy | None = None,
+                     config: GPUConfig | None = None) -> DeviceReport:
+    """Print the device report for ``strategy`` (and ``config``) and return it."""
+    report = describe(strategy, config)
+    print(format_report(report))  # noqa: T201 - this function's purpose is to print
+    return report

@@ -1,0 +1,64 @@
+"""``mcrgpu gpus`` and the shared GPU options, through click's test runner."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mcrgpu.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_cpu_devices_report_two_mirrored_replicas():
+    result = run("gpus", "--cpu_devices", "2")
+    assert result.exit_code == 0, result.output
+    assert "MirroredStrategy with 2 replica(s)" in result.output
+
+
+def test_json_report():
+    result = run("gpus", "--cpu_devices", "3", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["strategy"] == "MirroredStrategy" and report["num_replicas"] == 3
+    assert report["precision_policy"] == "float32"
+
+
+def test_missing_gpu_exits_2_with_one_line_error():
+    result = run("gpus", "--gpu_ids", "3")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: GPU id 3 does not exist: found no GPU; omit gpu_ids to run on the CPU"
+    ]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--gpu_ids", "0", "1", "0"], "lists GPU 0 more than once"),
+    (["--gpu_ids", "0", "--gpu_ids", "0"], "lists GPU 0 more than once"),
+    (["--memory_growth", "--memory_limit", "100"], "cannot both apply"),
+    (["--precision", "float32", "--enable_mixed_precision"], "contradict"),
+    (["--no_auto_gpu_config", "--cpu_devices", "2"], "drop --cpu_devices"),
+    (["--gpu_ids", "x"], "'x' is not a valid integer"),
+])
+def test_invalid_options_exit_2(args, fragment):
+    result = run("gpus", *args)
+    assert result.exit_code == 2
+    assert fragment in result.output
+
+
+def test_no_auto_gpu_config_builds_no_strategy():
+    result = run("gpus", "--no_auto_gpu_config")
+    assert result.exit_code == 0, result.output
+    assert "(none built)" in result.output
+
+
+def test_enable_mixed_precision_on_cpu_is_bfloat16():
+    import tensorflow as tf
+
+    try:
+        result = run("gpus", "--enable_mixed_precision", "--json")
+        assert json.loads(result.output)["precision_policy"] == "mixed_bfloat16"
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")

@@ -1,0 +1,287 @@
+"""GPUConfig validation, device planning on fake GPUs, and real strategies on logical CPU devices."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import cpu_strategy
+from mcrgpu.errors import DeviceConfigError, InvalidInputError
+from mcrgpu.gpu_manager import GPUConfig, describe, detect_cluster, format_report, plan_devices, setup_gpus
+
+
+@dataclass(frozen=True)
+class FakeDevice:
+    name: str
+    device_type: str
+
+
+class FakeBackend:
+    """Presents fake physical GPUs and records what setup_gpus asks of them.
+
+    Like TensorFlow, it refuses device changes once ``initialised`` is set.
+    """
+
+    def __init__(self, n_gpus: int, *, initialised: bool = False):
+        self.gpus = [FakeDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(n_gpus)]
+        self.cpu = FakeDevice("/physical_device:CPU:0", "CPU")
+        self.growth = {gpu.name: False for gpu in self.gpus}
+        self.logical = {device.name: [] for device in [*self.gpus, self.cpu]}
+        self.visible = list(self.gpus)
+        self.policy = "float32"
+        self.initialised = initialised
+        self.strategy_request = None
+
+    def _refuse_if_initialised(self):
+        if self.initialised:
+            raise RuntimeError("Physical devices cannot be modified after being initialized")
+
+    def physical_devices(self, device_type):
+        return list(self.gpus) if device_type == "GPU" else [self.cpu]
+
+    def set_memory_growth(self, device, enable):
+        self._refuse_if_initialised()
+        self.growth[device.name] = enable
+
+    def get_memory_growth(self, device):
+        return self.growth[device.name]
+
+    def set_logical_devices(self, device, memory_limits):
+        self._refuse_if_initialised()
+        self.logical[device.name] = list(memory_limits)
+
+    def get_logical_devices(self, device):
+        return self.logical[device.name]
+
+    def set_visible_gpus(self, devices):
+        self._refuse_if_initialised()
+        self.visible = list(devices)
+
+    def visible_gpus(self):
+        return list(self.visible)
+
+    def logical_device_names(self, device_type):
+        if device_type == "GPU":
+            return [f"/device:GPU:{i}" for i in range(len(self.visible))]
+        return [f"/device:CPU:{i}" for i in range(max(1, len(self.logical[self.cpu.name])))]
+
+    def set_precision_policy(self, name):
+        self.policy = name
+
+    def precision_policy(self):
+        return self.policy
+
+    def built_with_cuda(self):
+        return True
+
+    def make_strategy(self, kind, devices, *, gpus_per_node=0):
+        self.strategy_request = (kind, list(devices))
+        return cpu_strategy(1)
+
+
+# --- GPUConfig -------------------------------------------------------------------------------------
+
+def test_config_defaults_use_all_gpus_with_growth():
+    config = GPUConfig()
+    assert config.gpu_ids is None and config.memory_growth is True and config.memory_limit_mb is None
+
+
+def test_memory_limit_turns_growth_off_by_default():
+    assert GPUConfig(memory_limit_mb=2048).memory_growth is False
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"gpu_ids": (-1,)}, "non-negative integers; received -1"),
+    ({"gpu_ids": (0, 1, 0)}, "lists GPU 0 more than once"),
+    ({"gpu_ids": ()}, "gpu_ids is empty"),
+    ({"gpu_ids": (1.5,)}, "received 1.5"),
+    ({"memory_growth": True, "memory_limit_mb": 1024}, "cannot both apply"),
+    ({"memory_limit_mb": 0}, "positive integer"),
+    ({"precision": "float16"}, "Unknown precision 'float16'"),
+    ({"cpu_devices": -2}, "integer >= 0"),
+    ({"cpu_devices": 2, "gpu_ids": (0,)}, "cannot be combined with gpu_ids"),
+])
+def test_config_rejects_invalid_settings(kwargs, fragment):
+    with pytest.raises(InvalidInputError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
+        GPUConfig(**kwargs)
+
+
+def test_config_is_frozen_and_serialisable():
+    config = GPUConfig(gpu_ids=[1, 0])
+    assert config.gpu_ids == (1, 0)
+    with pytest.raises(AttributeError):
+        config.precision = "mixed_float16"
+    assert json.loads(json.dumps(config.to_dict()))["gpu_ids"] == [1, 0]
+
+
+# --- planning and applying on fake GPUs -------------------------------------------------------------
+
+def test_memory_growth_is_set_on_every_selected_gpu():
+    backend = FakeBackend(4)
+    setup_gpus(GPUConfig(), backend=backend, environ={})
+    assert backend.growth == {gpu.name: True for gpu in backend.gpus}
+    assert backend.strategy_request == ("mirrored", [f"/device:GPU:{i}" for i in range(4)])
+
+
+def test_memory_limit_is_set_per_selected_gpu_and_growth_left_off():
+    backend = FakeBackend(3)
+    setup_gpus(GPUConfig(gpu_ids=(0, 2), memory_limit_mb=1500), backend=backend, environ={})
+    assert backend.visible == [backend.gpus[0], backend.gpus[2]]
+    assert backend.logical["/physical_device:GPU:0"] == [1500]
+    assert backend.logical["/physical_device:GPU:2"] == [1500]
+    assert backend.logical["/physical_device:GPU:1"] == []
+    assert not any(backend.growth.values())
+
+
+def test_gpu_ids_map_to_physical_devices_and_one_gpu_gives_one_device_strategy():
+    backend = FakeBackend(4)
+    setup_gpus(GPUConfig(gpu_ids=(3,)), backend=backend, environ={})
+    assert backend.visible == [backend.gpus[3]]
+    assert backend.growth["/physical_device:GPU:3"] is True
+    assert backend.growth["/physical_device:GPU:0"] is False
+    assert backend.strategy_request == ("one_device", ["/device:GPU:0"])
+
+
+def test_missing_gpu_id_lists_gpus_found_and_cuda_visible_devices():
+    backend = FakeBackend(2)
+    with pytest.raises(DeviceConfigError) as error:
+        setup_gpus(GPUConfig(gpu_ids=(0, 3)), backend=backend, environ={"CUDA_VISIBLE_DEVICES": "4,5"})
+    message = str(error.value)
+    assert "GPU id 3 does not exist" in message
+    assert "0 (/physical_device:GPU:0), 1 (/physical_device:GPU:1)" in message
+    assert "CUDA_VISIBLE_DEVICES='4,5'" in message
+    assert "\n" not in message
+
+
+def test_no_gpu_falls_back_to_cpu_with_warning(caplog):
+    backend = FakeBackend(0)
+    setup_gpus(GPUConfig(), backend=backend, environ={})
+    assert backend.strategy_request == ("one_device", ["/device:CPU:0"])
+    assert "CPU fallback" in caplog.text
+
+
+def test_no_gpu_without_fallback_is_an_error():
+    with pytest.raises(DeviceConfigError, match="CPU fallback is off"):
+        setup_gpus(GPUConfig(allow_cpu_fallback=False), backend=FakeBackend(0), environ={})
+
+
+def test_cpu_devices_hide_gpus_and_mirror_over_logical_cpus():
+    backend = FakeBackend(2)
+    setup_gpus(GPUConfig(cpu_devices=2), backend=backend, environ={})
+    assert backend.visible == []
+    assert backend.logical["/physical_device:CPU:0"] == [None, None]
+    assert backend.strategy_request == ("mirrored", ["/device:CPU:0", "/device:CPU:1"])
+
+
+@pytest.mark.parametrize("precision, n_gpus, expected", [
+    ("mixed", 1, "mixed_float16"), ("mixed", 0, "mixed_bfloat16"),
+    ("mixed_bfloat16", 2, "mixed_bfloat16"), ("float32", 1, "float32"),
+])
+def test_precision_policy(precision, n_gpus, expected):
+    backend = FakeBackend(n_gpus)
+    setup_gpus(GPUConfig(precision=precision), backend=backend, environ={})
+    assert backend.policy == expected
+
+
+def test_after_initialisation_nothing_crashes_and_describe_names_what_is_missing(caplog):
+    backend = FakeBackend(2, initialised=True)
+    config = GPUConfig()
+    strategy = setup_gpus(config, backend=backend, environ={})
+    assert "not applied" in caplog.text
+    report = describe(strategy, config, backend=backend, environ={})
+    assert any("memory growth=True not in force on /physical_device:GPU:0" in n for n in report.notes)
+    assert any("before any other TensorFlow operation" in n for n in report.notes)
+
+
+def test_second_call_with_same_config_changes_nothing():
+    backend = FakeBackend(2)
+    setup_gpus(GPUConfig(), backend=backend, environ={})
+    backend.initialised = True  # any further change would now raise inside the backend
+    setup_gpus(GPUConfig(), backend=backend, environ={})
+    assert backend.strategy_request == ("mirrored", ["/device:GPU:0", "/device:GPU:1"])
+    assert describe(cpu_strategy(1), GPUConfig(), backend=backend, environ={}).notes == []
+
+
+# --- clusters -----------------------------------------------------------------------------------------
+
+TF_CONFIG = json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+                        "task": {"type": "worker", "index": 0}})
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, None),
+    ({"TF_CONFIG": TF_CONFIG}, "tf_config"),
+    ({"TF_CONFIG": json.dumps({"cluster": {"worker": ["h:1"]}})}, None),
+    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, "slurm"),
+    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}, None),
+])
+def test_detect_cluster(environ, expected):
+    assert detect_cluster(environ) == expected
+
+
+def test_cluster_gives_multi_worker_strategy_unless_disabled():
+    plan = plan_devices(GPUConfig(), [], {"TF_CONFIG": TF_CONFIG})
+    assert plan.strategy_kind == "multi_worker_tf_config"
+    assert plan_devices(GPUConfig(multi_worker=False), [], {"TF_CONFIG": TF_CONFIG}).strategy_kind \
+        == "one_device"
+    with pytest.raises(DeviceConfigError, match="neither TF_CONFIG nor SLURM"):
+        plan_devices(GPUConfig(multi_worker=True), [], {})
+
+
+def test_invalid_tf_config_is_reported():
+    with pytest.raises(InvalidInputError, match="TF_CONFIG is not valid JSON"):
+        detect_cluster({"TF_CONFIG": "{not json"})
+
+
+# --- real strategies on logical CPU devices ----------------------------------------------------------
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_setup_gpus_with_cpu_devices_builds_mirrored_strategy(n):
+    strategy = setup_gpus(GPUConfig(cpu_devices=n))
+    assert isinstance(strategy, tf.distribute.MirroredStrategy)
+    assert strategy.num_replicas_in_sync == n
+    report = describe(strategy, GPUConfig(cpu_devices=n))
+    assert report.num_replicas == n and report.cpu_fallback and report.notes == []
+    assert "MirroredStrategy with %d replica(s)" % n in format_report(report)
+
+
+def test_real_cpu_fallback_is_one_device_strategy():
+    strategy = setup_gpus(GPUConfig())
+    assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
+    assert strategy.num_replicas_in_sync == 1
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_mirrored_reduction_and_gradient_step_equal_single_device(n):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(12, 5)).astype("float32")
+    target = rng.normal(size=(12,)).astype("float32")
+
+    def step_result(strategy):
+        with strategy.scope():
+            weights = tf.Variable(tf.ones(5))
+        per_replica = np.array_split(np.arange(12), strategy.num_replicas_in_sync)
+
+        def replica_fn():
+            ctx = tf.distribute.get_replica_context()
+            rows = tf.gather(tf.constant(per_replica_rows), ctx.replica_id_in_sync_group)
+            x, y = tf.gather(data, rows), tf.gather(target, rows)
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum((tf.linalg.matvec(x, weights) - y) ** 2)
+            return loss, tape.gradient(loss, weights)
+
+        per_replica_rows = np.stack(per_replica)  # 12 rows split evenly for 1, 2, 3 replicas
+        loss, grad = strategy.run(replica_fn)
+        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        grad = strategy.reduce(tf.distribute.ReduceOp.SUM, grad, axis=None)
+        weights.assign_sub(0.01 * grad)
+        return loss.numpy(), weights.numpy()
+
+    loss_1, weights_1 = step_result(cpu_strategy(1))
+    loss_n, weights_n = step_result(cpu_strategy(n))
+    np.testing.assert_allclose(loss_n, loss_1, rtol=1e-6)
+    np.testing.assert_allclose(weights_n, weights_1, rtol=1e-6)
