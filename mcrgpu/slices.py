@@ -1,0 +1,149 @@
+"""The slice-distributed loss: slices of a field dealt to replicas, partial sums added across them.
+
+A field is stored as a volume (D, H, W, C); a 2D field is a volume with D = 1 that has one slice
+along axis 0 only. Each replica owns an even share of the slices of every axis (remainder
+included, each slice exactly once), goes through its share in chunks of ``slice_batch_size``
+slices, sums the losses of its slices and their gradient with respect to the whole field, and the
+partial losses and gradients are summed across replicas, so the result does not depend on the
+replica count. With one replica it is the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from mcrgpu.errors import InvalidInputError
+
+__all__ = ["slice_table", "gather_slices", "slice_axes", "replica_slice_sum", "SliceDistributedLoss"]
+
+# Transposes that turn a gather along axis a of (D, H, W, C) into a batch of slices (b, h, w, C);
+# the same orientation as mcrgpu.microstructure.volume_slices.
+_TO_BATCH = {0: None, 1: (1, 0, 2, 3), 2: (2, 0, 1, 3)}
+
+
+def slice_axes(field_shape: Sequence[int]) -> tuple[int, ...]:
+    """The axes whose slices make up the loss: (0,) for a 2D field (D == 1), else (0, 1, 2)."""
+    return (0,) if field_shape[0] == 1 else (0, 1, 2)
+
+
+def gather_slices(field: tf.Tensor, indices: tf.Tensor, axis: int) -> tf.Tensor:
+    """Slices ``indices`` perpendicular to ``axis`` of a (D, H, W, C) field, as (b, h, w, C)."""
+    batch = tf.gather(field, indices, axis=axis)
+    return batch if _TO_BATCH[axis] is None else tf.transpose(batch, _TO_BATCH[axis])
+
+
+SliceTable = tuple[np.ndarray, np.ndarray]
+"""(indices, weights), both (replicas, chunks, chunk_size): which slices each replica computes in
+which chunk, and the weight of each (0 for padding, so that every chunk has the same shape)."""
+
+
+def slice_table(slice_ids: Sequence[int] | np.ndarray, n_replicas: int,
+                slice_batch_size: int | None = None) -> SliceTable:
+    """Deal ``slice_ids`` to ``n_replicas`` evenly (remainder to the first replicas), in chunks.
+
+    A slice id may appear several times (random batches drawn with replacement); each occurrence
+    counts once.
+    """
+    slice_ids = np.asarray(slice_ids, dtype=np.int32)
+    shares = np.array_split(slice_ids, n_replicas)
+    longest = max(1, max(len(share) for share in shares))
+    chunk = min(slice_batch_size or longest, longest)
+    n_chunks = -(-longest // chunk)
+    indices = np.zeros((n_replicas, n_chunks * chunk), np.int32)
+    weights = np.zeros((n_replicas, n_chunks * chunk), np.float32)
+    for replica, share in enumerate(shares):
+        indices[replica, : len(share)] = share
+        weights[replica, : len(share)] = 1.0
+    shape = (n_replicas, n_chunks, chunk)
+    return indices.reshape(shape), weights.reshape(shape)
+
+
+def replica_slice_sum(field: tf.Tensor, tables: dict[int, SliceTable], chunk_fn, initial):
+    """In a replica context: add up ``chunk_fn`` over this replica's chunks of every axis.
+
+    ``chunk_fn(slices_of, weights, axis)`` gets a function mapping the field to the chunk's slices
+    (so that a gradient tape can watch the field), the (chunk,) slice weights and the axis, and
+    returns a nested structure of tensors shaped like ``initial``. Chunks run one after the other
+    (a ``tf.while_loop``), which bounds memory by ``slice_batch_size``.
+    """
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    total = initial
+    for axis, (indices, weights) in tables.items():
+        indices = tf.gather(indices, replica)
+        weights = tf.gather(weights, replica)
+
+        def step(k, total, axis=axis, indices=indices, weights=weights):
+            part = chunk_fn(lambda x: gather_slices(x, indices[k], axis), weights[k], axis)
+            return k + 1, tf.nest.map_structure(tf.add, total, part)
+
+        n_chunks = indices.shape[0]
+        if n_chunks == 1:
+            _, total = step(0, total)
+        else:
+            _, total = tf.while_loop(lambda k, _: k < n_chunks, step, (tf.constant(0), total))
+    return total
+
+
+SliceLossFn = Callable[[tf.Tensor], tf.Tensor]  # (b, h, w, C) slices -> (b,) losses
+
+
+class SliceDistributedLoss:
+    """Sum of per-slice losses over the slices of a field, and its gradient, on a strategy.
+
+    Parameters
+    ----------
+    strategy : tf.distribute.Strategy
+        The strategy whose replicas share the slices.
+    field : tf.Variable
+        The (D, H, W, C) field, created under ``strategy.scope()``.
+    slice_losses : mapping of int to callable
+        For each axis in :func:`slice_axes`, the loss of a batch of its slices, (b, h, w, C) -> (b,).
+    slice_batch_size : int, optional
+        Largest number of slices a replica computes at once (bounds memory); default all of them.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, field: tf.Variable,
+                 slice_losses: dict[int, SliceLossFn], *, slice_batch_size: int | None = None) -> None:
+        if slice_batch_size is not None and slice_batch_size < 1:
+            raise InvalidInputError(f"slice_batch_size must be >= 1; received {slice_batch_size!r}")
+        self.strategy = strategy
+        self.field = field
+        self.axes = slice_axes(field.shape)
+        missing = [axis for axis in self.axes if axis not in slice_losses]
+        if missing:
+            raise InvalidInputError(f"No slice loss given for axis {missing[0]}")
+        self.slice_losses = slice_losses
+        self.slice_batch_size = slice_batch_size
+        self.n_replicas = strategy.num_replicas_in_sync
+
+    def full_tables(self) -> dict[int, SliceTable]:
+        """Tables covering every slice of every axis once."""
+        return {axis: slice_table(np.arange(self.field.shape[axis]), self.n_replicas,
+                                  self.slice_batch_size) for axis in self.axes}
+
+    def random_tables(self, batch_size: int, rng: np.random.Generator) -> dict[int, SliceTable]:
+        """Tables of ``batch_size`` random slices per axis (with replacement), for greedy steps."""
+        return {axis: slice_table(rng.integers(0, self.field.shape[axis], batch_size), self.n_replicas,
+                                  self.slice_batch_size) for axis in self.axes}
+
+    def replica_loss_and_gradient(self, tables: dict[int, SliceTable]) -> tuple[tf.Tensor, tf.Tensor]:
+        """In a replica context: this replica's partial loss and gradient w.r.t. the whole field."""
+        field = tf.convert_to_tensor(self.field)
+
+        def loss_and_gradient(slices_of, weights, axis):
+            with tf.GradientTape() as tape:
+                tape.watch(field)
+                loss = tf.reduce_sum(self.slice_losses[axis](slices_of(field)) * weights)
+            return loss, tf.convert_to_tensor(tape.gradient(loss, field))
+
+        initial = (tf.zeros((), field.dtype), tf.zeros_like(field))
+        return replica_slice_sum(field, tables, loss_and_gradient, initial)
+
+    def loss_and_gradient(self, tables: dict[int, SliceTable]) -> tuple[tf.Tensor, tf.Tensor]:
+        """In cross-replica context: total loss and gradient, summed over replicas."""
+        loss, gradient = self.strategy.run(self.replica_loss_and_gradient, args=(tables,))
+        total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        return total, self.strategy.reduce(tf.distribute.ReduceOp.SUM, gradient, axis=None)
