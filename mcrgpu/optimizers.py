@@ -1,0 +1,85 @@
+"""Optimisers for the indicator field: L-BFGS-B through SciPy, or a Keras optimizer."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.optimize
+import tensorflow as tf
+
+from mcrgpu.errors import InvalidInputError
+
+__all__ = ["OPTIMIZER_TYPES", "make_keras_optimizer", "minimize_lbfgsb", "minimize_steps"]
+
+KERAS_OPTIMIZERS = {
+    "Adam": "Adam", "Adamax": "Adamax", "Nadam": "Nadam", "SGD": "SGD", "RMSprop": "RMSprop",
+    "Adagrad": "Adagrad", "Adadelta": "Adadelta",
+}
+OPTIMIZER_TYPES = ("LBFGSB", *KERAS_OPTIMIZERS)
+
+Recorder = Callable[[float, Callable[[], np.ndarray]], None]
+"""Called after every loss evaluation with the loss and a function returning the evaluated field."""
+
+
+class _BudgetSpent(Exception):
+    """Raised inside the SciPy objective when max_iter evaluations have been made."""
+
+
+def make_keras_optimizer(optimizer_type: str, learning_rate: float) -> tf.keras.optimizers.Optimizer:
+    """A Keras optimizer by MCRpy's name for it."""
+    if optimizer_type not in KERAS_OPTIMIZERS:
+        raise InvalidInputError(
+            f"Unknown optimizer_type {optimizer_type!r}; expected one of {', '.join(OPTIMIZER_TYPES)}"
+        )
+    if not learning_rate > 0:
+        raise InvalidInputError(f"learning_rate must be > 0; received {learning_rate!r}")
+    return getattr(tf.keras.optimizers, KERAS_OPTIMIZERS[optimizer_type])(learning_rate=learning_rate)
+
+
+def minimize_lbfgsb(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, *,
+                    max_iter: int, tolerance: float, record: Recorder) -> None:
+    """Minimise with SciPy's L-BFGS-B within bounds [0, 1], at most ``max_iter`` evaluations.
+
+    ``evaluate`` maps the flat float64 field to (loss, flat gradient): one TensorFlow call. As in
+    MCRpy, ``max_iter`` bounds both iterations and evaluations; the search also stops when the
+    relative loss reduction of an iteration falls below ``tolerance`` (SciPy's ``ftol``).
+    """
+    evaluations = 0
+
+    def objective(x):
+        nonlocal evaluations
+        if evaluations >= max_iter:
+            raise _BudgetSpent
+        loss, gradient = evaluate(x)
+        evaluations += 1
+        record(loss, lambda: x.copy())
+        return loss, gradient
+
+    try:
+        scipy.optimize.minimize(
+            objective, x0.ravel().astype(np.float64), jac=True, method="L-BFGS-B",
+            bounds=scipy.optimize.Bounds(0.0, 1.0),
+            options={"maxiter": max_iter, "maxfun": max_iter, "ftol": tolerance, "gtol": 0.0},
+        )
+    except _BudgetSpent:
+        pass
+
+
+def minimize_steps(step: Callable[[], float], read_field: Callable[[], np.ndarray], *, max_iter: int,
+                   tolerance: float, record: Recorder, patience: int = 20) -> None:
+    """Run ``max_iter`` optimizer steps; stop early once the loss has not improved by a relative
+    ``tolerance`` for ``patience`` steps. ``step`` returns the loss at the field before its update."""
+    best = np.inf
+    stale = 0
+    before = read_field()
+    for _ in range(max_iter):
+        loss = step()
+        record(loss, lambda before=before: before)
+        before = read_field()
+        if loss < best * (1.0 - tolerance):
+            best, stale = loss, 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
