@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -15,7 +14,7 @@ import tensorflow as tf
 from mcrgpu._version import __version__
 from mcrgpu.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.errors import FileFormatError, InvalidInputError
-from mcrgpu.io import atomic_save_npz
+from mcrgpu.io import atomic_save_npz, read_npz_with_header
 from mcrgpu.microstructure import Microstructure
 from mcrgpu.slices import replica_slice_sum, slice_axes, slice_table
 
@@ -242,20 +241,11 @@ def load_characterization(path) -> Characterization:
         The file is missing, truncated, corrupt, or not a characterization.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"Characterization file {str(path)!r} does not exist")
     if path.suffix == ".pickle":
         from mcrgpu.mcrpy_compat import load_mcrpy_characterization
 
         return load_mcrpy_characterization(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            arrays = {key: data[key] for key in data.files if key != "header"}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise FileFormatError(
-            f"{str(path)!r} is not a readable mcrgpu characterization (.npz with a header): {error}"
-        ) from None
+    header, arrays = read_npz_with_header(path, what="characterization")
     try:
         if header.get("format") != FORMAT_NAME:
             raise KeyError("format")

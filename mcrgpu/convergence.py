@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 
 from mcrgpu._version import __version__
 from mcrgpu.errors import FileFormatError
-from mcrgpu.io import atomic_save_npz
+from mcrgpu.io import atomic_save_npz, read_npz_with_header
 
 __all__ = ["ConvergenceData", "load_convergence"]
 
@@ -107,15 +106,10 @@ def load_convergence(path) -> ConvergenceData:
     FileFormatError
         Missing, truncated or corrupt file, or not a convergence history.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"Convergence file {str(path)!r} does not exist")
+    header, arrays = read_npz_with_header(path, what="convergence history")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            if header.get("format") != FORMAT_NAME:
-                raise KeyError("format")
-            arrays = {key: data[key] for key in data.files}
+        if header.get("format") != FORMAT_NAME:
+            raise KeyError("format")
         return ConvergenceData(
             losses=arrays["loss"].tolist(),
             seconds=arrays["seconds"].tolist(),
@@ -127,7 +121,7 @@ def load_convergence(path) -> ConvergenceData:
             interrupted=bool(header["interrupted"]),
             settings=header["settings"],
         )
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise FileFormatError(
             f"{str(path)!r} is not a valid mcrgpu convergence file (problem: {error})"
         ) from None

@@ -42,6 +42,10 @@ class ReconstructionSettings:
     max_iter: int = 500
     tolerance: float = 1e-10
     learning_rate: float = 0.01
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    rho: float = 0.9
+    momentum: float = 0.0
     use_multigrid_reconstruction: bool = False
     minimal_resolution: int | None = None
     use_multiphase: bool | None = None
@@ -112,6 +116,8 @@ class DMCR:
         else TensorFlow's current strategy.
     save_to : str or Path, optional
         Folder for the results (final microstructure, convergence history). None saves nothing.
+    name : str, optional
+        Stem of the result file names; default the target's source file name.
     information : str, optional
         Added to the result file names.
     initial_microstructure : Microstructure, optional
@@ -135,7 +141,7 @@ class DMCR:
 
     def __init__(self, descriptor_types: Sequence[str] = ("Correlations",), descriptor_weights=None, *,
                  strategy: tf.distribute.Strategy | None = None, gpu_config: GPUConfig | None = None,
-                 save_to: str | Path | None = None, information: str | None = None,
+                 save_to: str | Path | None = None, name: str | None = None, information: str | None = None,
                  initial_microstructure: Microstructure | None = None, progress: bool = False,
                  **settings) -> None:
         self.settings = ReconstructionSettings(descriptor_types=tuple(descriptor_types),
@@ -144,6 +150,7 @@ class DMCR:
             strategy = setup_gpus(gpu_config) if gpu_config is not None else tf.distribute.get_strategy()
         self.strategy = strategy
         self.save_to = Path(save_to) if save_to is not None else None
+        self.name = name
         self.information = information
         self.initial_microstructure = initial_microstructure
         self.progress = progress
@@ -296,7 +303,9 @@ class DMCR:
                                 tolerance=settings.tolerance, record=record)
             else:
                 with strategy.scope():
-                    optimizer = make_keras_optimizer(settings.optimizer_type, settings.learning_rate)
+                    optimizer = make_keras_optimizer(settings.optimizer_type, settings.learning_rate,
+                                                     beta_1=settings.beta_1, beta_2=settings.beta_2,
+                                                     rho=settings.rho, momentum=settings.momentum)
                     optimizer.build([variable])
                 step = tf.function(lambda t: _keras_step(strategy, optimizer, variable, distributed, t))
                 minimize_steps(lambda: float(step(tables())), variable.numpy, max_iter=settings.max_iter,
@@ -308,7 +317,8 @@ class DMCR:
 
     # -- files ----------------------------------------------------------------------------------
     def _stem(self, desired: Characterization) -> str:
-        stem = Path(desired.source).stem.removesuffix("_characterization") if desired.source else "mcrgpu"
+        stem = self.name or (Path(desired.source).stem.removesuffix("_characterization")
+                             if desired.source else "mcrgpu")
         return f"{stem}_{self.information}" if self.information else stem
 
     def result_paths(self, desired: Characterization) -> tuple[Path, Path]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from numbers import Real
@@ -16,6 +18,7 @@ from mcrgpu.errors import FileFormatError, InvalidInputError
 from mcrgpu.microstructure import Microstructure
 
 __all__ = [
+    "read_npz_with_header",
     "SUPPORTED_SUFFIXES",
     "MAX_IMAGE_PHASES",
     "load_microstructure",
@@ -409,3 +412,40 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_write(path, "w") as handle:
         handle.write(text)
     return path
+
+
+def read_npz_with_header(path: str | os.PathLike[str], *, what: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read an ``.npz`` of arrays with a JSON ``header`` (as mcrgpu writes its results), safely.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    what : str
+        What the file should be, for messages ("characterization", ...).
+
+    Returns
+    -------
+    (dict, dict)
+        The parsed header and the other arrays by name.
+
+    Raises
+    ------
+    FileFormatError
+        The file is missing, not an ``.npz`` (or truncated, corrupt), or has no JSON header.
+    """
+    path = _as_path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{what.capitalize()} file {str(path)!r} does not exist.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("it holds a single array, not an .npz archive")
+            header = json.loads(str(data["header"]))
+            arrays = {key: data[key] for key in data.files if key != "header"}
+    except (OSError, ValueError, KeyError, EOFError, AttributeError, TypeError, zipfile.BadZipFile) as error:
+        raise FileFormatError(
+            f"{str(path)!r} is not a readable mcrgpu {what} (.npz with a JSON header): {error}"
+        ) from None
+    if not isinstance(header, dict):
+        raise FileFormatError(f"{str(path)!r} is not a readable mcrgpu {what}: its header is not a JSON object")
+    return header, arrays

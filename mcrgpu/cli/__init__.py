@@ -9,7 +9,11 @@ import click
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mcrgpu._version import __version__  # noqa: E402
+from mcrgpu.cli.characterize import characterize_command  # noqa: E402
+from mcrgpu.cli.example import example  # noqa: E402
 from mcrgpu.cli.gpus import gpus  # noqa: E402
+from mcrgpu.cli.reconstruct import match_command, reconstruct_command  # noqa: E402
+from mcrgpu.cli.view import view  # noqa: E402
 
 __all__ = ["main", "match_main", "reconstruct_main", "characterize_main"]
 
@@ -24,6 +28,11 @@ def main(verbose: bool) -> None:
 
 
 main.add_command(gpus)
+main.add_command(characterize_command)
+main.add_command(match_command)
+main.add_command(reconstruct_command)
+main.add_command(view)
+main.add_command(example)
 
 
 def _standalone(name: str):

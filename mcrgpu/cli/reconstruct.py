@@ -1,0 +1,141 @@
+"""``mcrgpu match`` and ``mcrgpu reconstruct``: descriptor-based reconstruction from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mcrgpu.cli.characterize import result_stem
+from mcrgpu.cli.options import (McrCommand, MultiValueOption, descriptor_options, gpu_options,
+                                mcrpy_only_options, reconstruction_options)
+
+__all__ = ["match_command", "reconstruct_command"]
+
+_MCRPY_ONLY = ("grey_values", "symmetry", "nl_method", "gram_weights_filename", "logfile_name", "logfile_date",
+               "logging_level", "initial_temperature", "final_temperature", "cooldown_factor", "mutation_rule",
+               "acceptance_distribution", "profile")
+
+MATCH_EPILOG = """Examples:
+
+  mcrgpu match --microstructure_filename ms.npy --descriptor_types Correlations --max_iter 200
+
+  mcrgpu match ms.npy --add_dimension 64 --descriptor_types Correlations Variation --descriptor_weights 1 100
+"""
+
+RECONSTRUCT_EPILOG = """Example:
+
+  mcrgpu reconstruct --descriptor_filename results/ms_characterization.npz --extent_x 64 --extent_y 64 --extent_z 64
+"""
+
+
+@click.command("match", cls=McrCommand, epilog=MATCH_EPILOG)
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--microstructure_filenames", "--microstructure_filename", "more_files", cls=MultiValueOption,
+              type=click.Path(dir_okay=False), help="Structures to match (MCRpy's spelling; same as FILES).")
+@click.option("--add_dimension", type=click.IntRange(min=2), default=None,
+              help="Reconstruct a volume of this depth from a 2D structure.")
+@click.option("--isotropic", is_flag=True, help="3D input: match the mean over the three orientations.")
+@click.option("--slice_mode", type=click.Choice(["average"]), default="average", help="3D input: average slices.")
+@descriptor_options
+@reconstruction_options
+@mcrpy_only_options(*_MCRPY_ONLY)
+@gpu_options
+def match_command(files, more_files, add_dimension, isotropic, slice_mode, descriptor_types, limit_to,
+                  no_multigrid_descriptor, non_periodic, threshold_steepness, threshold, data_folder, information,
+                  slice_batch_size, gpu_config, **options) -> None:
+    """Characterize structures, then reconstruct new ones with the same descriptors."""
+    import dataclasses
+
+    from mcrgpu.characterization import characterize, save_characterization
+    from mcrgpu.gpu_manager import setup_gpus
+    from mcrgpu.io import load_microstructure
+
+    paths = [*files, *more_files]
+    if not paths:
+        raise click.UsageError("Give a microstructure file (FILES or --microstructure_filename)")
+    structures = [load_microstructure(path, threshold=threshold) for path in paths]
+    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    for path, ms in zip(paths, structures):
+        target = characterize(ms, list(descriptor_types), limit_to=limit_to,
+                              use_multigrid=not no_multigrid_descriptor, use_multiphase=True,
+                              periodic=not non_periodic, threshold_steepness=threshold_steepness,
+                              strategy=strategy, source=str(path))
+        if isotropic and target.is_3d:
+            target = dataclasses.replace(target, axis_descriptors=None)
+        stem = result_stem(path, information)
+        save_characterization(Path(data_folder) / f"{stem}_characterization.npz", target)
+        shape = ms.shape if add_dimension is None or ms.is_3d else (add_dimension, *ms.shape)
+        _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, options)
+
+
+@click.command("reconstruct", cls=McrCommand, epilog=RECONSTRUCT_EPILOG)
+@click.option("--descriptor_filename", required=True, type=click.Path(dir_okay=False),
+              help="A characterization (.npz from mcrgpu characterize, or MCRpy's .pickle).")
+@click.option("--descriptor_types", cls=MultiValueOption, default=None,
+              help="Descriptors to match (default: all in the file).")
+@click.option("--extent_x", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--extent_y", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--extent_z", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Depth; 0 or 1 reconstructs a 2D structure.")
+@click.option("--data_folder", type=click.Path(file_okay=False), default="results", show_default=True)
+@click.option("--information", default=None, help="Text added to the result file names.")
+@click.option("--slice_batch_size", type=click.IntRange(min=1), default=None,
+              help="Largest number of 2D slices one device processes at once (memory bound).")
+@click.option("--limit_to", type=int, default=None, hidden=True)
+@click.option("--threshold_steepness", type=float, default=None, hidden=True)
+@click.option("--no_multigrid_descriptor", is_flag=True, default=None, hidden=True)
+@click.option("--non_periodic", is_flag=True, default=None, hidden=True)
+@reconstruction_options
+@mcrpy_only_options(*_MCRPY_ONLY)
+@gpu_options
+def reconstruct_command(descriptor_filename, descriptor_types, extent_x, extent_y, extent_z, data_folder,
+                        information, slice_batch_size, limit_to, threshold_steepness, no_multigrid_descriptor,
+                        non_periodic, gpu_config, **options) -> None:
+    """Reconstruct a structure of a given extent from a saved characterization.
+
+    The descriptor settings (limit_to, multigrid, periodicity, steepness) are those stored in the file;
+    the corresponding options are accepted for MCRpy users and must agree with it.
+    """
+    from mcrgpu.characterization import load_characterization
+    from mcrgpu.gpu_manager import setup_gpus
+
+    target = load_characterization(descriptor_filename)
+    stored = target.settings
+    for flag, given, actual in (("--limit_to", limit_to, stored.limit_to),
+                                ("--threshold_steepness", threshold_steepness, stored.threshold_steepness),
+                                ("--no_multigrid_descriptor", no_multigrid_descriptor and True,
+                                 not stored.use_multigrid),
+                                ("--non_periodic", non_periodic and True, not stored.periodic)):
+        if given and given != actual:
+            raise click.UsageError(f"{flag} {given} differs from the characterization file ({actual}); "
+                                   "characterize again with the settings you want")
+    shape = (extent_x, extent_y) if extent_z in (0, 1) else (extent_x, extent_y, extent_z)
+    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    stem = result_stem(Path(descriptor_filename).stem.removesuffix("_characterization"), information)
+    _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder, slice_batch_size,
+                 strategy, options)
+
+
+def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, options):
+    """Run DMCR, save the results, print a summary; Ctrl+C saves the best state and exits 130."""
+    from mcrgpu.dmcr import DMCR
+    from mcrgpu.io import load_microstructure
+
+    initial = options.pop("initial_microstructure_file")
+    resume = options.pop("resume")
+    progress = options.pop("progress")
+    weights = options.pop("descriptor_weights") or None
+    dmcr = DMCR(list(descriptor_types), weights, strategy=strategy, save_to=data_folder, name=stem,
+                progress=progress, slice_batch_size=slice_batch_size,
+                initial_microstructure=load_microstructure(initial) if initial else None, **options)
+    history, result = dmcr.reconstruct(target, shape, resume_from=resume)
+    structure_path, history_path = dmcr.result_paths(target)
+    per_iteration = history.seconds[-1] / max(history.n_evaluations, 1)
+    fractions = ", ".join(f"{v:.4f}" for v in result.volume_fractions())
+    click.echo(f"{stem}: {history.n_evaluations} evaluations, best loss {history.best_loss:.4g}, "
+               f"{per_iteration:.3f} s/iteration, volume fractions [{fractions}]")
+    click.echo(f"  -> {structure_path}, {history_path}")
+    if history.interrupted:
+        click.echo("Interrupted: the best state so far was saved.", err=True)
+        raise SystemExit(130)

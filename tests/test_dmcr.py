@@ -1,0 +1,138 @@
+"""DMCR end to end on small structures: convergence, replica invariance, interruption, resume, files."""
+
+import numpy as np
+import pytest
+
+from conftest import cpu_strategy
+from mcrgpu.characterization import characterize
+from mcrgpu.convergence import ConvergenceData, load_convergence
+from mcrgpu.dmcr import DMCR
+from mcrgpu.errors import InvalidInputError
+from mcrgpu.examples import gaussian_random_structure
+from mcrgpu.io import load_microstructure
+
+
+def s2(labels, phase=1, limit=4):
+    """Periodic two-point autocorrelation window of one phase, by NumPy FFT (2D)."""
+    x = (labels == phase).astype(float)
+    f = np.fft.fft2(x)
+    corr = np.real(np.fft.ifft2(f * np.conj(f))) / x.size
+    return np.concatenate([corr[:limit, :limit].ravel(), corr[1:limit, -limit + 1:].ravel()])
+
+
+@pytest.fixture(scope="module")
+def structure_2d():
+    return gaussian_random_structure((32, 32), volume_fractions=(0.6, 0.4), correlation_length=2.0, seed=3)
+
+
+def test_2d_reconstruction_matches_two_point_correlations(structure_2d):
+    target = characterize(structure_2d, ["FFTCorrelations", "VolumeFractions"], limit_to=4)
+    history, result = DMCR(["FFTCorrelations", "VolumeFractions"], max_iter=150, seed=0).reconstruct(target, (32, 32))
+    assert result.shape == (32, 32) and result.n_phases == 2
+    assert history.best_loss < history.losses[0] / 100
+    original, reconstructed = s2(structure_2d.labels), s2(result.labels)
+    assert np.linalg.norm(reconstructed - original) / np.linalg.norm(original) < 0.1
+
+
+@pytest.mark.parametrize("n_replicas", [2, 3])
+def test_3d_loss_curve_is_the_same_on_several_replicas(structure_2d, n_replicas):
+    target = characterize(structure_2d, ["Correlations", "Variation"],
+                          limit_to=3)
+    settings = dict(max_iter=4, seed=1, slice_batch_size=5)
+    single, _ = DMCR(["Correlations", "Variation"], strategy=cpu_strategy(1), **settings).reconstruct(
+        target, (10, 11, 12))
+    several, _ = DMCR(["Correlations", "Variation"], strategy=cpu_strategy(n_replicas), **settings).reconstruct(
+        target, (10, 11, 12))
+    np.testing.assert_allclose(several.losses, single.losses, rtol=1e-4)
+
+
+def test_adam_steps_are_the_same_on_several_replicas(structure_2d):
+    target = characterize(structure_2d, ["Correlations"], limit_to=3)
+    settings = dict(max_iter=5, seed=2, optimizer_type="Adam", learning_rate=0.05)
+    single, result_1 = DMCR(["Correlations"], strategy=cpu_strategy(1), **settings).reconstruct(target, (8, 8, 8))
+    several, result_3 = DMCR(["Correlations"], strategy=cpu_strategy(3), **settings).reconstruct(target, (8, 8, 8))
+    np.testing.assert_allclose(several.losses, single.losses, rtol=1e-4)
+    assert several.losses[-1] < several.losses[0]
+    np.testing.assert_allclose(several.last_field, single.last_field, atol=1e-5)
+
+
+def test_greedy_uses_random_slices_and_is_reproducible(structure_2d):
+    target = characterize(structure_2d, ["Correlations"], limit_to=3)
+    runs = [DMCR(["Correlations"], max_iter=3, seed=4, greedy=True, batch_size=2).reconstruct(target, (8, 8, 8))[0]
+            for _ in range(2)]
+    assert runs[0].losses == runs[1].losses
+    full, _ = DMCR(["Correlations"], max_iter=1, seed=4).reconstruct(target, (8, 8, 8))
+    assert runs[0].losses[0] < full.losses[0]  # 2 of 8 slices per axis, so a fraction of the full loss
+
+
+def test_multiphase_reconstruction_of_three_phases():
+    ms = gaussian_random_structure((24, 24), volume_fractions=(0.5, 0.3, 0.2), seed=5)
+    target = characterize(ms, ["FFTCorrelations", "VolumeFractions"], limit_to=4)
+    history, result = DMCR(["FFTCorrelations", "VolumeFractions"], max_iter=100, seed=0).reconstruct(target, (24, 24))
+    assert result.n_phases == 3
+    assert history.best_loss < history.losses[0] / 10
+    np.testing.assert_allclose(result.volume_fractions(), ms.volume_fractions(), atol=0.1)
+
+
+def test_multigrid_reconstruction_runs_coarse_to_fine(structure_2d):
+    target = characterize(structure_2d, ["Correlations"], limit_to=4)
+    history, result = DMCR(["Correlations"], max_iter=10, seed=0, use_multigrid_reconstruction=True).reconstruct(
+        target, (32, 32))
+    assert history.stages[0] == 2 and history.stages[-1] == 0
+    assert sorted(set(history.stages)) == [0, 1, 2]
+    assert result.shape == (32, 32)
+
+
+def test_results_are_saved_and_interrupt_keeps_the_best_state(structure_2d, tmp_path, monkeypatch):
+    target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4, source="in/sample.npy")
+    record = ConvergenceData.record
+
+    def interrupt_after_8(self, loss, *args, **kwargs):
+        record(self, loss, *args, **kwargs)
+        if self.n_evaluations == 8:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ConvergenceData, "record", interrupt_after_8)
+    dmcr = DMCR(["FFTCorrelations"], max_iter=50, seed=0, save_to=tmp_path, information="run1",
+                convergence_data_steps=4)
+    history, result = dmcr.reconstruct(target, (32, 32))
+    assert history.interrupted and history.n_evaluations == 8
+    structure_path, history_path = dmcr.result_paths(target)
+    assert structure_path.name == "sample_run1_reconstruction.npy"
+    assert np.array_equal(load_microstructure(structure_path).labels, result.labels)
+    saved = load_convergence(history_path)
+    assert saved.interrupted and saved.losses == history.losses
+    assert saved.best_loss == min(history.losses)
+    assert sorted(saved.snapshots) == [4, 8]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [history_path.name, structure_path.name]
+
+
+def test_resume_continues_from_the_saved_state(structure_2d, tmp_path):
+    target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4)
+    dmcr = DMCR(["FFTCorrelations"], max_iter=10, seed=0, save_to=tmp_path)
+    first, _ = dmcr.reconstruct(target, (32, 32))
+    resumed, _ = dmcr.reconstruct(target, (32, 32), resume_from=dmcr.result_paths(target)[1])
+    assert resumed.n_evaluations == 20 and resumed.losses[:10] == first.losses
+    assert resumed.losses[10] == pytest.approx(first.losses[-1], rel=1e-3)  # the last state continues
+
+
+def test_initial_microstructure_is_the_first_evaluated_state(structure_2d):
+    target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4)
+    history, _ = DMCR(["FFTCorrelations"], max_iter=1, initial_microstructure=structure_2d).reconstruct(
+        target, (32, 32))
+    assert history.losses[0] == pytest.approx(0.0, abs=1e-10)
+
+
+@pytest.mark.parametrize("kwargs, shape, fragment", [
+    ({"descriptor_types": ["Variation"]}, (32, 32), "has no Variation"),
+    ({"descriptor_types": ["FFTCorrelations"]}, (32,), "shape must be 2 or 3 integers"),
+    ({"descriptor_types": ["FFTCorrelations"], "descriptor_weights": [1, 2]}, (32, 32), "one per descriptor"),
+    ({"descriptor_types": ["FFTCorrelations"], "max_iter": 0}, (32, 32), "max_iter must be an integer >= 1"),
+    ({"descriptor_types": ["FFTCorrelations"], "optimizer_type": "BFGS"}, (32, 32), "Unknown optimizer_type"),
+    ({"descriptor_types": ["FFTCorrelations"], "use_multigrid_reconstruction": True}, (32, 32),
+     "needs multigrid descriptors"),
+])
+def test_invalid_requests_fail_clearly(structure_2d, kwargs, shape, fragment):
+    target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4)
+    with pytest.raises(InvalidInputError, match=fragment):
+        DMCR(**kwargs).reconstruct(target, shape)
