@@ -1,17 +1,40 @@
 """mcrgpu: microstructure characterization and reconstruction on TensorFlow distribution strategies."""
 
 from mcrgpu._version import __version__
+from mcrgpu.characterization import (Characterization, characterize, load_characterization,
+                                     save_characterization)
+from mcrgpu.convergence import ConvergenceData, load_convergence
+from mcrgpu.descriptors import DescriptorSettings, get_descriptor, known_descriptors
+from mcrgpu.dmcr import DMCR, ReconstructionSettings
 from mcrgpu.errors import DeviceConfigError, FileFormatError, InvalidInputError, McrgpuError
+from mcrgpu.examples import gaussian_random_structure
 from mcrgpu.gpu_manager import GPUConfig, describe, print_gpu_status, setup_gpus
+from mcrgpu.io import load_microstructure, save_microstructure
+from mcrgpu.microstructure import Microstructure
 
 __all__ = [
     "__version__",
+    "Characterization",
+    "characterize",
+    "load_characterization",
+    "save_characterization",
+    "ConvergenceData",
+    "load_convergence",
+    "DescriptorSettings",
+    "get_descriptor",
+    "known_descriptors",
+    "DMCR",
+    "ReconstructionSettings",
     "McrgpuError",
     "InvalidInputError",
     "DeviceConfigError",
     "FileFormatError",
+    "gaussian_random_structure",
     "GPUConfig",
     "setup_gpus",
     "describe",
     "print_gpu_status",
+    "load_microstructure",
+    "save_microstructure",
+    "Microstructure",
 ]

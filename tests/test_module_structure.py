@@ -1,0 +1,60 @@
+"""One-way dependencies: core modules never import the CLI, click or matplotlib (not even inside
+functions), and module-level imports between mcrgpu's modules form no cycle, so each module imports
+alone. Checked on the source, since TensorFlow itself imports matplotlib."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mcrgpu"
+FRONT_ENDS = {"mcrgpu.cli", "mcrgpu.plotting"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, *, top_level_only: bool = False) -> set[str]:
+    """Modules imported in the file: anywhere, or only by statements that run at import time."""
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in (tree.body if top_level_only else ast.walk(tree)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+MODULES = {module_name(path): imports_of(path) for path in PACKAGE.rglob("*.py")}
+TOP_LEVEL = {module_name(path): imports_of(path, top_level_only=True) for path in PACKAGE.rglob("*.py")}
+
+
+def is_front_end(name: str) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in FRONT_ENDS)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if not is_front_end(n) and n != "mcrgpu"))
+def test_core_modules_do_not_import_front_ends(name):
+    forbidden = {i for i in MODULES[name] if i.split(".")[0] in ("click", "matplotlib") or is_front_end(i)}
+    assert not forbidden, f"{name} imports {sorted(forbidden)}"
+
+
+def test_no_import_cycles_between_modules():
+    graph = {name: {i for i in imports if i in MODULES and i != name and i != "mcrgpu"}
+             for name, imports in TOP_LEVEL.items()}
+    state = {}
+
+    def visit(node, trail):
+        if state.get(node) == "done":
+            return
+        assert state.get(node) != "active", "import cycle: " + " -> ".join(trail + [node])
+        state[node] = "active"
+        for target in graph[node]:
+            visit(target, trail + [node])
+        state[node] = "done"
+
+    for name in graph:
+        visit(name, [])
