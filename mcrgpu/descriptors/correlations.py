@@ -62,10 +62,23 @@ def soft_and(a: tf.Tensor, b: tf.Tensor, steepness: float) -> tf.Tensor:
     ``(sigmoid(k (a/2 + b/2 - 3/4)) - s0) / (s1 - s0)`` with ``s0 = sigmoid(-3k/4)``,
     ``s1 = sigmoid(k/4)``, following the thresholded product of Seibert et al. (2021).
     """
+    return _soft_and_of_logits(_half_logit(a, steepness) + _half_logit(b, steepness), steepness)
+
+
+def _half_logit(x: tf.Tensor, steepness: float) -> tf.Tensor:
+    """Each pixel's share of the soft AND's argument: ``k x / 4 - 3k / 16``.
+
+    Computed once per pixel, so that the argument for a pair is one addition.
+    """
+    return x * tf.constant(steepness / 4, x.dtype) - tf.constant(3 * steepness / 16, x.dtype)
+
+
+def _soft_and_of_logits(z: tf.Tensor, steepness: float) -> tf.Tensor:
+    """``soft_and`` from ``z = k (a + b) / 4 - 3k / 8``, with sigmoid(2z) = (1 + tanh(z)) / 2
+    (TensorFlow's tanh is several times faster than its sigmoid on the CPU)."""
     s0, s1 = _sigmoid(-0.75 * steepness), _sigmoid(0.25 * steepness)
-    k = tf.constant(steepness, dtype=a.dtype)
-    scale = tf.constant(1.0 / (s1 - s0), dtype=a.dtype)
-    return (tf.sigmoid(k * (0.5 * a + 0.5 * b - 0.75)) - tf.constant(s0, dtype=a.dtype)) * scale
+    scale = 0.5 / (s1 - s0)
+    return tf.tanh(z) * tf.constant(scale, z.dtype) + tf.constant((0.5 - s0) * 2 * scale, z.dtype)
 
 
 class _HalfPlaneDescriptor(Descriptor):
@@ -77,17 +90,19 @@ class _HalfPlaneDescriptor(Descriptor):
         limit = self.settings.limit_to
         return (limit, limit) if self.settings.periodic else (limit, 2 * limit - 1)
 
-    def _maps(self, x: tf.Tensor) -> list[tf.Tensor]:
-        """``m_r(p) = soft_and(x(p), x(p + r))`` for every half-plane shift, (B, C, h, w) each.
+    def _maps(self, x: tf.Tensor) -> tf.Tensor:
+        """``m_r(p) = soft_and(x(p), x(p + r))`` for every half-plane shift: (B, C, N, K).
 
         Periodic: ``x`` is padded periodically once (``L - 1`` rows below, ``L - 1`` columns
-        on either side) and every shifted map is a slice of it; ``(h, w) = (H, W)``.
+        on either side) and all ``K`` shifted copies are read from it by one gather with
+        precomputed indices (one op forward and one scatter-add backward, instead of ``K``
+        slices and ``K`` padded gradients); the ``N = H * W`` positions are all pixels.
         Non-periodic: positions are cropped to those where every ``p + r`` lies inside,
-        ``(h, w) = (H - L + 1, W - 2L + 2)``.
+        ``N = (H - L + 1) (W - 2L + 2)``.
         """
         limit = self.settings.limit_to
         pad = limit - 1
-        canvas = channels_first(x)
+        canvas = _half_logit(channels_first(x), self.settings.threshold_steepness)
         height, width = canvas.shape[2], canvas.shape[3]
         if self.settings.periodic:
             canvas = tf.concat([canvas, canvas[:, :, :pad]], axis=2)
@@ -95,13 +110,13 @@ class _HalfPlaneDescriptor(Descriptor):
             h, w = height, width
         else:
             h, w = height - pad, width - 2 * pad
-
-        def shifted(dy: int, dx: int) -> tf.Tensor:
-            return canvas[:, :, dy : dy + h, pad + dx : pad + dx + w]
-
-        base = shifted(0, 0)
-        k = self.settings.threshold_steepness
-        return [soft_and(base, shifted(int(dy), int(dx)), k) for dy, dx in half_plane_shifts(limit)]
+        canvas_width = canvas.shape[3]
+        flat = tf.reshape(canvas, [-1, canvas.shape[1], canvas.shape[2] * canvas_width])
+        rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        indices = np.stack([((rows + dy) * canvas_width + cols + pad + dx).ravel()
+                            for dy, dx in half_plane_shifts(limit)], axis=1)  # (N, K)
+        shifted = tf.gather(flat, indices.astype(np.int32), axis=2)
+        return _soft_and_of_logits(shifted[..., :1] + shifted, self.settings.threshold_steepness)
 
 
 class Correlations(_HalfPlaneDescriptor):
@@ -144,8 +159,6 @@ class Correlations(_HalfPlaneDescriptor):
         return k, k
 
     def _compute(self, x: tf.Tensor) -> tf.Tensor:
-        maps = tf.stack(self._maps(x), axis=-1)
-        n_pos = maps.shape[2] * maps.shape[3]
-        flat = tf.reshape(maps, [-1, maps.shape[1], n_pos, maps.shape[4]])
-        gram = tf.linalg.matmul(flat, flat, transpose_a=True)
-        return gram / tf.constant(n_pos, dtype=x.dtype)
+        maps = self._maps(x)
+        gram = tf.linalg.matmul(maps, maps, transpose_a=True)
+        return gram / tf.constant(maps.shape[2], dtype=x.dtype)

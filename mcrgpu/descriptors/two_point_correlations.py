@@ -42,5 +42,4 @@ class TwoPointCorrelations(_HalfPlaneDescriptor):
         return (len(half_plane_shifts(self.settings.limit_to)),)
 
     def _compute(self, x: tf.Tensor) -> tf.Tensor:
-        means = [tf.reduce_mean(tf.square(m), axis=[2, 3]) for m in self._maps(x)]
-        return tf.stack(means, axis=-1)
+        return tf.reduce_mean(tf.square(self._maps(x)), axis=2)
