@@ -16,7 +16,7 @@ from mcrgpu.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.errors import FileFormatError, InvalidInputError
 from mcrgpu.io import atomic_save_npz, read_npz_with_header
 from mcrgpu.microstructure import Microstructure
-from mcrgpu.slices import replica_slice_sum, slice_axes, slice_table
+from mcrgpu.slices import gather_slices, replica_slice_sum, slice_axes, slice_table
 
 __all__ = ["Characterization", "characterize", "save_characterization", "load_characterization"]
 
@@ -177,12 +177,12 @@ def _mean_over_slices(volume, axis, descriptors, strategy, slice_batch_size):
     shapes = {d.name: (volume.shape[3], *d.value_shape(height, width)) for d in descriptors}
 
     def replica_sum(field):
-        def chunk_sum(slices_of, weights, _axis):
-            slices = slices_of(field)
+        def chunk_sum(indices, weights, _axis):
+            slices = gather_slices(field, indices, axis)
             return {d.name: tf.tensordot(weights, d(slices), axes=1) for d in descriptors}
 
         initial = {name: tf.zeros(shape, field.dtype) for name, shape in shapes.items()}
-        return replica_slice_sum(field, table, chunk_sum, initial)
+        return replica_slice_sum(table, chunk_sum, initial)
 
     @tf.function
     def total(field_value):

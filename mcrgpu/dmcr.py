@@ -53,6 +53,7 @@ class ReconstructionSettings:
     batch_size: int = 1
     slice_batch_size: int | None = None
     use_distributed_loss: bool | None = None
+    jit_compile: bool = False
     convergence_data_steps: int | None = 10
     outfile_data_steps: int | None = None
     oor_multiplier: float = 1000.0
@@ -271,7 +272,8 @@ class DMCR:
             variable = tf.Variable(volume, dtype=tf.float32, name="indicator_field")
         distributed = SliceDistributedLoss(strategy, variable,
                                            self._slice_losses(desired, volume.shape, stage, multiphase),
-                                           slice_batch_size=settings.slice_batch_size)
+                                           slice_batch_size=settings.slice_batch_size,
+                                           jit_compile=settings.jit_compile)
         rng = np.random.default_rng(None if settings.seed is None else settings.seed + 1)
 
         def tables():

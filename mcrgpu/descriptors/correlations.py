@@ -73,12 +73,33 @@ def _half_logit(x: tf.Tensor, steepness: float) -> tf.Tensor:
     return x * tf.constant(steepness / 4, x.dtype) - tf.constant(3 * steepness / 16, x.dtype)
 
 
-def _soft_and_of_logits(z: tf.Tensor, steepness: float) -> tf.Tensor:
-    """``soft_and`` from ``z = k (a + b) / 4 - 3k / 8``, with sigmoid(2z) = (1 + tanh(z)) / 2
-    (TensorFlow's tanh is several times faster than its sigmoid on the CPU)."""
+def _soft_and_affine(steepness: float) -> tuple[float, float]:
+    """(a, c) with ``soft_and = a w + c``, ``w = 1 + tanh(z)``, ``z = k (x1 + x2) / 4 - 3k / 8``.
+
+    sigmoid(2z) = w / 2, and TensorFlow's tanh is several times faster than its sigmoid on the
+    CPU. ``c = -2 a sigmoid(-3k/4)`` is tiny, so sums of products of ``w`` lose no precision,
+    and keeping the affine part separate lets the Gram matrix absorb it.
+    """
     s0, s1 = _sigmoid(-0.75 * steepness), _sigmoid(0.25 * steepness)
     scale = 0.5 / (s1 - s0)
-    return tf.tanh(z) * tf.constant(scale, z.dtype) + tf.constant((0.5 - s0) * 2 * scale, z.dtype)
+    return scale, -2.0 * s0 * scale
+
+
+def _soft_and_of_logits(z: tf.Tensor, steepness: float) -> tf.Tensor:
+    """``soft_and`` from ``z = k (a + b) / 4 - 3k / 8``."""
+    a, c = _soft_and_affine(steepness)
+    return (1.0 + tf.tanh(z)) * tf.constant(a, z.dtype) + tf.constant(c, z.dtype)
+
+
+@tf.custom_gradient
+def _gram(t: tf.Tensor) -> tf.Tensor:
+    """``t^T t`` over the positions axis, (..., N, K) -> (..., K, K), with the symmetric
+    gradient ``t (dG + dG^T)``: one matmul backward instead of two."""
+
+    def gradient(upstream):
+        return tf.linalg.matmul(t, upstream + tf.linalg.matrix_transpose(upstream))
+
+    return tf.linalg.matmul(t, t, transpose_a=True), gradient
 
 
 class _HalfPlaneDescriptor(Descriptor):
@@ -90,20 +111,22 @@ class _HalfPlaneDescriptor(Descriptor):
         limit = self.settings.limit_to
         return (limit, limit) if self.settings.periodic else (limit, 2 * limit - 1)
 
-    def _maps(self, x: tf.Tensor) -> tf.Tensor:
-        """``m_r(p) = soft_and(x(p), x(p + r))`` for every half-plane shift: (B, C, N, K).
+    def _tanh_maps(self, x: tf.Tensor) -> tf.Tensor:
+        """``w_r(p) = 1 + tanh(z)`` with ``soft_and(x(p), x(p + r)) = a w_r(p) + c`` (see
+        :func:`_soft_and_affine`) for every half-plane shift: (B, C, N, K).
 
-        Periodic: ``x`` is padded periodically once (``L - 1`` rows below, ``L - 1`` columns
-        on either side) and all ``K`` shifted copies are read from it by one gather with
-        precomputed indices (one op forward and one scatter-add backward, instead of ``K``
-        slices and ``K`` padded gradients); the ``N = H * W`` positions are all pixels.
-        Non-periodic: positions are cropped to those where every ``p + r`` lies inside,
+        Periodic: ``x`` (as half-logits) is padded periodically once (``L - 1`` rows below,
+        ``L - 1`` columns on either side) and all ``K`` shifted copies are read from it by one
+        gather of whole rows of a positions-major layout (P, B*C), which TensorFlow does several
+        times faster than a gather along an inner axis; the ``N = H * W`` positions are all
+        pixels. Non-periodic: positions are cropped to those where every ``p + r`` lies inside,
         ``N = (H - L + 1) (W - 2L + 2)``.
         """
         limit = self.settings.limit_to
         pad = limit - 1
         canvas = _half_logit(channels_first(x), self.settings.threshold_steepness)
-        height, width = canvas.shape[2], canvas.shape[3]
+        batch, channels, height, width = (tf.shape(canvas)[0], canvas.shape[1], canvas.shape[2],
+                                          canvas.shape[3])
         if self.settings.periodic:
             canvas = tf.concat([canvas, canvas[:, :, :pad]], axis=2)
             canvas = tf.concat([canvas[:, :, :, width - pad :], canvas, canvas[:, :, :, :pad]], 3)
@@ -111,12 +134,14 @@ class _HalfPlaneDescriptor(Descriptor):
         else:
             h, w = height - pad, width - 2 * pad
         canvas_width = canvas.shape[3]
-        flat = tf.reshape(canvas, [-1, canvas.shape[1], canvas.shape[2] * canvas_width])
+        positions_major = tf.transpose(tf.reshape(canvas, [-1, canvas.shape[2] * canvas_width]))
         rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
         indices = np.stack([((rows + dy) * canvas_width + cols + pad + dx).ravel()
                             for dy, dx in half_plane_shifts(limit)], axis=1)  # (N, K)
-        shifted = tf.gather(flat, indices.astype(np.int32), axis=2)
-        return _soft_and_of_logits(shifted[..., :1] + shifted, self.settings.threshold_steepness)
+        shifted = tf.gather(positions_major, indices.astype(np.int32))  # (N, K, B*C)
+        maps = 1.0 + tf.tanh(shifted[:, :1] + shifted)
+        maps = tf.transpose(maps, [2, 0, 1])  # (B*C, N, K)
+        return tf.reshape(maps, [batch, channels, h * w, len(indices[0])])
 
 
 class Correlations(_HalfPlaneDescriptor):
@@ -159,6 +184,11 @@ class Correlations(_HalfPlaneDescriptor):
         return k, k
 
     def _compute(self, x: tf.Tensor) -> tf.Tensor:
-        maps = self._maps(x)
-        gram = tf.linalg.matmul(maps, maps, transpose_a=True)
-        return gram / tf.constant(maps.shape[2], dtype=x.dtype)
+        maps = self._tanh_maps(x)
+        n = maps.shape[2]
+        a, c = _soft_and_affine(self.settings.threshold_steepness)
+        sums = tf.reduce_sum(maps, axis=2)  # (B, C, K)
+        # (1/N) sum_p (a w_i + c)(a w_j + c), expanded so that the affine part needs no pass over p
+        return (_gram(maps) * tf.constant(a * a / n, x.dtype)
+                + (sums[..., :, None] + sums[..., None, :]) * tf.constant(a * c / n, x.dtype)
+                + tf.constant(c * c, x.dtype))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from mcrgpu.descriptors.correlations import _HalfPlaneDescriptor, half_plane_shifts
+from mcrgpu.descriptors.correlations import _HalfPlaneDescriptor, _soft_and_affine, half_plane_shifts
 
 __all__ = ["TwoPointCorrelations"]
 
@@ -42,4 +42,7 @@ class TwoPointCorrelations(_HalfPlaneDescriptor):
         return (len(half_plane_shifts(self.settings.limit_to)),)
 
     def _compute(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_mean(tf.square(self._maps(x)), axis=2)
+        a, c = _soft_and_affine(self.settings.threshold_steepness)
+        maps = self._tanh_maps(x) * tf.constant(a, x.dtype) + tf.constant(c, x.dtype)
+        # averaging the soft-AND values themselves keeps binary structures exact (sums of 0 and 1)
+        return tf.reduce_mean(tf.square(maps), axis=2)
