@@ -35,7 +35,7 @@ def _figure_for(path: Path):
         from mcrgpu.plotting import plot_microstructure
 
         microstructure = load_microstructure(path)
-        return plot_microstructure(microstructure, title=f"{path.name}: {microstructure!r}")
+        return plot_microstructure(microstructure, title=f"{path.name}: {microstructure.n_phases} phases")
     if suffix == ".npz":
         from mcrgpu.io import read_npz_with_header
 
