@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -171,17 +172,27 @@ def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: 
 
 def _mean_over_slices(volume, axis, descriptors, strategy, slice_batch_size):
     """Mean descriptor values over all slices of ``volume`` perpendicular to ``axis``."""
-    n_slices = volume.shape[axis]
-    table = {axis: slice_table(np.arange(n_slices), strategy.num_replicas_in_sync, slice_batch_size)}
-    height, width = [size for i, size in enumerate(volume.shape[:3]) if i != axis]
-    shapes = {d.name: (volume.shape[3], *d.value_shape(height, width)) for d in descriptors}
+    names = tuple(d.name for d in descriptors)
+    total = _slice_sum_function(strategy, names, descriptors[0].settings, volume.shape, axis, slice_batch_size)
+    sums = total(tf.constant(volume))
+    return {name: value.numpy() / volume.shape[axis] for name, value in sums.items()}
+
+
+@functools.lru_cache(maxsize=16)
+def _slice_sum_function(strategy, names, settings, shape, axis, slice_batch_size):
+    """The traced function summing descriptors over the slices of one axis, kept for reuse so
+    that characterizing many structures of one shape traces once."""
+    descriptors = [get_descriptor(name, settings) for name in names]
+    table = {axis: slice_table(np.arange(shape[axis]), strategy.num_replicas_in_sync, slice_batch_size)}
+    height, width = [size for i, size in enumerate(shape[:3]) if i != axis]
+    shapes = {d.name: (shape[3], *d.value_shape(height, width)) for d in descriptors}
 
     def replica_sum(field):
         def chunk_sum(indices, weights, _axis):
             slices = gather_slices(field, indices, axis)
             return {d.name: tf.tensordot(weights, d(slices), axes=1) for d in descriptors}
 
-        initial = {name: tf.zeros(shape, field.dtype) for name, shape in shapes.items()}
+        initial = {name: tf.zeros(value_shape, field.dtype) for name, value_shape in shapes.items()}
         return replica_slice_sum(table, chunk_sum, initial)
 
     @tf.function
@@ -189,8 +200,7 @@ def _mean_over_slices(volume, axis, descriptors, strategy, slice_batch_size):
         sums = strategy.run(replica_sum, args=(field_value,))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
 
-    sums = total(tf.constant(volume))
-    return {name: value.numpy() / n_slices for name, value in sums.items()}
+    return total
 
 
 def _mean_over_axes(per_axis: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
