@@ -100,7 +100,7 @@ class Characterization:
 def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: Sequence[str], *,
                  limit_to: int = 8, use_multigrid: bool = True, use_multiphase: bool | None = None,
                  periodic: bool = True, threshold_steepness: float = 10.0,
-                 strategy: tf.distribute.Strategy | None = None, slice_batch_size: int = 16,
+                 strategy: tf.distribute.Strategy | None = None, slice_batch_size: int = 8,
                  source: str = "") -> Characterization:
     """Compute descriptors of a 2D microstructure, or of every slice of a 3D one.
 

@@ -51,7 +51,7 @@ class ReconstructionSettings:
     use_multiphase: bool | None = None
     greedy: bool = False
     batch_size: int = 1
-    slice_batch_size: int | None = None
+    slice_batch_size: int | None = 8
     use_distributed_loss: bool | None = None
     jit_compile: bool = False
     convergence_data_steps: int | None = 10

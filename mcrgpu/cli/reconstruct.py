@@ -81,7 +81,7 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
 @click.option("--data_folder", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--information", default=None, help="Text added to the result file names.")
 @click.option("--slice_batch_size", type=click.IntRange(min=1), default=None,
-              help="Largest number of 2D slices one device processes at once (memory bound).")
+              help="Largest number of 2D slices one device processes at once (memory bound; default 8).")
 @click.option("--limit_to", type=int, default=None, hidden=True)
 @click.option("--threshold_steepness", type=float, default=None, hidden=True)
 @click.option("--no_multigrid_descriptor", is_flag=True, default=None, hidden=True)
@@ -126,8 +126,10 @@ def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch
     resume = options.pop("resume")
     progress = options.pop("progress")
     weights = options.pop("descriptor_weights") or None
+    if slice_batch_size:
+        options["slice_batch_size"] = slice_batch_size
     dmcr = DMCR(list(descriptor_types), weights, strategy=strategy, save_to=data_folder, name=stem,
-                progress=progress, slice_batch_size=slice_batch_size,
+                progress=progress,
                 initial_microstructure=load_microstructure(initial) if initial else None, **options)
     history, result = dmcr.reconstruct(target, shape, resume_from=resume)
     structure_path, history_path = dmcr.result_paths(target)

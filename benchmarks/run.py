@@ -1,0 +1,559 @@
+#!/usr/bin/env python
+"""Benchmark mcrgpu, optionally against MCRpy 0.2.0 (the "peer"), on the same cases.
+
+    python benchmarks/run.py --suite quick|full [--peer] [--out benchmarks/results]
+
+Writes ``results.md`` (a Markdown table) and ``results.json`` (every run's raw figures) to
+``--out``. See benchmarks/README.md for the cases, the figures and how they are measured.
+
+Every run is a subprocess of this script, so that its wall time and peak resident memory
+(``os.wait4``'s ``ru_maxrss`` of that child) are its own. mcrgpu runs in the interpreter that
+runs this script (``python -m`` re-entry as ``--worker mcrgpu``); MCRpy runs in its own virtual
+environment through its command line (``python -m mcrpy.match`` / ``mcrpy.characterize``).
+Only the standard library and NumPy are imported at module level, so that the peer
+interpreter can run the small ``--worker read-mcrpy`` reader of MCRpy's pickles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = Path(os.environ.get("MCRGPU_BENCH_DATA", "/work/shared/data/microstructures"))
+LIMIT_TO = 8
+S2_WINDOW = 8  # S2 error: shifts |dy|, |dx| < 8
+WARMUP = 2  # k: s/iter of mcrgpu = (t[-1] - t[k]) / (n - 1 - k)
+PEER_PACKAGES = ["mcrpy==0.2.0", "numpy<2", "tensorflow-cpu==2.21.0"]
+RUN_TIMEOUT = 3600  # seconds, per subprocess
+
+# -- cases -------------------------------------------------------------------------------------
+# kind "match": characterize `file` (cropped to `crop`), reconstruct `shape` with L-BFGS-B for
+# `max_iter` evaluations. kind "characterize": characterize `file` only.
+CORR_VAR = {"descriptors": ["Correlations", "Variation"], "weights": [1.0, 100.0]}
+FFT_VAR = {"descriptors": ["FFTCorrelations", "Variation"], "weights": [1.0, 100.0]}
+
+
+def suite_cases(suite: str) -> list[dict]:
+    quick = suite == "quick"
+
+    def it(q, f):
+        return q if quick else f
+
+    cases = [
+        dict(name="2d64_corr", kind="match", file="pymks_ms_64x64_2.npy", shape=[64, 64],
+             descriptors=["Correlations"], weights=[1.0], max_iter=it(200, 500), peer_short=it(50, 100)),
+        dict(name="2d64_fft", kind="match", file="pymks_ms_64x64_2.npy", shape=[64, 64],
+             descriptors=["FFTCorrelations"], weights=[1.0], max_iter=it(200, 500), peer_short=it(50, 100)),
+        dict(name="2d128_corr", kind="match", file="pymks_ms_128x128_1.npy", shape=[128, 128],
+             descriptors=["Correlations"], weights=[1.0], max_iter=it(100, 300), peer_short=it(25, 60)),
+        dict(name="3d32_corr_var", kind="match", file="pymks_ms_64x64_2.npy", crop=32,
+             shape=[32, 32, 32], max_iter=it(6, 20), **CORR_VAR),
+        dict(name="3d64_corr_var", kind="match", file="pymks_ms_64x64_2.npy", shape=[64, 64, 64],
+             max_iter=it(4, 10), **CORR_VAR),
+        dict(name="3d64_fft_var", kind="match", file="pymks_ms_64x64_2.npy", shape=[64, 64, 64],
+             max_iter=it(10, 30), peer_short=it(4, 10), **FFT_VAR),
+        dict(name="char256_corr_var", kind="characterize", file="copolymer_resized.npy", **CORR_VAR),
+        dict(name="3d128_corr_var", kind="match", file="pymks_ms_128x128_1.npy", shape=[128, 128, 128],
+             max_iter=it(4, 6), peer=False, reps=1, **CORR_VAR),
+    ]
+    if not quick:
+        cases.append(dict(name="3d256_corr_var_greedy", kind="match", file="copolymer_resized.npy",
+                          shape=[256, 256, 256], max_iter=6, greedy=True, batch_size=8,
+                          slice_batch_size=8, peer=False, reps=1, **CORR_VAR))
+    for n in (1, 2, 4):
+        cases.append(dict(name="3d64_corr_var_replicas", kind="match", file="pymks_ms_64x64_2.npy",
+                          shape=[64, 64, 64], max_iter=it(4, 6), logical_devices=n, peer=False,
+                          reps=it(1, 3), **CORR_VAR))
+    return cases
+
+
+# -- shared measurements --------------------------------------------------------------------------
+def load_image(case: dict) -> np.ndarray:
+    image = np.load(DATA / case["file"])
+    if case.get("crop"):
+        image = image[: case["crop"], : case["crop"]]
+    return np.ascontiguousarray(image)
+
+
+def s2_window(labels: np.ndarray, window: int = S2_WINDOW) -> np.ndarray:
+    """Periodic two-point autocorrelation of phase 1 in shifts |dy|, |dx| < window, by FFT.
+
+    2D: of the image. 3D: averaged over all slices perpendicular to each of the three axes.
+    """
+    x = (np.asarray(labels) == 1).astype(np.float64)
+    stacks = [x[None]] if x.ndim == 2 else [x, np.moveaxis(x, 1, 0), np.moveaxis(x, 2, 0)]
+    shifts = np.arange(1 - window, window)
+    total, count = 0.0, 0
+    for stack in stacks:
+        h, w = stack.shape[1:]
+        spectrum = np.fft.rfft2(stack)
+        corr = np.fft.irfft2(spectrum * np.conj(spectrum), s=(h, w)) / (h * w)
+        total = total + corr[:, shifts % h][:, :, shifts % w].sum(axis=0)
+        count += stack.shape[0]
+    return total / count
+
+
+def s2_error(result_labels: np.ndarray, original_labels: np.ndarray) -> float:
+    reference = s2_window(original_labels)
+    return float(np.linalg.norm(s2_window(result_labels) - reference) / np.linalg.norm(reference))
+
+
+def flops_per_evaluation(case: dict) -> float:
+    """Counted floating-point operations of one loss + gradient evaluation (forward only for a
+    characterization). The model is documented in benchmarks/README.md."""
+    limit, k = LIMIT_TO, LIMIT_TO**2 + (LIMIT_TO - 1) ** 2
+    if case["kind"] == "characterize":
+        image = load_image(case)
+        slices = [(1, *image.shape)]
+        channels = len(np.unique(image))  # multiphase characterization: one channel per phase
+        passes = 1.0
+    else:
+        shape = case["shape"]
+        channels = 1
+        passes = 3.0  # forward + backward (~2x forward)
+        if len(shape) == 2:
+            slices = [(1, *shape)]
+        else:
+            slices = []
+            for axis in range(3):
+                h, w = [s for i, s in enumerate(shape) if i != axis]
+                count = case.get("batch_size", 1) if case.get("greedy") else shape[axis]
+                slices.append((count, h, w))
+    total = 0.0
+    for count, h, w in slices:
+        per_slice = 0.0
+        for name in case["descriptors"]:
+            if name == "Correlations":
+                levels = max(1, int(math.floor(math.log2(min(h, w) / limit))))
+                for n in range(levels):
+                    pixels = (h // 2**n) * (w // 2**n)
+                    per_slice += pixels * (20 * k + 2 * k * k) + (h * w if n else 0)  # maps, Gram, pooling
+            elif name == "FFTCorrelations":
+                pixels = h * w
+                per_slice += 2 * 5 * pixels * math.log2(pixels) + 6 * pixels  # FFT, inverse, |F|^2
+            elif name == "Variation":
+                per_slice += 6 * h * w
+        per_slice += 5 * h * w  # out-of-range penalty and loss reduction
+        total += count * channels * per_slice
+    return passes * total
+
+
+# -- workers (run in subprocesses) --------------------------------------------------------------------
+def worker_matmul(out: Path) -> None:
+    import tensorflow as tf
+
+    n = 2048
+    a = tf.random.normal((n, n), dtype=tf.float32, seed=1)
+    b = tf.random.normal((n, n), dtype=tf.float32, seed=2)
+    tf.matmul(a, b).numpy()  # warm-up
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        tf.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    out.write_text(json.dumps({"gflops": 2 * n**3 / best / 1e9, "seconds": best, "n": n}))
+
+
+def worker_mcrgpu(spec: dict, out: Path) -> None:
+    import tensorflow as tf
+
+    strategy = None
+    n_devices = spec.get("logical_devices")
+    if n_devices:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n_devices)])
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+    from mcrgpu.characterization import characterize
+    from mcrgpu.dmcr import DMCR
+
+    image = load_image(spec)
+    record: dict = {}
+    if spec["kind"] == "characterize":
+        c = characterize(image, spec["descriptors"], limit_to=LIMIT_TO)
+        record.update(characterize_seconds=c.seconds,
+                      shapes={k: list(v.shape) for k, v in c.descriptors.items()})
+    else:
+        c = characterize(image, spec["descriptors"], limit_to=LIMIT_TO, use_multiphase=False)
+        options = {key: spec[key] for key in ("greedy", "batch_size", "slice_batch_size") if key in spec}
+        dmcr = DMCR(spec["descriptors"], spec["weights"], max_iter=spec["max_iter"], seed=spec.get("seed", 0),
+                    strategy=strategy, **options)
+        history, result = dmcr.reconstruct(c, tuple(spec["shape"]))
+        np.save(spec["result_file"], result.original_labels())
+        record.update(seconds=list(history.seconds), losses=list(history.losses),
+                      n_evaluations=history.n_evaluations, best_loss=history.best_loss,
+                      characterize_seconds=c.seconds)
+        if n_devices:
+            record["replicas"] = strategy.num_replicas_in_sync
+    out.write_text(json.dumps(record))
+
+
+def worker_read_mcrpy(path: Path, out: Path) -> None:
+    """Run by the peer interpreter: evaluations and losses from MCRpy's convergence_data pickle."""
+    import pickle
+
+    with open(path, "rb") as handle:
+        data = pickle.load(handle)
+    line = np.asarray(data["line_data"], dtype=np.float64)
+    # MCRpy appends one forced entry after the last evaluation (numbered last + 1).
+    out.write_text(json.dumps({"line_rows": int(line.shape[0]), "n_evaluations": int(line.shape[0] - 1),
+                               "last_iteration": float(line[-1, 0]), "final_loss": float(line[-1, 1]),
+                               "first_loss": float(line[0, 1])}))
+
+
+# -- running subprocesses -----------------------------------------------------------------------
+def run_measured(command: list[str], log: Path, cwd: Path | None = None, env: dict | None = None) -> dict:
+    """Run ``command``; return its wall time, peak RSS (MB, of this child) and exit status."""
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **(env or {})}
+    start = time.perf_counter()
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd, env=environment)
+        deadline = start + RUN_TIMEOUT
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                process.kill()
+                pid, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.05)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0, "returncode": process.returncode}
+
+
+def log_tail(log: Path, chars: int = 1500) -> str:
+    try:
+        return log.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+class Runner:
+    def __init__(self, args, scratch: Path) -> None:
+        self.args = args
+        self.scratch = scratch
+        self.peer_python = Path(args.peer_venv) / "bin" / "python"
+        self.counter = 0
+
+    def _dir(self, label: str) -> Path:
+        self.counter += 1
+        path = self.scratch / f"{self.counter:03d}_{label}"
+        path.mkdir(parents=True)
+        return path
+
+    def input_file(self, case: dict) -> Path:
+        """The structure as MCRpy reads it: the data file in place, or a cropped copy."""
+        if not case.get("crop"):
+            return DATA / case["file"]
+        path = self.scratch / f"{Path(case['file']).stem}_crop{case['crop']}.npy"
+        if not path.exists():
+            np.save(path, load_image(case))
+        return path
+
+    def mcrgpu(self, case: dict, rep: int) -> dict:
+        work = self._dir(f"{case['name']}_mcrgpu")
+        spec = {**case, "seed": rep, "result_file": str(work / "result.npy")}
+        out = work / "record.json"
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", "mcrgpu",
+                   "--spec", json.dumps(spec), "--worker-out", str(out)]
+        run = run_measured(command, work / "log.txt")
+        if run["returncode"] != 0 or not out.exists():
+            return {**run, "error": log_tail(work / "log.txt")}
+        record = {**run, **json.loads(out.read_text())}
+        if case["kind"] == "match":
+            t = record["seconds"]
+            n = len(t)
+            record["startup_s"] = t[0]
+            record["s_per_iter"] = (t[-1] - t[WARMUP]) / (n - 1 - WARMUP) if n > WARMUP + 1 else None
+            record["final_loss"] = record["best_loss"]
+            record["s2_error"] = s2_error(np.load(work / "result.npy"), load_image(case))
+        return record
+
+    def mcrpy(self, case: dict, max_iter: int | None) -> dict:
+        work = self._dir(f"{case['name']}_mcrpy")
+        data_folder = work / "data"
+        source = self.input_file(case)
+        py = str(self.peer_python)
+        if case["kind"] == "characterize":
+            command = [py, "-m", "mcrpy.characterize", "--microstructure_filenames", str(source),
+                       "--descriptor_types", *case["descriptors"], "--limit_to", str(LIMIT_TO),
+                       "--data_folder", str(data_folder)]
+        else:
+            command = [py, "-m", "mcrpy.match", "--microstructure_filenames", str(source),
+                       "--descriptor_types", *case["descriptors"],
+                       "--descriptor_weights", *[str(w) for w in case["weights"]],
+                       "--limit_to", str(LIMIT_TO), "--optimizer_type", "LBFGSB",
+                       "--max_iter", str(max_iter), "--data_folder", str(data_folder)]
+            if len(case["shape"]) == 3:
+                command += ["--add_dimension", str(case["shape"][0])]
+        run = run_measured(command, work / "log.txt", cwd=work)
+        if run["returncode"] != 0:
+            return {**run, "error": log_tail(work / "log.txt")}
+        record = {**run, "max_iter": max_iter}
+        if case["kind"] == "match":
+            out = work / "convergence.json"
+            reader = run_measured([py, str(Path(__file__).resolve()), "--worker", "read-mcrpy", "--spec",
+                                   str(data_folder / "convergence_data.pickle"), "--worker-out", str(out)],
+                                  work / "reader_log.txt")
+            if reader["returncode"] != 0:
+                return {**run, "error": log_tail(work / "reader_log.txt")}
+            record.update(json.loads(out.read_text()))
+            printed = [line for line in (work / "log.txt").read_text(errors="replace").splitlines()
+                       if line.lstrip().startswith("Iteration")]
+            record["printed_iteration_lines"] = len(printed)
+            record["s2_error"] = s2_error(np.load(data_folder / "last_frame.npy"), load_image(case))
+        shutil.rmtree(data_folder, ignore_errors=True)  # the 3D convergence pickles are large
+        return record
+
+
+def ensure_peer_venv(path: Path) -> Path:
+    python = path / "bin" / "python"
+    if python.exists():
+        check = subprocess.run([str(python), "-c", "import mcrpy, tensorflow, numpy"], capture_output=True)
+        if check.returncode == 0:
+            return python
+    print(f"Creating the MCRpy venv {path} (pip install {' '.join(PEER_PACKAGES)}) ...", flush=True)
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", str(path)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
+    return python
+
+
+# -- summarising ----------------------------------------------------------------------------------
+def median(values):
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return statistics.median(values) if values else None
+
+
+def summarise_mcrgpu(case: dict, runs: list[dict], rate_gflops: float) -> dict:
+    ok = [r for r in runs if "error" not in r]
+    row = {"case": case_label(case), "tool": "mcrgpu", "runs": len(ok), "failed": len(runs) - len(ok)}
+    if not ok:
+        return row
+    floor = flops_per_evaluation(case) / (rate_gflops * 1e9)
+    if case["kind"] == "characterize":
+        row.update(s_per_iter=median(r["characterize_seconds"] for r in ok), startup_s=None)
+    else:
+        row.update(s_per_iter=median(r["s_per_iter"] for r in ok), startup_s=median(r["startup_s"] for r in ok),
+                   final_loss=median(r["final_loss"] for r in ok), s2_error=median(r["s2_error"] for r in ok),
+                   n_evaluations=median(r["n_evaluations"] for r in ok))
+    row.update(wall_s=median(r["wall_s"] for r in ok), peak_rss_mb=median(r["peak_rss_mb"] for r in ok),
+               flops_per_iter=flops_per_evaluation(case), floor_s_per_iter=floor)
+    if row.get("s_per_iter"):
+        row["measured_over_floor"] = row["s_per_iter"] / floor
+    return row
+
+
+def summarise_mcrpy(case: dict, pairs: list[dict]) -> dict:
+    row = {"case": case_label(case), "tool": "MCRpy 0.2.0"}
+    if case["kind"] == "characterize":
+        ok = [p["long"] for p in pairs if "error" not in p["long"]]
+        row.update(runs=len(ok), failed=len(pairs) - len(ok))
+        if ok:
+            row.update(wall_s=median(r["wall_s"] for r in ok), peak_rss_mb=median(r["peak_rss_mb"] for r in ok))
+        return row
+    ok = [p for p in pairs if "error" not in p["short"] and "error" not in p["long"]]
+    row.update(runs=len(ok), failed=len(pairs) - len(ok))
+    if not ok:
+        return row
+    per_iter, startup = [], []
+    for p in ok:
+        extra = p["long"]["n_evaluations"] - p["short"]["n_evaluations"]
+        if extra > 0:
+            s = (p["long"]["wall_s"] - p["short"]["wall_s"]) / extra
+            per_iter.append(s)
+            startup.append(p["long"]["wall_s"] - p["long"]["n_evaluations"] * s)
+    longs = [p["long"] for p in ok]
+    row.update(s_per_iter=median(per_iter), startup_s=median(startup), wall_s=median(r["wall_s"] for r in longs),
+               peak_rss_mb=median(r["peak_rss_mb"] for r in longs),
+               final_loss=median(r["final_loss"] for r in longs), s2_error=median(r["s2_error"] for r in longs),
+               n_evaluations=median(r["n_evaluations"] for r in longs))
+    return row
+
+
+def case_label(case: dict) -> str:
+    label = case["name"]
+    if case["kind"] == "match":
+        label += f" ({'x'.join(map(str, case['shape']))}, {'+'.join(case['descriptors'])}, {case['max_iter']} it"
+        if case.get("greedy"):
+            label += f", greedy {case['batch_size']}/axis"
+        if case.get("logical_devices"):
+            label += f", {case['logical_devices']} CPU dev"
+        label += ")"
+    else:
+        label += f" ({case['file']}, {'+'.join(case['descriptors'])})"
+    return label
+
+
+def fmt(value, digits=3):
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000 or abs(value) < 1e-2:
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}"
+
+
+def fmt_int(value):
+    return "–" if value is None else f"{value:.0f}"
+
+
+def write_results(out: Path, meta: dict, rows: list[dict], raw: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "runs": raw}, indent=1, default=str))
+    lines = [f"# mcrgpu benchmark: {meta['suite']} suite", "",
+             f"- date: {meta['date']}; host: {meta['host']}; {meta['cpu_count']} CPU cores; "
+             f"python {meta['python']}; device: CPU only",
+             f"- matmul rate (2048x2048 float32 tf.matmul, best of 5): **{fmt(meta.get('matmul_gflops'))} GFLOP/s**",
+             f"- command: `{meta['command']}`; total {fmt_int(meta.get('total_s'))} s",
+             "- s/iter: seconds per loss+gradient evaluation after warm-up (median of runs); start-up: "
+             "mcrgpu's first evaluation (tracing), MCRpy's intercept (wall − n·s/iter, includes imports)",
+             "- the characterization row's s/iter is mcrgpu's in-process characterize() time; its speed-up "
+             "compares wall times", "",
+             "| case | tool | s/iter (median) | start-up s | wall s | peak RSS MB | final loss | S2 error | "
+             "speed-up (MCRpy/mcrgpu s/iter) | floor s/iter | measured/floor |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        tool = row["tool"] + (f" ({row['runs']} runs" + (f", {row['failed']} failed" if row.get("failed") else "")
+                              + ")")
+        lines.append("| " + " | ".join([
+            row["case"], tool, fmt(row.get("s_per_iter")), fmt(row.get("startup_s")), fmt(row.get("wall_s")),
+            fmt_int(row.get("peak_rss_mb")), fmt(row.get("final_loss")), fmt(row.get("s2_error")),
+            fmt(row.get("speedup")), fmt(row.get("floor_s_per_iter")), fmt(row.get("measured_over_floor"))]) + " |")
+    replicas = [r for r in rows if "replica_ratio" in r]
+    if replicas:
+        lines += ["", "## Replica overhead (mcrgpu, MirroredStrategy over logical CPU devices)", "",
+                  "| logical CPU devices | s/iter | ratio to 1 device |", "|---|---|---|"]
+        for r in replicas:
+            lines.append(f"| {r['logical_devices']} | {fmt(r.get('s_per_iter'))} | {fmt(r['replica_ratio'])} |")
+    failures = [f"- {name}: {err}" for name, err in meta.get("failures", [])]
+    if failures:
+        lines += ["", "## Failures", "", *failures]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+
+
+# -- main -------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", choices=["quick", "full"], default="quick")
+    parser.add_argument("--peer", action="store_true", help="also run MCRpy 0.2.0 (creates its venv once)")
+    parser.add_argument("--peer-venv", default=str(HERE / ".peer-venv"))
+    parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--reps", type=int, default=3, help="runs per case and tool (median); default 3")
+    parser.add_argument("--only", nargs="*", help="run only the cases whose name contains one of these")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite results.md from the results.json in --out")
+    parser.add_argument("--max-iter-scale", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["mcrgpu", "matmul", "read-mcrpy"], help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker == "mcrgpu":
+        worker_mcrgpu(json.loads(args.spec), Path(args.worker_out))
+        return 0
+    if args.worker == "matmul":
+        worker_matmul(Path(args.worker_out))
+        return 0
+    if args.worker == "read-mcrpy":
+        worker_read_mcrpy(Path(args.spec), Path(args.worker_out))
+        return 0
+
+    started = time.perf_counter()
+    out = Path(args.out)
+    if args.render:
+        saved = json.loads((out / "results.json").read_text())
+        write_results(out, saved["meta"], saved["rows"], saved["runs"])
+        return 0
+    cases = suite_cases(args.suite)
+    if args.only:
+        cases = [c for c in cases if any(s in c["name"] for s in args.only)]
+    if args.max_iter_scale != 1.0:
+        for c in cases:
+            if "max_iter" in c:
+                c["max_iter"] = max(4, int(round(c["max_iter"] * args.max_iter_scale)))
+    if args.peer:
+        ensure_peer_venv(Path(args.peer_venv))
+    scratch = Path(tempfile.mkdtemp(prefix="mcrgpu_bench_"))
+    runner = Runner(args, scratch)
+    meta = {"suite": args.suite, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "peer": args.peer,
+            "command": " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
+            "reps": args.reps, "warmup_k": WARMUP, "failures": []}
+    rate_file = scratch / "matmul.json"
+    rate_run = run_measured([sys.executable, str(Path(__file__).resolve()), "--worker", "matmul",
+                             "--worker-out", str(rate_file)], scratch / "matmul_log.txt")
+    if rate_run["returncode"] != 0:
+        raise SystemExit("matmul rate measurement failed:\n" + log_tail(scratch / "matmul_log.txt"))
+    meta["matmul_gflops"] = json.loads(rate_file.read_text())["gflops"]
+    print(f"matmul rate: {meta['matmul_gflops']:.1f} GFLOP/s", flush=True)
+
+    rows, raw = [], {}
+    one_device = None
+    try:
+        for case in cases:
+            reps = min(args.reps, case.get("reps", args.reps))
+            with_peer = args.peer and case.get("peer", True)
+            mine, theirs = [], []
+            for rep in range(reps):  # interleaved: A B A B ...
+                print(f"[{time.perf_counter() - started:7.0f}s] {case['name']} rep {rep + 1}/{reps}: mcrgpu",
+                      flush=True)
+                mine.append(runner.mcrgpu(case, rep))
+                if with_peer:
+                    print(f"[{time.perf_counter() - started:7.0f}s] {case['name']} rep {rep + 1}/{reps}: MCRpy",
+                          flush=True)
+                    if case["kind"] == "match":
+                        short = case.get("peer_short", max(1, case["max_iter"] // 2))
+                        theirs.append({"short": runner.mcrpy(case, short), "long": runner.mcrpy(case, case["max_iter"])})
+                    else:
+                        theirs.append({"long": runner.mcrpy(case, None)})
+            for run in mine + [r for p in theirs for r in p.values()]:
+                if "error" in run:
+                    meta["failures"].append((case["name"], run["error"][-300:].replace("\n", " ")))
+            key = case["name"] + (f"_x{case['logical_devices']}" if case.get("logical_devices") else "")
+            raw[key] = {"case": case, "mcrgpu": mine, "mcrpy": theirs}
+            row = summarise_mcrgpu(case, mine, meta["matmul_gflops"])
+            if case.get("logical_devices"):
+                row["logical_devices"] = case["logical_devices"]
+                if case["logical_devices"] == 1:
+                    one_device = row.get("s_per_iter")
+                if one_device and row.get("s_per_iter"):
+                    row["replica_ratio"] = row["s_per_iter"] / one_device
+            rows.append(row)
+            if with_peer:
+                peer_row = summarise_mcrpy(case, theirs)
+                if case["kind"] == "characterize":
+                    if peer_row.get("wall_s") and row.get("wall_s"):
+                        row["speedup"] = peer_row["wall_s"] / row["wall_s"]
+                elif peer_row.get("s_per_iter") and row.get("s_per_iter"):
+                    row["speedup"] = peer_row["s_per_iter"] / row["s_per_iter"]
+                rows.append(peer_row)
+            meta["total_s"] = time.perf_counter() - started
+            write_results(out, meta, rows, raw)  # after every case, so partial results survive
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print((out / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
