@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -19,7 +20,7 @@ from mcrgpu.io import atomic_save_npz, read_npz_with_header
 from mcrgpu.microstructure import Microstructure
 from mcrgpu.slices import gather_slices, replica_slice_sum, slice_axes, slice_table
 
-__all__ = ["Characterization", "characterize", "save_characterization", "load_characterization"]
+__all__ = ["Characterization", "characterize", "combine_axes", "save_characterization", "load_characterization"]
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,37 @@ def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: 
         source=str(source),
         seconds=time.perf_counter() - started,
     )
+
+
+def combine_axes(characterizations: Sequence[Characterization]) -> Characterization:
+    """One anisotropic target from three 2D characterizations, one per slice orientation.
+
+    Element ``a`` describes the slices perpendicular to axis ``a`` of the volume to reconstruct
+    (for example micrographs of three orthogonal cuts).
+
+    Raises
+    ------
+    InvalidInputError
+        Not three 2D characterizations, or they differ in settings, phases or descriptors.
+    """
+    characterizations = list(characterizations)
+    if len(characterizations) != 3 or any(c.is_3d for c in characterizations):
+        raise InvalidInputError(
+            f"combine_axes needs three 2D characterizations (one per axis); received {len(characterizations)}"
+        )
+    first = characterizations[0]
+    for other in characterizations[1:]:
+        if (other.settings, other.multiphase, other.phase_values, other.descriptor_types) != (
+                first.settings, first.multiphase, first.phase_values, first.descriptor_types):
+            raise InvalidInputError(
+                "The three characterizations must share descriptors, settings and phases; "
+                f"{other.source or 'one'} differs from {first.source or 'the first'}"
+            )
+    per_axis = [c.descriptors for c in characterizations]
+    return dataclasses.replace(
+        first, descriptors=_mean_over_axes(per_axis), axis_descriptors=tuple(per_axis),
+        volume_fractions=np.mean([c.volume_fractions for c in characterizations], axis=0),
+        source=first.source)
 
 
 def _mean_over_slices(volume, axis, descriptors, strategy, slice_batch_size):

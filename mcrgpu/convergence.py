@@ -59,6 +59,12 @@ class ConvergenceData:
     def n_evaluations(self) -> int:
         return len(self.losses)
 
+    def continue_from(self, previous: ConvergenceData) -> None:
+        """Take over the evaluations of an earlier run (resume), its clock included."""
+        self.losses, self.stages = list(previous.losses), list(previous.stages)
+        self.seconds = list(previous.seconds)
+        self._started = time.perf_counter() - (previous.seconds[-1] if previous.seconds else 0.0)
+
     def start_stage(self) -> None:
         """Forget the best state: losses of another multigrid resolution are not comparable."""
         self.best_loss, self.best_field = float("inf"), None

@@ -13,7 +13,7 @@ import scipy.ndimage
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from mcrgpu.characterization import Characterization
+from mcrgpu.characterization import Characterization, combine_axes
 from mcrgpu.convergence import ConvergenceData, load_convergence
 from mcrgpu.descriptors import get_descriptor
 from mcrgpu.errors import InvalidInputError
@@ -157,11 +157,13 @@ class DMCR:
         self.progress = progress
 
     # -- public ---------------------------------------------------------------------------------
-    def reconstruct(self, desired: Characterization, shape: Sequence[int], *,
+    def reconstruct(self, desired: Characterization | Sequence[Characterization], shape: Sequence[int], *,
                     resume_from: str | Path | None = None) -> tuple[ConvergenceData, Microstructure]:
         """Reconstruct a microstructure of ``shape`` whose descriptors match ``desired``.
 
-        Ctrl+C stops the optimisation; the best state so far is returned (and saved).
+        ``desired`` is one characterization (2D: isotropic; 3D: one target per axis), or three 2D
+        characterizations, one per axis, for an anisotropic volume. Ctrl+C stops the
+        optimisation; the best state so far is returned (and saved).
 
         Returns
         -------
@@ -169,6 +171,8 @@ class DMCR:
             The history, and the best state found, as phase labels (arg-max of the indicators).
         """
         shape = _check_shape(shape)
+        if not isinstance(desired, Characterization):
+            desired = combine_axes(desired)
         settings = self.settings
         missing = [name for name in settings.descriptor_types if name not in desired.descriptors]
         if missing:
@@ -210,8 +214,7 @@ class DMCR:
                 raise InvalidInputError(
                     f"Cannot resume from {str(resume_from)!r}: its field does not have shape {(*shape, channels)}"
                 )
-            history.losses, history.seconds, history.stages = (previous.losses, previous.seconds,
-                                                               previous.stages)
+            history.continue_from(previous)
             return previous.last_field
         if self.initial_microstructure is not None:
             initial = self.initial_microstructure

