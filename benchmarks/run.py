@@ -203,7 +203,11 @@ def worker_mcrgpu(spec: dict, out: Path) -> None:
 
 
 def worker_read_mcrpy(path: Path, out: Path) -> None:
-    """Run by the peer interpreter: evaluations and losses from MCRpy's convergence_data pickle."""
+    """Run by the peer interpreter: evaluations and losses from MCRpy's convergence_data pickle.
+
+    The pickle is the output of the MCRpy run this benchmark just made (it holds MCRpy's own
+    classes, so it needs MCRpy's interpreter and a plain unpickler); never a user's file.
+    """
     import pickle
 
     with open(path, "rb") as handle:

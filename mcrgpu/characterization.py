@@ -18,7 +18,7 @@ from mcrgpu.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.errors import FileFormatError, InvalidInputError
 from mcrgpu.io import atomic_save_npz, read_npz_with_header
 from mcrgpu.microstructure import Microstructure
-from mcrgpu.slices import gather_slices, replica_slice_sum, slice_axes, slice_table
+from mcrgpu.slices import auto_slice_batch_size, gather_slices, replica_slice_sum, slice_axes, slice_table
 
 __all__ = ["Characterization", "characterize", "combine_axes", "save_characterization", "load_characterization"]
 
@@ -101,7 +101,7 @@ class Characterization:
 def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: Sequence[str], *,
                  limit_to: int = 8, use_multigrid: bool = True, use_multiphase: bool | None = None,
                  periodic: bool = True, threshold_steepness: float = 10.0,
-                 strategy: tf.distribute.Strategy | None = None, slice_batch_size: int = 8,
+                 strategy: tf.distribute.Strategy | None = None, slice_batch_size: int | None = None,
                  source: str = "") -> Characterization:
     """Compute descriptors of a 2D microstructure, or of every slice of a 3D one.
 
@@ -122,8 +122,9 @@ def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: 
         (two-phase structures).
     strategy : tf.distribute.Strategy, optional
         Default: TensorFlow's current (default) strategy.
-    slice_batch_size : int
-        Largest number of slices one replica processes at once.
+    slice_batch_size : int, optional
+        Largest number of slices one replica processes at once; default: as many as keep the
+        descriptors' intermediates near 128 MiB.
 
     Returns
     -------
@@ -143,7 +144,7 @@ def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: 
         raise InvalidInputError(
             f"descriptor_types must be a non-empty list of names; received {descriptor_types!r}"
         )
-    if slice_batch_size < 1:
+    if slice_batch_size is not None and slice_batch_size < 1:
         raise InvalidInputError(f"slice_batch_size must be >= 1; received {slice_batch_size!r}")
     settings = DescriptorSettings(limit_to=limit_to, use_multigrid=use_multigrid, periodic=periodic,
                                   threshold_steepness=threshold_steepness)
@@ -215,8 +216,9 @@ def _slice_sum_function(strategy, names, settings, shape, axis, slice_batch_size
     """The traced function summing descriptors over the slices of one axis, kept for reuse so
     that characterizing many structures of one shape traces once."""
     descriptors = [get_descriptor(name, settings) for name in names]
-    table = {axis: slice_table(np.arange(shape[axis]), strategy.num_replicas_in_sync, slice_batch_size)}
     height, width = [size for i, size in enumerate(shape[:3]) if i != axis]
+    batch = slice_batch_size or auto_slice_batch_size(descriptors, height, width, shape[3])
+    table = {axis: slice_table(np.arange(shape[axis]), strategy.num_replicas_in_sync, batch)}
     shapes = {d.name: (shape[3], *d.value_shape(height, width)) for d in descriptors}
 
     def replica_sum(field):

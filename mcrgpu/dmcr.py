@@ -22,7 +22,7 @@ from mcrgpu.io import atomic_save_npz, save_microstructure
 from mcrgpu.losses import LOSS_TYPES, LossSettings, SliceLoss, default_weights
 from mcrgpu.microstructure import Microstructure
 from mcrgpu.optimizers import OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_steps
-from mcrgpu.slices import SliceDistributedLoss, slice_axes
+from mcrgpu.slices import SliceDistributedLoss, auto_slice_batch_size, slice_axes
 
 __all__ = ["ReconstructionSettings", "DMCR"]
 
@@ -51,7 +51,7 @@ class ReconstructionSettings:
     use_multiphase: bool | None = None
     greedy: bool = False
     batch_size: int = 1
-    slice_batch_size: int | None = 8
+    slice_batch_size: int | None = None
     use_distributed_loss: bool | None = None
     jit_compile: bool = False
     convergence_data_steps: int | None = 10
@@ -273,9 +273,11 @@ class DMCR:
         volume = field[None] if field.ndim == 3 else field  # a 2D field is a volume of depth 1
         with strategy.scope():
             variable = tf.Variable(volume, dtype=tf.float32, name="indicator_field")
-        distributed = SliceDistributedLoss(strategy, variable,
-                                           self._slice_losses(desired, volume.shape, stage, multiphase),
-                                           slice_batch_size=settings.slice_batch_size,
+        losses = self._slice_losses(desired, volume.shape, stage, multiphase)
+        largest = max(losses.values(), key=lambda loss: loss.slice_shape[0] * loss.slice_shape[1])
+        batch = settings.slice_batch_size or auto_slice_batch_size(largest.descriptors, *largest.slice_shape,
+                                                                   volume.shape[-1])
+        distributed = SliceDistributedLoss(strategy, variable, losses, slice_batch_size=batch,
                                            jit_compile=settings.jit_compile)
         rng = np.random.default_rng(None if settings.seed is None else settings.seed + 1)
 
@@ -284,7 +286,7 @@ class DMCR:
                 return distributed.random_tables(settings.batch_size, rng)
             return full
 
-        full = distributed.full_tables()
+        full = tf.nest.map_structure(tf.constant, distributed.full_tables())  # converted once
         progress = tqdm(total=settings.max_iter, disable=not self.progress, unit="it",
                         desc=f"stage {stage}" if stage else "reconstruct", dynamic_ncols=True)
 

@@ -92,6 +92,7 @@ class SliceLoss:
         self.descriptors = list(descriptors)
         self.multiphase = multiphase
         self.settings = settings
+        self.slice_shape = tuple(slice_shape)
         height, width = slice_shape
         self._levels: list[int | None] = []
         self._targets: list[np.ndarray] = []

@@ -57,7 +57,7 @@ def characterize_command(files, more_files, descriptor_types, limit_to, no_multi
         result = characterize(ms, list(descriptor_types), limit_to=limit_to,
                               use_multigrid=not no_multigrid_descriptor, use_multiphase=use_multiphase,
                               periodic=not non_periodic, threshold_steepness=threshold_steepness,
-                              strategy=strategy, slice_batch_size=slice_batch_size or 8, source=str(path))
+                              strategy=strategy, slice_batch_size=slice_batch_size, source=str(path))
         if isotropic and result.is_3d:
             result = dataclasses.replace(result, axis_descriptors=None)
         out = Path(data_folder) / f"{result_stem(path, information)}_characterization.npz"

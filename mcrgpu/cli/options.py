@@ -145,7 +145,8 @@ def descriptor_options(command: Callable) -> Callable:
                      help="Folder for the results."),
         click.option("--information", default=None, help="Text added to the result file names."),
         click.option("--slice_batch_size", type=click.IntRange(min=1), default=None,
-                     help="Largest number of 2D slices one device processes at once (memory bound; default 8)."),
+                     help="Largest number of 2D slices one device processes at once (bounds memory; "
+                          "default: as many as fit in about 128 MiB)."),
     ], command)
 
 

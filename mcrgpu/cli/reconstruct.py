@@ -83,7 +83,8 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
 @click.option("--data_folder", type=click.Path(file_okay=False), default="results", show_default=True)
 @click.option("--information", default=None, help="Text added to the result file names.")
 @click.option("--slice_batch_size", type=click.IntRange(min=1), default=None,
-              help="Largest number of 2D slices one device processes at once (memory bound; default 8).")
+              help="Largest number of 2D slices one device processes at once (bounds memory; "
+                   "default: as many as fit in about 128 MiB).")
 @click.option("--limit_to", type=int, default=None, hidden=True)
 @click.option("--threshold_steepness", type=float, default=None, hidden=True)
 @click.option("--no_multigrid_descriptor", is_flag=True, default=None, hidden=True)

@@ -173,6 +173,12 @@ class Descriptor:
         raise NotImplementedError
 
     # -- public API ------------------------------------------------------------------------
+    def maps_per_pixel(self) -> int:
+        """How many values per pixel and channel the kernel builds (and keeps for the gradient):
+        1 for most descriptors, one per shift for the half-plane correlations. Used to size
+        slice batches to the available memory."""
+        return 1
+
     def max_levels(self, height: int, width: int) -> int:
         """Number of multigrid levels available for an ``height`` x ``width`` slice.
 

@@ -111,6 +111,9 @@ class _HalfPlaneDescriptor(Descriptor):
         limit = self.settings.limit_to
         return (limit, limit) if self.settings.periodic else (limit, 2 * limit - 1)
 
+    def maps_per_pixel(self) -> int:
+        return len(half_plane_shifts(self.settings.limit_to))
+
     def _tanh_maps(self, x: tf.Tensor) -> tf.Tensor:
         """``w_r(p) = 1 + tanh(z)`` with ``soft_and(x(p), x(p + r)) = a w_r(p) + c`` (see
         :func:`_soft_and_affine`) for every half-plane shift: (B, C, N, K).
@@ -135,13 +138,14 @@ class _HalfPlaneDescriptor(Descriptor):
             h, w = height - pad, width - 2 * pad
         canvas_width = canvas.shape[3]
         positions_major = tf.transpose(tf.reshape(canvas, [-1, canvas.shape[2] * canvas_width]))
-        rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-        indices = np.stack([((rows + dy) * canvas_width + cols + pad + dx).ravel()
-                            for dy, dx in half_plane_shifts(limit)], axis=1)  # (N, K)
-        shifted = tf.gather(positions_major, indices.astype(np.int32))  # (N, K, B*C)
+        shifts = half_plane_shifts(limit)
+        offsets = (shifts[:, 0] * canvas_width + shifts[:, 1] + pad).astype(np.int32)  # (K,)
+        # flat canvas index of every position; built in the graph so that no (N, K) table is embedded
+        anchors = tf.reshape(tf.range(h)[:, None] * canvas_width + tf.range(w)[None, :], [-1, 1])
+        shifted = tf.gather(positions_major, anchors + offsets)  # (N, K, B*C)
         maps = 1.0 + tf.tanh(shifted[:, :1] + shifted)
         maps = tf.transpose(maps, [2, 0, 1])  # (B*C, N, K)
-        return tf.reshape(maps, [batch, channels, h * w, len(indices[0])])
+        return tf.reshape(maps, [batch, channels, h * w, len(shifts)])
 
 
 class Correlations(_HalfPlaneDescriptor):
