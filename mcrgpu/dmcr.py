@@ -19,7 +19,7 @@ from mcrgpu.descriptors import get_descriptor
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.gpu_manager import GPUConfig, setup_gpus
 from mcrgpu.io import atomic_save_npz, save_microstructure
-from mcrgpu.losses import LOSS_TYPES, LossSettings, SliceLoss, default_weights
+from mcrgpu.losses import LossSettings, SliceLoss, default_weights
 from mcrgpu.microstructure import Microstructure
 from mcrgpu.optimizers import OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_steps
 from mcrgpu.slices import SliceDistributedLoss, auto_slice_batch_size, slice_axes

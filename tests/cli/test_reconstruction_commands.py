@@ -1,6 +1,5 @@
 """``mcrgpu example``, ``characterize``, ``match`` and ``reconstruct`` through click's test runner."""
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
