@@ -23,6 +23,10 @@ __all__ = ["main", "match_main", "reconstruct_main", "characterize_main"]
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging details.")
 def main(verbose: bool) -> None:
     """Microstructure characterization and reconstruction on TensorFlow distribution strategies."""
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.WARNING, format="mcrgpu: %(levelname)s: %(message)s")
     logging.getLogger("mcrgpu").setLevel(logging.DEBUG if verbose else logging.INFO)
 
@@ -35,12 +39,14 @@ main.add_command(view)
 main.add_command(example)
 
 
-def _standalone(name: str):
+def _standalone(command: click.Command, name: str):
+    """Entry point running one command as its own program (``mcrgpu-match``, ...)."""
     def run() -> None:
-        main.main(args=[name, *__import__("sys").argv[1:]], prog_name=f"mcrgpu-{name}")
+        _configure_logging(verbose=False)
+        command.main(prog_name=f"mcrgpu-{name}")
     return run
 
 
-match_main = _standalone("match")
-reconstruct_main = _standalone("reconstruct")
-characterize_main = _standalone("characterize")
+match_main = _standalone(match_command, "match")
+reconstruct_main = _standalone(reconstruct_command, "reconstruct")
+characterize_main = _standalone(characterize_command, "characterize")

