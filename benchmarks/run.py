@@ -202,16 +202,52 @@ def worker_mcrgpu(spec: dict, out: Path) -> None:
     out.write_text(json.dumps(record))
 
 
-def worker_read_mcrpy(path: Path, out: Path) -> None:
-    """Run by the peer interpreter: evaluations and losses from MCRpy's convergence_data pickle.
+class _InertObject:
+    """Stands in for every class of MCRpy's pickle that is not a NumPy array: stores nothing,
+    runs nothing."""
 
-    The pickle is the output of the MCRpy run this benchmark just made (it holds MCRpy's own
-    classes, so it needs MCRpy's interpreter and a plain unpickler); never a user's file.
-    """
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, *args, **kwargs):  # a reduce may call what an earlier reduce returned
+        return _InertObject()
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+    def append(self, value):
+        pass
+
+    def extend(self, values):
+        pass
+
+
+def _load_arrays_only(handle):
+    """Unpickle MCRpy's convergence data building only NumPy arrays and plain containers; any
+    other class (MCRpy's Microstructure, settings, ...) becomes an inert placeholder, so no code
+    from the file runs."""
     import pickle
 
+    allowed = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    class ArraysOnly(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) in allowed:
+                return super().find_class(module, name)
+            return _InertObject
+
+    return ArraysOnly(handle).load()
+
+
+def worker_read_mcrpy(path: Path, out: Path) -> None:
+    """Run by the peer interpreter: evaluations and losses from MCRpy's convergence_data pickle."""
     with open(path, "rb") as handle:
-        data = pickle.load(handle)
+        data = _load_arrays_only(handle)
     line = np.asarray(data["line_data"], dtype=np.float64)
     # MCRpy appends one forced entry after the last evaluation (numbered last + 1).
     out.write_text(json.dumps({"line_rows": int(line.shape[0]), "n_evaluations": int(line.shape[0] - 1),
