@@ -178,8 +178,8 @@ def worker_mcrgpu(spec: dict, out: Path) -> None:
             cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n_devices)])
         devices = [d.name for d in tf.config.list_logical_devices("CPU")]
         strategy = tf.distribute.MirroredStrategy(devices)
-    from mcrgpu.characterization import characterize
-    from mcrgpu.dmcr import DMCR
+    from mcrgpu.mcr.characterization import characterize
+    from mcrgpu.mcr.dmcr import DMCR
 
     image = load_image(spec)
     record: dict = {}

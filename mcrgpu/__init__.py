@@ -1,16 +1,16 @@
 """mcrgpu: microstructure characterization and reconstruction on TensorFlow distribution strategies."""
 
 from mcrgpu._version import __version__
-from mcrgpu.characterization import (Characterization, characterize, load_characterization,
-                                     save_characterization)
-from mcrgpu.convergence import ConvergenceData, load_convergence
-from mcrgpu.descriptors import DescriptorSettings, get_descriptor, known_descriptors
-from mcrgpu.dmcr import DMCR, ReconstructionSettings
+from mcrgpu.mcr.characterization import Characterization, characterize
+from mcrgpu.mcr.characterization_files import load_characterization, save_characterization
+from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
+from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor, known_descriptors
+from mcrgpu.mcr.dmcr import DMCR, ReconstructionSettings
 from mcrgpu.errors import DeviceConfigError, FileFormatError, InvalidInputError, McrgpuError
-from mcrgpu.examples import gaussian_random_structure
+from mcrgpu.mcr.synthetic import gaussian_random_structure
 from mcrgpu.gpu_manager import GPUConfig, describe, print_gpu_status, setup_gpus
-from mcrgpu.io import load_microstructure, save_microstructure
-from mcrgpu.microstructure import Microstructure
+from mcrgpu.mcr.microstructure_io import load_microstructure, save_microstructure
+from mcrgpu.mcr.microstructure import Microstructure
 
 __all__ = [
     "__version__",

@@ -13,11 +13,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from numpy.typing import ArrayLike
 
-from mcrgpu.characterization import Characterization
-from mcrgpu.descriptors import half_plane_shifts
+from mcrgpu.mcr.characterization import Characterization
+from mcrgpu.mcr.descriptors import half_plane_shifts
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.io import atomic_write
-from mcrgpu.microstructure import Microstructure
+from mcrgpu.mcr.microstructure import Microstructure
 
 __all__ = ["plot_microstructure", "plot_characterization", "plot_convergence", "save_figure"]
 
@@ -240,7 +240,7 @@ def plot_characterization(ch: Characterization) -> Figure:
 
     Examples
     --------
-    >>> from mcrgpu.characterization import characterize
+    >>> from mcrgpu.mcr.characterization import characterize
     >>> ch = characterize(np.indices((16, 16)).sum(axis=0) % 2, ["VolumeFractions"])
     >>> len(plot_characterization(ch).axes)
     1

@@ -1,6 +1,7 @@
 """One-way dependencies: core modules never import the CLI, click or matplotlib (not even inside
-functions), and module-level imports between mcrgpu's modules form no cycle, so each module imports
-alone. Checked on the source, since TensorFlow itself imports matplotlib."""
+functions); the two workload families (mcr, images) do not import each other and the shared layer
+(gpu_manager, io, errors) imports neither; module-level imports between mcrgpu's modules form no
+cycle, so each module imports alone. Checked on the source, since TensorFlow itself imports matplotlib."""
 
 import ast
 from pathlib import Path
@@ -40,6 +41,22 @@ def is_front_end(name: str) -> bool:
 def test_core_modules_do_not_import_front_ends(name):
     forbidden = {i for i in MODULES[name] if i.split(".")[0] in ("click", "matplotlib") or is_front_end(i)}
     assert not forbidden, f"{name} imports {sorted(forbidden)}"
+
+
+@pytest.mark.parametrize("family, other", [("mcrgpu.mcr", "mcrgpu.images"), ("mcrgpu.images", "mcrgpu.mcr")])
+def test_workload_families_do_not_import_each_other(family, other):
+    offending = {name: sorted(i for i in imports if i == other or i.startswith(other + "."))
+                 for name, imports in MODULES.items() if name == family or name.startswith(family + ".")}
+    offending = {name: found for name, found in offending.items()
+                 if found and not name.startswith("mcrgpu.images.models")}
+    assert not offending, f"{family} imports {other}: {offending}"
+
+
+def test_shared_modules_import_no_workload_family():
+    shared = ("mcrgpu.gpu_manager", "mcrgpu.io", "mcrgpu.errors")
+    offending = {name: sorted(i for i in MODULES[name] if i.startswith(("mcrgpu.mcr", "mcrgpu.images")))
+                 for name in shared}
+    assert not any(offending.values()), offending
 
 
 def test_no_import_cycles_between_modules():

@@ -4,9 +4,9 @@ import matplotlib
 import numpy as np
 import pytest
 
-from mcrgpu.characterization import characterize
+from mcrgpu.mcr.characterization import characterize
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.microstructure import Microstructure
+from mcrgpu.mcr.microstructure import Microstructure
 from mcrgpu.plotting import plot_characterization, plot_convergence, plot_microstructure, save_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

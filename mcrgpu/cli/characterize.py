@@ -44,9 +44,10 @@ def characterize_command(files, more_files, descriptor_types, limit_to, no_multi
     """Characterize microstructure files (.npy, .tif, .png, .bmp) by statistical descriptors."""
     import dataclasses
 
-    from mcrgpu.characterization import characterize, save_characterization
+    from mcrgpu.mcr.characterization import characterize
+    from mcrgpu.mcr.characterization_files import save_characterization
     from mcrgpu.gpu_manager import setup_gpus
-    from mcrgpu.io import load_microstructure
+    from mcrgpu.mcr.microstructure_io import load_microstructure
 
     paths = [*files, *more_files]
     if not paths:

@@ -16,8 +16,8 @@ __all__ = ["example"]
 @click.option("--seed", type=int, default=0, show_default=True)
 def example(output, shape, volume_fractions, correlation_length, seed) -> None:
     """Write a random periodic structure (smoothed noise cut into phases) to OUTPUT (.npy, .tif, .png)."""
-    from mcrgpu.examples import gaussian_random_structure
-    from mcrgpu.io import save_microstructure
+    from mcrgpu.mcr.synthetic import gaussian_random_structure
+    from mcrgpu.mcr.microstructure_io import save_microstructure
 
     ms = gaussian_random_structure(shape or (64, 64), volume_fractions=volume_fractions or (0.6, 0.4),
                                    correlation_length=correlation_length, seed=seed)

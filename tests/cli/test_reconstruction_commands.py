@@ -3,10 +3,10 @@
 import pytest
 from click.testing import CliRunner
 
-from mcrgpu.characterization import load_characterization
+from mcrgpu.mcr.characterization_files import load_characterization
 from mcrgpu.cli import main
-from mcrgpu.convergence import load_convergence
-from mcrgpu.io import load_microstructure
+from mcrgpu.mcr.convergence import load_convergence
+from mcrgpu.mcr.microstructure_io import load_microstructure
 
 
 def run(*args):

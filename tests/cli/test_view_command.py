@@ -8,12 +8,13 @@ import pytest
 from click.testing import CliRunner
 
 
-from mcrgpu.characterization import characterize, save_characterization
+from mcrgpu.mcr.characterization import characterize
+from mcrgpu.mcr.characterization_files import save_characterization
 from mcrgpu.cli import main
 from mcrgpu.cli.view import default_output_path
-from mcrgpu.convergence import ConvergenceData
-from mcrgpu.io import save_microstructure
-from mcrgpu.microstructure import Microstructure
+from mcrgpu.mcr.convergence import ConvergenceData
+from mcrgpu.mcr.microstructure_io import save_microstructure
+from mcrgpu.mcr.microstructure import Microstructure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

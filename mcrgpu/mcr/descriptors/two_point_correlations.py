@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from mcrgpu.descriptors.correlations import _HalfPlaneDescriptor, _soft_and_affine, half_plane_shifts
+from mcrgpu.mcr.descriptors.correlations import _HalfPlaneDescriptor, _soft_and_affine, half_plane_shifts
 
 __all__ = ["TwoPointCorrelations"]
 
@@ -12,9 +12,9 @@ __all__ = ["TwoPointCorrelations"]
 class TwoPointCorrelations(_HalfPlaneDescriptor):
     """Two-point correlations S2 with the soft AND of :class:`Correlations`.
 
-    The diagonal of the :class:`~mcrgpu.descriptors.Correlations` Gram matrix,
+    The diagonal of the :class:`~mcrgpu.mcr.descriptors.Correlations` Gram matrix,
     ``S2(r_i) = (1/N) sum_p m_i(p)**2`` with ``m_i(p) = soft_and(x(p), x(p + r_i))``, for the
-    ``K`` half-plane shifts of :func:`~mcrgpu.descriptors.half_plane_shifts`, computed
+    ``K`` half-plane shifts of :func:`~mcrgpu.mcr.descriptors.half_plane_shifts`, computed
     without forming the Gram matrix. For binary fields it approximates the two-point
     probability function (exact where both pixels agree; a (1, 0) pair contributes
     ``soft_and(1, 0)**2``, 0.0067 for k = 10). Same multigrid and periodicity rules as
@@ -31,7 +31,7 @@ class TwoPointCorrelations(_HalfPlaneDescriptor):
     Examples
     --------
     >>> import tensorflow as tf
-    >>> from mcrgpu.descriptors import DescriptorSettings
+    >>> from mcrgpu.mcr.descriptors import DescriptorSettings
     >>> TwoPointCorrelations(DescriptorSettings(limit_to=2))(tf.ones((1, 8, 8, 1))).shape
     TensorShape([1, 1, 2, 5])
     """

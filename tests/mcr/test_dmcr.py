@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from conftest import cpu_strategy
-from mcrgpu.characterization import characterize, combine_axes
-from mcrgpu.convergence import ConvergenceData, load_convergence
-from mcrgpu.dmcr import DMCR
+from mcrgpu.mcr.characterization import characterize, combine_axes
+from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
+from mcrgpu.mcr.dmcr import DMCR
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.examples import gaussian_random_structure
-from mcrgpu.io import load_microstructure
+from mcrgpu.mcr.synthetic import gaussian_random_structure
+from mcrgpu.mcr.microstructure_io import load_microstructure
 
 
 def s2(labels, phase=1, limit=4):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mcrgpu.descriptors import DescriptorSettings, get_descriptor, known_descriptors
+from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor, known_descriptors
 
 
 def check_gradient(desc, x0, eps=1e-6):

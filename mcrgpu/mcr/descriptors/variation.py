@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from mcrgpu.descriptors.base import Descriptor
+from mcrgpu.mcr.descriptors.base import Descriptor
 
 __all__ = ["Variation"]
 

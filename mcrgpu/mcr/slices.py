@@ -21,7 +21,7 @@ from mcrgpu.errors import InvalidInputError
 __all__ = ["auto_slice_batch_size", "slice_table", "gather_slices", "slice_axes", "replica_slice_sum", "SliceDistributedLoss"]
 
 # Transposes that turn a gather along axis a of (D, H, W, C) into a batch of slices (b, h, w, C);
-# the same orientation as mcrgpu.microstructure.volume_slices.
+# the same orientation as mcrgpu.mcr.microstructure.volume_slices.
 _TO_BATCH = {0: None, 1: (1, 0, 2, 3), 2: (2, 0, 1, 3)}
 
 

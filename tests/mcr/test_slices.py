@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import cpu_strategy
-from mcrgpu.descriptors import DescriptorSettings, get_descriptor
-from mcrgpu.losses import LossSettings, SliceLoss
-from mcrgpu.microstructure import volume_slices
-from mcrgpu.slices import SliceDistributedLoss, slice_table
+from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
+from mcrgpu.mcr.losses import LossSettings, SliceLoss
+from mcrgpu.mcr.microstructure import volume_slices
+from mcrgpu.mcr.slices import SliceDistributedLoss, slice_table
 
 SETTINGS = DescriptorSettings(limit_to=3)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from mcrgpu.descriptors.base import Descriptor, channels_first
+from mcrgpu.mcr.descriptors.base import Descriptor, channels_first
 
 __all__ = ["LinealPath"]
 
@@ -19,7 +19,7 @@ class LinealPath(Descriptor):
     successive shifted multiplications. With ``periodic=True`` segments wrap around; with
     ``periodic=False`` ``L(r)`` averages over the ``(W - r) H`` (resp. ``H (W - r)``)
     segments that fit inside the slice. Multigrid as for
-    :class:`~mcrgpu.descriptors.Correlations`. The value for a batch of shape (B, H, W, C)
+    :class:`~mcrgpu.mcr.descriptors.Correlations`. The value for a batch of shape (B, H, W, C)
     has shape (B, C, levels, 2, L), the axis of size 2 being (x, y).
 
     References
@@ -35,7 +35,7 @@ class LinealPath(Descriptor):
     Examples
     --------
     >>> import tensorflow as tf
-    >>> from mcrgpu.descriptors import DescriptorSettings
+    >>> from mcrgpu.mcr.descriptors import DescriptorSettings
     >>> LinealPath(DescriptorSettings(limit_to=4))(tf.ones((1, 16, 16, 1))).shape
     TensorShape([1, 1, 2, 2, 4])
     """

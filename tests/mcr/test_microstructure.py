@@ -1,11 +1,11 @@
-"""Tests for mcrgpu.microstructure: label mapping, indicator fields and volume slices."""
+"""Tests for mcrgpu.mcr.microstructure: label mapping, indicator fields and volume slices."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.microstructure import Microstructure, all_slices, volume_slices
+from mcrgpu.mcr.microstructure import Microstructure, all_slices, volume_slices
 
 
 @pytest.fixture

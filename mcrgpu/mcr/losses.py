@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from mcrgpu.descriptors import Descriptor
+from mcrgpu.mcr.descriptors import Descriptor
 from mcrgpu.errors import InvalidInputError
 
 __all__ = ["LOSS_TYPES", "DEFAULT_WEIGHTS", "LossSettings", "SliceLoss", "default_weights"]

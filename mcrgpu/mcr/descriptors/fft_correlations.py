@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mcrgpu.descriptors.base import Descriptor, channels_first
+from mcrgpu.mcr.descriptors.base import Descriptor, channels_first
 
 __all__ = ["FFTCorrelations"]
 
@@ -33,7 +33,7 @@ class FFTCorrelations(Descriptor):
     Examples
     --------
     >>> import tensorflow as tf
-    >>> from mcrgpu.descriptors import DescriptorSettings
+    >>> from mcrgpu.mcr.descriptors import DescriptorSettings
     >>> FFTCorrelations(DescriptorSettings(limit_to=4))(tf.ones((1, 16, 16, 1))).shape
     TensorShape([1, 1, 7, 7])
     """

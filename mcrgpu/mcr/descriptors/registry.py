@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 
-from mcrgpu.descriptors.base import Descriptor, DescriptorSettings
-from mcrgpu.descriptors.correlations import Correlations
-from mcrgpu.descriptors.fft_correlations import FFTCorrelations
-from mcrgpu.descriptors.lineal_path import LinealPath
-from mcrgpu.descriptors.two_point_correlations import TwoPointCorrelations
-from mcrgpu.descriptors.variation import Variation
-from mcrgpu.descriptors.volume_fractions import VolumeFractions
+from mcrgpu.mcr.descriptors.base import Descriptor, DescriptorSettings
+from mcrgpu.mcr.descriptors.correlations import Correlations
+from mcrgpu.mcr.descriptors.fft_correlations import FFTCorrelations
+from mcrgpu.mcr.descriptors.lineal_path import LinealPath
+from mcrgpu.mcr.descriptors.two_point_correlations import TwoPointCorrelations
+from mcrgpu.mcr.descriptors.variation import Variation
+from mcrgpu.mcr.descriptors.volume_fractions import VolumeFractions
 from mcrgpu.errors import InvalidInputError
 
 __all__ = ["DESCRIPTORS", "known_descriptors", "get_descriptor"]

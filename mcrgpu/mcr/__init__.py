@@ -1,0 +1,1 @@
+"""Microstructure characterization and reconstruction: descriptors, losses, optimisers, DMCR."""
