@@ -349,12 +349,15 @@ def setup_gpus(config: GPUConfig | None = None, *, backend: TFDeviceBackend | No
             _apply(f"Splitting the CPU into {config.cpu_devices} logical devices",
                    lambda: backend.set_logical_devices(cpu, [None] * config.cpu_devices), notes)
     backend.set_precision_policy(plan.precision)
-    devices = backend.logical_device_names(plan.device_type)
+    multi_worker = plan.strategy_kind.startswith("multi_worker")
+    # Listing logical devices starts the runtime, after which MultiWorkerMirroredStrategy can no
+    # longer configure its collective ops: it finds the devices itself.
+    devices = [] if multi_worker else backend.logical_device_names(plan.device_type)
     if config.cpu_devices:
         devices = devices[: config.cpu_devices]
     strategy = backend.make_strategy(plan.strategy_kind, devices, environ=environ,
                                      gpus_per_task=len(plan.selected_gpus))
-    if plan.strategy_kind.startswith("multi_worker"):
+    if multi_worker:
         rank, n_workers = worker_rank(strategy)
         label_logs(rank, n_workers)
         logger.info("Worker %d of %d (%s); %s", rank, n_workers, plan.strategy_kind.removeprefix("multi_worker_"),
@@ -420,7 +423,7 @@ def describe(strategy: tf.distribute.Strategy | None = None, config: GPUConfig |
         physical_gpus=[gpu.name for gpu in gpus],
         cuda_visible_devices=environ.get("CUDA_VISIBLE_DEVICES"),
         used_devices=used,
-        strategy=type(strategy).__name__ if strategy is not None else None,
+        strategy=_strategy_name(strategy),
         num_replicas=strategy.num_replicas_in_sync if strategy is not None else None,
         memory_growth=growth,
         memory_limit_mb=limits,
@@ -430,6 +433,15 @@ def describe(strategy: tf.distribute.Strategy | None = None, config: GPUConfig |
         worker_rank=rank,
         n_workers=n_workers,
     )
+
+
+def _strategy_name(strategy: tf.distribute.Strategy | None) -> str | None:
+    """The public name of the strategy's class (TensorFlow's multi-worker class has an internal name)."""
+    if strategy is None:
+        return None
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__
 
 
 def format_report(report: DeviceReport) -> str:
