@@ -217,7 +217,7 @@ def plan_devices(config: GPUConfig, physical_gpus: Sequence, environ: Mapping[st
     cluster = detect_cluster(environ) if config.multi_worker is not False else None
     if config.multi_worker and cluster is None:
         raise DeviceConfigError(
-            "multi_worker=True but neither TF_CONFIG nor SLURM describes a cluster of more than one task "
+            "multi_worker asks for several workers, but neither TF_CONFIG nor SLURM describes a cluster of more than one task "
             "(SLURM counts only for tasks started by srun); start the workers with srun or set TF_CONFIG"
         )
     if config.cpu_devices:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -136,7 +137,10 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
             f"File name {path.name[:40]!r}... is {len(path.name.encode())} bytes long; at most {longest} "
             "can be written: choose a shorter name."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent)) from None
     exclusive = "xb" if mode in _BINARY_MODES else "x"
     encoding = None if mode in _BINARY_MODES else "utf-8"
     while True:
