@@ -142,7 +142,7 @@ def _check_before_writing(descriptor_types, data_folder, options) -> None:
     if weights and len(weights) != len(descriptor_types):
         raise InvalidInputError(
             f"--descriptor_weights gives {len(weights)} weight(s) ({' '.join(f'{w:g}' for w in weights)}) for "
-            f"{len(descriptor_types)} descriptor type(s) ({' '.join(descriptor_types)}); give one weight per type"
+            f"{len(descriptor_types)} descriptor type(s) ({' '.join(descriptor_types)}); give one per descriptor type"
         )
     if options["initial_microstructure_file"]:
         load_microstructure(options["initial_microstructure_file"])
