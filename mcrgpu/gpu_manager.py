@@ -360,8 +360,8 @@ def setup_gpus(config: GPUConfig | None = None, *, backend: TFDeviceBackend | No
     if multi_worker:
         rank, n_workers = worker_rank(strategy)
         label_logs(rank, n_workers)
-        logger.info("Worker %d of %d (%s); %s", rank, n_workers, plan.strategy_kind.removeprefix("multi_worker_"),
-                    "chief: writes the results" if rank == 0 else "not the chief: writes nothing")
+        logger.info("Worker %d of %d (from %s)%s", rank, n_workers, plan.strategy_kind.removeprefix("multi_worker_"),
+                    ", the chief" if rank == 0 else "")
     return strategy
 
 

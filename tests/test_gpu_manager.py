@@ -363,7 +363,7 @@ def test_multi_worker_setup_labels_logs_with_the_rank(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="mcrgpu"):
         setup_gpus(GPUConfig(), backend=FakeBackend(0, strategy=strategy), environ={"TF_CONFIG": TF_CONFIG})
     assert labelled == [(1, 2)]
-    assert "Worker 1 of 2" in caplog.text and "writes nothing" in caplog.text
+    assert "Worker 1 of 2 (from tf_config)" in caplog.text and "chief" not in caplog.text
 
 
 def test_label_logs_prefixes_every_line_with_the_rank():
