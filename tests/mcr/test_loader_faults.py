@@ -18,7 +18,15 @@ from mcrgpu.mcr.characterization_files import load_characterization, save_charac
 from mcrgpu.mcr.microstructure_io import MAX_PHASES, load_microstructure, save_microstructure
 from mcrgpu.mcr.synthetic import gaussian_random_structure
 
-PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def hypothesis_home_in_tmp(tmp_path_factory):
+    """Hypothesis keeps caches in ./.hypothesis; keep them out of the working copy."""
+    from hypothesis import configuration
+
+    configuration.set_hypothesis_home_dir(tmp_path_factory.mktemp("hypothesis"))
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -148,7 +156,7 @@ def test_random_arrays_load_or_raise_mcrgpu_error(tmp_path, array, suffix):
     assert 2 <= ms.n_phases <= MAX_PHASES and ms.labels.ndim in (2, 3)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12, deadline=None, database=None)
 @given(array=hnp.arrays(dtype=np.int8, shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=7),
                         elements=st.integers(-2, 3)),
        limit_to=st.integers(-1, 5))
