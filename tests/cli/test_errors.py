@@ -137,3 +137,11 @@ def test_real_process_prints_only_the_error_line():
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: GPU id 99 does not exist")
+
+
+def test_file_after_a_list_of_names_is_an_input(sample, tmp_path):
+    result = run("characterize", "--descriptor_types", "Correlations", "VolumeFractions", sample,
+                 "--limit_to", 2, "--data_folder", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "sample_characterization.npz").is_file()
+    assert result.output.splitlines()[-1].startswith(f"Wrote 1 file(s) to {tmp_path / 'r'} in ")
