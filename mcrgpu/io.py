@@ -263,9 +263,10 @@ def read_npz_with_header(path: str | os.PathLike[str], *, what: str) -> tuple[di
     if not path.is_file():
         raise FileFormatError(f"{what.capitalize()} file {str(path)!r} does not exist.")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("it holds a single array, not an .npz archive")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array (a .npy file, e.g. a microstructure), not an .npz archive")
+        with data:
             header = json.loads(str(data["header"]))
             arrays = {key: data[key] for key in data.files if key != "header"}
     except (OSError, ValueError, KeyError, EOFError, AttributeError, TypeError, zipfile.BadZipFile,

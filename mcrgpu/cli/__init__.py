@@ -13,7 +13,7 @@ from mcrgpu._version import __version__
 
 __all__ = ["main", "match_main", "reconstruct_main", "characterize_main", "configure_logging"]
 
-_TF_LOG_LEVEL_FROM_USER = "TF_CPP_MIN_LOG_LEVEL" in os.environ
+_TF_LOG_LEVEL_FROM_USER = bool(os.environ.get("TF_CPP_MIN_LOG_LEVEL"))
 
 # name -> (module, attribute, one-line help shown by ``mcrgpu --help`` without importing the module)
 COMMANDS = {
