@@ -77,7 +77,7 @@ def test_enable_mixed_precision_on_cpu_is_bfloat16():
     import tensorflow as tf
 
     try:
-        result = run("gpus", "--enable_mixed_precision", "--json")
+        result = run("gpus", "--enable_mixed_precision", "--cpu_devices", "2", "--json")
         assert json.loads(result.output)["precision_policy"] == "mixed_bfloat16"
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
