@@ -1,16 +1,34 @@
 """mcrgpu: microstructure characterization and reconstruction on TensorFlow distribution strategies."""
 
 from mcrgpu._version import __version__
-from mcrgpu.mcr.characterization import Characterization, characterize
-from mcrgpu.mcr.characterization_files import load_characterization, save_characterization
-from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
-from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor, known_descriptors
-from mcrgpu.mcr.dmcr import DMCR, ReconstructionSettings
-from mcrgpu.errors import DeviceConfigError, FileFormatError, InvalidInputError, McrgpuError
-from mcrgpu.mcr.synthetic import gaussian_random_structure
-from mcrgpu.gpu_manager import GPUConfig, describe, print_gpu_status, setup_gpus
-from mcrgpu.mcr.microstructure_io import load_microstructure, save_microstructure
-from mcrgpu.mcr.microstructure import Microstructure
+
+# Names load on first use (PEP 562) so that ``import mcrgpu`` (and the command line's --help and
+# --version) does not import TensorFlow.
+_LAZY = {
+    "Characterization": "mcrgpu.mcr.characterization",
+    "characterize": "mcrgpu.mcr.characterization",
+    "load_characterization": "mcrgpu.mcr.characterization_files",
+    "save_characterization": "mcrgpu.mcr.characterization_files",
+    "ConvergenceData": "mcrgpu.mcr.convergence",
+    "load_convergence": "mcrgpu.mcr.convergence",
+    "DescriptorSettings": "mcrgpu.mcr.descriptors",
+    "get_descriptor": "mcrgpu.mcr.descriptors",
+    "known_descriptors": "mcrgpu.mcr.descriptors",
+    "DMCR": "mcrgpu.mcr.dmcr",
+    "ReconstructionSettings": "mcrgpu.mcr.dmcr",
+    "DeviceConfigError": "mcrgpu.errors",
+    "FileFormatError": "mcrgpu.errors",
+    "InvalidInputError": "mcrgpu.errors",
+    "McrgpuError": "mcrgpu.errors",
+    "gaussian_random_structure": "mcrgpu.mcr.synthetic",
+    "GPUConfig": "mcrgpu.gpu_manager",
+    "describe": "mcrgpu.gpu_manager",
+    "print_gpu_status": "mcrgpu.gpu_manager",
+    "setup_gpus": "mcrgpu.gpu_manager",
+    "load_microstructure": "mcrgpu.mcr.microstructure_io",
+    "save_microstructure": "mcrgpu.mcr.microstructure_io",
+    "Microstructure": "mcrgpu.mcr.microstructure",
+}
 
 __all__ = [
     "__version__",
@@ -38,3 +56,17 @@ __all__ = [
     "save_microstructure",
     "Microstructure",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mcrgpu' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

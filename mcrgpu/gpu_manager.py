@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -11,6 +10,8 @@ from typing import Any, Mapping, Sequence
 
 import tensorflow as tf
 
+from mcrgpu.cluster import detect_cluster, is_chief, label_logs, slurm_local_rank, worker_rank
+from mcrgpu.device_backend import TFDeviceBackend
 from mcrgpu.errors import DeviceConfigError, InvalidInputError
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "DeviceReport",
     "TFDeviceBackend",
     "detect_cluster",
+    "is_chief",
+    "worker_rank",
     "plan_devices",
     "setup_gpus",
     "describe",
@@ -58,8 +61,13 @@ class GPUConfig:
         Split the CPU into this many logical devices and run on them (GPUs are then not used).
         0 (default) leaves the CPU whole. Used to exercise multi-replica code without GPUs.
     multi_worker : bool, optional
-        None detects a cluster from ``TF_CONFIG`` or SLURM's variables; True requires one;
-        False ignores them.
+        None detects a cluster from ``TF_CONFIG`` or SLURM's variables (several tasks started by
+        ``srun``); True requires one; False ignores them and runs as one worker.
+    gpus_per_task : int, optional
+        In a SLURM job step whose tasks all see every GPU of their node, task ``SLURM_LOCALID``
+        uses GPUs ``[SLURM_LOCALID * gpus_per_task, (SLURM_LOCALID + 1) * gpus_per_task)``. None
+        (default) uses every visible GPU (right when SLURM binds GPUs to tasks, e.g.
+        ``--gpus-per-task``, and for one task per node).
     allow_cpu_fallback : bool
         When no GPU is found, run on the CPU with a warning (True) or raise (False).
     """
@@ -70,6 +78,7 @@ class GPUConfig:
     precision: str = "float32"
     cpu_devices: int = 0
     multi_worker: bool | None = None
+    gpus_per_task: int | None = None
     allow_cpu_fallback: bool = True
 
     def __post_init__(self) -> None:
@@ -118,85 +127,27 @@ class GPUConfig:
                 "cpu_devices runs on logical CPU devices and cannot be combined with gpu_ids; "
                 "drop one of them"
             )
+        if self.gpus_per_task is not None:
+            if isinstance(self.gpus_per_task, bool) or not isinstance(self.gpus_per_task, int) \
+                    or self.gpus_per_task < 1:
+                raise InvalidInputError(
+                    f"gpus_per_task must be an integer >= 1; received {self.gpus_per_task!r}"
+                )
+            if self.gpu_ids is not None or self.cpu_devices:
+                raise InvalidInputError(
+                    "gpus_per_task picks each task's GPUs and cannot be combined with "
+                    f"{'gpu_ids' if self.gpu_ids is not None else 'cpu_devices'}; drop one of them"
+                )
+        if self.multi_worker and self.cpu_devices:
+            raise InvalidInputError(
+                "cpu_devices splits one process's CPU and cannot be combined with multi_worker; drop one"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-safe dict."""
         data = dataclasses.asdict(self)
         data["gpu_ids"] = None if self.gpu_ids is None else list(self.gpu_ids)
         return data
-
-
-def detect_cluster(environ: Mapping[str, str]) -> str | None:
-    """Name the cluster description found in ``environ``: "tf_config", "slurm" or None.
-
-    A cluster counts only when it has more than one task; a single-task job runs locally.
-    """
-    tf_config = environ.get("TF_CONFIG")
-    if tf_config:
-        try:
-            cluster = json.loads(tf_config).get("cluster", {})
-        except (ValueError, AttributeError) as error:
-            raise InvalidInputError(f"TF_CONFIG is not valid JSON: {error}") from None
-        if sum(len(tasks) for tasks in cluster.values()) > 1:
-            return "tf_config"
-    if "SLURM_JOB_ID" in environ:
-        tasks = environ.get("SLURM_STEP_NUM_TASKS") or environ.get("SLURM_NTASKS") or "1"
-        if tasks.isdigit() and int(tasks) > 1:
-            return "slurm"
-    return None
-
-
-class TFDeviceBackend:
-    """The few TensorFlow device calls setup_gpus makes, behind one seam so tests can fake GPUs."""
-
-    def physical_devices(self, device_type: str) -> list:
-        return tf.config.list_physical_devices(device_type)
-
-    def set_memory_growth(self, device, enable: bool) -> None:
-        tf.config.experimental.set_memory_growth(device, enable)
-
-    def get_memory_growth(self, device) -> bool:
-        return bool(tf.config.experimental.get_memory_growth(device))
-
-    def set_logical_devices(self, device, memory_limits: Sequence[int | None]) -> None:
-        """Give ``device`` one logical device per entry (a memory limit in MiB, or None)."""
-        configs = [tf.config.LogicalDeviceConfiguration(memory_limit=limit) for limit in memory_limits]
-        tf.config.set_logical_device_configuration(device, configs)
-
-    def get_logical_devices(self, device) -> list[int | None]:
-        configs = tf.config.get_logical_device_configuration(device) or []
-        return [config.memory_limit for config in configs]
-
-    def set_visible_gpus(self, devices: list) -> None:
-        tf.config.set_visible_devices(devices, "GPU")
-
-    def visible_gpus(self) -> list:
-        return tf.config.get_visible_devices("GPU")
-
-    def logical_device_names(self, device_type: str) -> list[str]:
-        return [device.name for device in tf.config.list_logical_devices(device_type)]
-
-    def set_precision_policy(self, name: str) -> None:
-        tf.keras.mixed_precision.set_global_policy(name)
-
-    def precision_policy(self) -> str:
-        return tf.keras.mixed_precision.global_policy().name
-
-    def built_with_cuda(self) -> bool:
-        return tf.test.is_built_with_cuda()
-
-    def make_strategy(self, kind: str, devices: list[str], *, gpus_per_node: int = 0):
-        if kind == "multi_worker_tf_config":
-            resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-            return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
-        if kind == "multi_worker_slurm":
-            resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
-                gpus_per_node=gpus_per_node, gpus_per_task=min(gpus_per_node, 1), auto_set_gpu=False
-            )
-            return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
-        if kind == "mirrored":
-            return tf.distribute.MirroredStrategy(devices=devices)
-        return tf.distribute.OneDeviceStrategy(devices[0])
 
 
 @dataclass(frozen=True)
@@ -213,8 +164,16 @@ class DevicePlan:
 def plan_devices(config: GPUConfig, physical_gpus: Sequence, environ: Mapping[str, str]) -> DevicePlan:
     """Decide devices, strategy kind and precision; raise when the request cannot be met."""
     n_found = len(physical_gpus)
+    cluster = detect_cluster(environ) if config.multi_worker is not False else None
+    if config.multi_worker and cluster is None:
+        raise DeviceConfigError(
+            "multi_worker asks for several workers, but neither TF_CONFIG nor SLURM describes a cluster of more than one task "
+            "(SLURM counts only for tasks started by srun); start the workers with srun or set TF_CONFIG"
+        )
     if config.cpu_devices:
         selected: tuple[int, ...] = ()
+    elif config.gpus_per_task is not None:
+        selected = _task_gpus(config.gpus_per_task, physical_gpus, environ, cluster)
     elif config.gpu_ids is None:
         selected = tuple(range(n_found))
     else:
@@ -230,12 +189,13 @@ def plan_devices(config: GPUConfig, physical_gpus: Sequence, environ: Mapping[st
         raise DeviceConfigError(
             f"No GPU available ({_describe_found(physical_gpus, environ)}) and CPU fallback is off"
         )
-    device_type = "GPU" if selected else "CPU"
-    cluster = detect_cluster(environ) if config.multi_worker is not False else None
-    if config.multi_worker and cluster is None:
+    if config.memory_limit_mb is not None and not selected:
+        where = "cpu_devices runs on the CPU" if config.cpu_devices else _describe_found(physical_gpus, environ)
         raise DeviceConfigError(
-            "multi_worker=True but neither TF_CONFIG nor SLURM describes a cluster of more than one task"
+            f"memory_limit_mb={config.memory_limit_mb} applies to GPUs, but {where}; "
+            "omit memory_limit_mb to run on the CPU"
         )
+    device_type = "GPU" if selected else "CPU"
     if cluster is not None:
         kind = f"multi_worker_{cluster}"
     elif len(selected) > 1 or config.cpu_devices > 1:
@@ -246,6 +206,25 @@ def plan_devices(config: GPUConfig, physical_gpus: Sequence, environ: Mapping[st
     if precision == "mixed":
         precision = "mixed_float16" if selected else "mixed_bfloat16"
     return DevicePlan(selected, kind, device_type, precision, cpu_fallback)
+
+
+def _task_gpus(gpus_per_task: int, physical_gpus: Sequence, environ: Mapping[str, str],
+               cluster: str | None) -> tuple[int, ...]:
+    """The GPUs of this SLURM task: block SLURM_LOCALID of ``gpus_per_task`` consecutive GPUs."""
+    local = slurm_local_rank(environ)
+    if cluster != "slurm" or local is None:
+        raise DeviceConfigError(
+            "gpus_per_task shares a node's GPUs among SLURM tasks started by srun (it reads "
+            "SLURM_LOCALID), but this process is not one; use gpu_ids instead"
+        )
+    first = local * gpus_per_task
+    if first + gpus_per_task > len(physical_gpus):
+        raise DeviceConfigError(
+            f"gpus_per_task={gpus_per_task} gives task SLURM_LOCALID={local} GPUs {first}.."
+            f"{first + gpus_per_task - 1}, but {_describe_found(physical_gpus, environ)}; start fewer "
+            "tasks per node or lower gpus_per_task"
+        )
+    return tuple(range(first, first + gpus_per_task))
 
 
 def _describe_found(physical_gpus: Sequence, environ: Mapping[str, str]) -> str:
@@ -304,9 +283,9 @@ def setup_gpus(config: GPUConfig | None = None, *, backend: TFDeviceBackend | No
     if plan.cpu_fallback:
         logger.warning("No GPU found: CPU fallback (computations run on the CPU)")
     chosen = [gpus[i] for i in plan.selected_gpus]
-    if not plan.strategy_kind.startswith("multi_worker") and backend.visible_gpus() != chosen:
+    if backend.visible_gpus() != chosen:
         _apply("Selecting visible GPUs", lambda: backend.set_visible_gpus(chosen), notes)
-    for gpu in chosen:
+    for gpu in backend.visible_gpus():  # TensorFlow needs one memory setting on every visible GPU
         if config.memory_limit_mb is not None:
             if backend.get_logical_devices(gpu) != [config.memory_limit_mb]:
                 _apply(f"Memory limit on {gpu.name}",
@@ -320,10 +299,20 @@ def setup_gpus(config: GPUConfig | None = None, *, backend: TFDeviceBackend | No
             _apply(f"Splitting the CPU into {config.cpu_devices} logical devices",
                    lambda: backend.set_logical_devices(cpu, [None] * config.cpu_devices), notes)
     backend.set_precision_policy(plan.precision)
-    devices = backend.logical_device_names(plan.device_type)
+    multi_worker = plan.strategy_kind.startswith("multi_worker")
+    # Listing logical devices starts the runtime, after which MultiWorkerMirroredStrategy can no
+    # longer configure its collective ops: it finds the devices itself.
+    devices = [] if multi_worker else backend.logical_device_names(plan.device_type)
     if config.cpu_devices:
         devices = devices[: config.cpu_devices]
-    return backend.make_strategy(plan.strategy_kind, devices, gpus_per_node=len(gpus))
+    strategy = backend.make_strategy(plan.strategy_kind, devices, environ=environ,
+                                     gpus_per_task=len(plan.selected_gpus))
+    if multi_worker:
+        rank, n_workers = worker_rank(strategy)
+        label_logs(rank, n_workers)
+        logger.info("Worker %d of %d (from %s)%s", rank, n_workers, plan.strategy_kind.removeprefix("multi_worker_"),
+                    ", the chief" if rank == 0 else "")
+    return strategy
 
 
 @dataclass(frozen=True)
@@ -342,6 +331,8 @@ class DeviceReport:
     precision_policy: str
     cpu_fallback: bool
     notes: list[str] = field(default_factory=list)
+    worker_rank: int = 0
+    n_workers: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -375,20 +366,32 @@ def describe(strategy: tf.distribute.Strategy | None = None, config: GPUConfig |
                      f"{strategy.num_replicas_in_sync} in force")
     if notes:
         notes.append(_INITIALISED_HINT)
+    rank, n_workers = worker_rank(strategy) if strategy is not None else (0, 1)
     return DeviceReport(
         tensorflow_version=tf.__version__,
         built_with_cuda=backend.built_with_cuda(),
         physical_gpus=[gpu.name for gpu in gpus],
         cuda_visible_devices=environ.get("CUDA_VISIBLE_DEVICES"),
         used_devices=used,
-        strategy=type(strategy).__name__ if strategy is not None else None,
+        strategy=_strategy_name(strategy),
         num_replicas=strategy.num_replicas_in_sync if strategy is not None else None,
         memory_growth=growth,
         memory_limit_mb=limits,
         precision_policy=backend.precision_policy(),
         cpu_fallback=bool(used) and not gpus,
         notes=notes,
+        worker_rank=rank,
+        n_workers=n_workers,
     )
+
+
+def _strategy_name(strategy: tf.distribute.Strategy | None) -> str | None:
+    """The public name of the strategy's class (TensorFlow's multi-worker class has an internal name)."""
+    if strategy is None:
+        return None
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__
 
 
 def format_report(report: DeviceReport) -> str:
@@ -399,6 +402,8 @@ def format_report(report: DeviceReport) -> str:
         ("CUDA_VISIBLE_DEVICES", report.cuda_visible_devices or "(not set)"),
         ("Strategy", f"{report.strategy} with {report.num_replicas} replica(s)"
          if report.strategy else "(none built)"),
+        ("Workers", f"{report.n_workers} (this process: rank {report.worker_rank}"
+                    f"{', chief' if report.worker_rank == 0 else ''})"),
         ("Devices used", ", ".join(report.used_devices) or "-"),
         ("Memory growth", ", ".join(f"{k}: {v}" for k, v in report.memory_growth.items()) or "-"),
         ("Memory limit (MiB)", ", ".join(f"{k}: {v or 'none'}" for k, v in report.memory_limit_mb.items())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,6 +93,8 @@ def read_grey_image(path: Path) -> np.ndarray:
         raise FileFormatError(f"{path}: not a readable image ({exc}).") from exc
 
 
+_NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+_TEMP_SUFFIX_LENGTH = len(".") + len(".0123456789ab.tmp")  # what atomic_write adds for its temporary file
 _TEXT_MODES = ("w", "wt")
 _BINARY_MODES = ("wb",)
 
@@ -117,7 +121,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
     Raises
     ------
     InvalidInputError
-        If ``mode`` is not one of the above.
+        If ``mode`` is not one of the above, or the file name is too long to write atomically.
 
     Examples
     --------
@@ -127,7 +131,16 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
     path = as_path(path)
     if mode not in _TEXT_MODES + _BINARY_MODES:
         raise InvalidInputError(f"mode must be one of 'wb', 'w', 'wt', got {mode!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    longest = _NAME_MAX - _TEMP_SUFFIX_LENGTH
+    if len(path.name.encode()) > longest:
+        raise InvalidInputError(
+            f"File name {path.name[:40]!r}... is {len(path.name.encode())} bytes long; at most {longest} "
+            "can be written: choose a shorter name."
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent)) from None
     exclusive = "xb" if mode in _BINARY_MODES else "x"
     encoding = None if mode in _BINARY_MODES else "utf-8"
     while True:
@@ -250,12 +263,14 @@ def read_npz_with_header(path: str | os.PathLike[str], *, what: str) -> tuple[di
     if not path.is_file():
         raise FileFormatError(f"{what.capitalize()} file {str(path)!r} does not exist.")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("it holds a single array, not an .npz archive")
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array (a .npy file, e.g. a microstructure), not an .npz archive")
+        with data:
             header = json.loads(str(data["header"]))
             arrays = {key: data[key] for key in data.files if key != "header"}
-    except (OSError, ValueError, KeyError, EOFError, AttributeError, TypeError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, KeyError, EOFError, AttributeError, TypeError, zipfile.BadZipFile,
+            zlib.error, NotImplementedError) as error:
         raise FileFormatError(
             f"{str(path)!r} is not a readable mcrgpu {what} (.npz with a JSON header): {error}"
         ) from None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,7 +14,9 @@ import tensorflow as tf
 
 from conftest import cpu_strategy
 from mcrgpu.errors import DeviceConfigError, InvalidInputError
-from mcrgpu.gpu_manager import GPUConfig, describe, detect_cluster, format_report, plan_devices, setup_gpus
+from mcrgpu.cluster import label_logs, make_cluster_resolver
+from mcrgpu.gpu_manager import (GPUConfig, describe, detect_cluster, format_report, is_chief, plan_devices,
+                                setup_gpus, worker_rank)
 
 
 @dataclass(frozen=True)
@@ -21,12 +26,15 @@ class FakeDevice:
 
 
 class FakeBackend:
-    """Presents fake physical GPUs and records what setup_gpus asks of them.
+    """Presents fake physical GPUs, records what setup_gpus asks of them, and keeps TensorFlow's rules.
 
-    Like TensorFlow, it refuses device changes once ``initialised`` is set.
+    Like TensorFlow: device changes raise RuntimeError once the runtime has started (``initialised``;
+    listing logical devices or building a strategy starts it); starting it with memory growth on
+    only some visible GPUs raises ValueError; a memory limit drops growth on every GPU, and growth
+    cannot be turned on where a limit is set; CPUs take neither growth nor limits.
     """
 
-    def __init__(self, n_gpus: int, *, initialised: bool = False):
+    def __init__(self, n_gpus: int, *, initialised: bool = False, strategy=None):
         self.gpus = [FakeDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(n_gpus)]
         self.cpu = FakeDevice("/physical_device:CPU:0", "CPU")
         self.growth = {gpu.name: False for gpu in self.gpus}
@@ -35,16 +43,27 @@ class FakeBackend:
         self.policy = "float32"
         self.initialised = initialised
         self.strategy_request = None
+        self.gpus_per_task = None
+        self.strategy = strategy
 
     def _refuse_if_initialised(self):
         if self.initialised:
             raise RuntimeError("Physical devices cannot be modified after being initialized")
 
+    def _start_runtime(self):
+        if not self.initialised and len({self.growth[gpu.name] for gpu in self.visible}) > 1:
+            raise ValueError("Memory growth cannot differ between GPU devices")
+        self.initialised = True
+
     def physical_devices(self, device_type):
         return list(self.gpus) if device_type == "GPU" else [self.cpu]
 
     def set_memory_growth(self, device, enable):
+        if device.device_type != "GPU":
+            raise ValueError("Cannot set memory growth on non-GPU devices")
         self._refuse_if_initialised()
+        if enable and self.logical[device.name]:
+            raise ValueError("Cannot set memory growth on device when virtual devices configured")
         self.growth[device.name] = enable
 
     def get_memory_growth(self, device):
@@ -52,6 +71,12 @@ class FakeBackend:
 
     def set_logical_devices(self, device, memory_limits):
         self._refuse_if_initialised()
+        if device.device_type == "GPU":
+            if None in memory_limits:
+                raise ValueError("Setting memory limit is required for GPU virtual devices")
+            self.growth = {name: False for name in self.growth}  # TensorFlow drops growth silently
+        elif any(limit is not None for limit in memory_limits):
+            raise ValueError("Setting memory limit on CPU virtual devices is currently not supported")
         self.logical[device.name] = list(memory_limits)
 
     def get_logical_devices(self, device):
@@ -65,6 +90,7 @@ class FakeBackend:
         return list(self.visible)
 
     def logical_device_names(self, device_type):
+        self._start_runtime()
         if device_type == "GPU":
             return [f"/device:GPU:{i}" for i in range(len(self.visible))]
         return [f"/device:CPU:{i}" for i in range(max(1, len(self.logical[self.cpu.name])))]
@@ -78,9 +104,11 @@ class FakeBackend:
     def built_with_cuda(self):
         return True
 
-    def make_strategy(self, kind, devices, *, gpus_per_node=0):
+    def make_strategy(self, kind, devices, *, environ, gpus_per_task=0):
+        self._start_runtime()
         self.strategy_request = (kind, list(devices))
-        return cpu_strategy(1)
+        self.gpus_per_task = gpus_per_task
+        return self.strategy if self.strategy is not None else cpu_strategy(1)
 
 
 # --- GPUConfig -------------------------------------------------------------------------------------
@@ -210,31 +238,166 @@ def test_second_call_with_same_config_changes_nothing():
 
 TF_CONFIG = json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
                         "task": {"type": "worker", "index": 0}})
+SRUN = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "4",
+        "SLURM_LOCALID": "1"}
+SBATCH = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}  # the batch script itself, before any srun
 
 
 @pytest.mark.parametrize("environ, expected", [
     ({}, None),
     ({"TF_CONFIG": TF_CONFIG}, "tf_config"),
     ({"TF_CONFIG": json.dumps({"cluster": {"worker": ["h:1"]}})}, None),
-    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}, "slurm"),
-    ({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}, None),
+    ({"TF_CONFIG": json.dumps({"cluster": {"chief": ["h:1"], "worker": ["h:2"]}})}, "tf_config"),
+    (SRUN, "slurm"),
+    (SBATCH, None),
+    ({**SRUN, "SLURM_STEP_NUM_TASKS": "1"}, None),
+    ({key: value for key, value in SRUN.items() if key != "SLURM_STEP_NUM_TASKS"}, None),
 ])
 def test_detect_cluster(environ, expected):
     assert detect_cluster(environ) == expected
 
 
+@pytest.mark.parametrize("environ, fragment", [
+    ({"TF_CONFIG": "{not json"}, "TF_CONFIG is not valid JSON"),
+    ({"TF_CONFIG": "[1, 2]"}, "TF_CONFIG is not valid JSON"),
+    ({**SRUN, "SLURM_STEP_NUM_TASKS": "four"}, "SLURM_STEP_NUM_TASKS='four' is not a number"),
+])
+def test_invalid_cluster_description_is_reported(environ, fragment):
+    with pytest.raises(InvalidInputError, match=fragment):
+        detect_cluster(environ)
+
+
 def test_cluster_gives_multi_worker_strategy_unless_disabled():
     plan = plan_devices(GPUConfig(), [], {"TF_CONFIG": TF_CONFIG})
     assert plan.strategy_kind == "multi_worker_tf_config"
+    assert plan_devices(GPUConfig(), [], SRUN).strategy_kind == "multi_worker_slurm"
     assert plan_devices(GPUConfig(multi_worker=False), [], {"TF_CONFIG": TF_CONFIG}).strategy_kind \
         == "one_device"
     with pytest.raises(DeviceConfigError, match="neither TF_CONFIG nor SLURM"):
-        plan_devices(GPUConfig(multi_worker=True), [], {})
+        plan_devices(GPUConfig(multi_worker=True), [], SBATCH)
 
 
-def test_invalid_tf_config_is_reported():
-    with pytest.raises(InvalidInputError, match="TF_CONFIG is not valid JSON"):
-        detect_cluster({"TF_CONFIG": "{not json"})
+def test_plain_batch_allocation_runs_as_one_worker():
+    backend = FakeBackend(0)
+    setup_gpus(GPUConfig(), backend=backend, environ=SBATCH)
+    assert backend.strategy_request == ("one_device", ["/device:CPU:0"])
+
+
+def test_multi_worker_applies_gpu_ids_and_growth_on_every_visible_gpu():
+    backend = FakeBackend(4)
+    setup_gpus(GPUConfig(gpu_ids=(1, 2)), backend=backend, environ={"TF_CONFIG": TF_CONFIG})
+    assert backend.visible == [backend.gpus[1], backend.gpus[2]]
+    assert [backend.growth[gpu.name] for gpu in backend.visible] == [True, True]
+    assert backend.strategy_request[0] == "multi_worker_tf_config" and backend.gpus_per_task == 2
+
+
+def test_multi_worker_memory_limit_on_every_visible_gpu():
+    backend = FakeBackend(2)
+    setup_gpus(GPUConfig(memory_limit_mb=900), backend=backend, environ=SRUN)
+    assert [backend.logical[gpu.name] for gpu in backend.gpus] == [[900], [900]]
+    assert backend.strategy_request[0] == "multi_worker_slurm" and backend.gpus_per_task == 2
+
+
+def test_gpus_per_task_gives_each_slurm_task_its_block_of_gpus():
+    backend = FakeBackend(4)
+    setup_gpus(GPUConfig(gpus_per_task=2), backend=backend, environ=SRUN)  # SLURM_LOCALID=1
+    assert backend.visible == backend.gpus[2:]
+    assert backend.gpus_per_task == 2
+    with pytest.raises(DeviceConfigError, match="GPUs 4..5, but found 4 GPU"):
+        plan_devices(GPUConfig(gpus_per_task=2), backend.gpus, {**SRUN, "SLURM_LOCALID": "2"})
+    with pytest.raises(DeviceConfigError, match="not one; use gpu_ids"):
+        plan_devices(GPUConfig(gpus_per_task=1), backend.gpus, SBATCH)
+    with pytest.raises(InvalidInputError, match="cannot be combined with gpu_ids"):
+        GPUConfig(gpus_per_task=1, gpu_ids=(0,))
+
+
+def test_memory_limit_without_gpu_is_refused():
+    with pytest.raises(DeviceConfigError, match="memory_limit_mb=500 applies to GPUs, but found no GPU"):
+        plan_devices(GPUConfig(memory_limit_mb=500), [], {})
+    with pytest.raises(DeviceConfigError, match="cpu_devices runs on the CPU"):
+        plan_devices(GPUConfig(memory_limit_mb=500, cpu_devices=2), [FakeDevice("g", "GPU")], {})
+
+
+def test_fake_backend_keeps_tensorflows_rules():
+    backend = FakeBackend(2)
+    backend.set_memory_growth(backend.gpus[0], True)
+    with pytest.raises(ValueError, match="cannot differ"):
+        backend.logical_device_names("GPU")
+    backend.set_logical_devices(backend.gpus[1], [100])
+    assert not any(backend.growth.values())
+    with pytest.raises(ValueError, match="virtual devices configured"):
+        backend.set_memory_growth(backend.gpus[1], True)
+    with pytest.raises(ValueError):
+        backend.set_memory_growth(backend.cpu, True)
+    backend.logical_device_names("GPU")
+    with pytest.raises(RuntimeError):
+        backend.set_visible_gpus([])
+
+
+def _fake_worker(task_type, task_id, cluster):
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id)
+    return SimpleNamespace(cluster_resolver=resolver)
+
+
+@pytest.mark.parametrize("task_type, task_id, cluster, expected", [
+    ("worker", 0, {"worker": ["a:1", "b:1"]}, (0, 2)),
+    ("worker", 1, {"worker": ["a:1", "b:1"]}, (1, 2)),
+    ("chief", 0, {"chief": ["a:1"], "worker": ["b:1", "c:1"]}, (0, 3)),
+    ("worker", 0, {"chief": ["a:1"], "worker": ["b:1", "c:1"]}, (1, 3)),
+])
+def test_worker_rank_and_chief(task_type, task_id, cluster, expected):
+    strategy = _fake_worker(task_type, task_id, cluster)
+    assert worker_rank(strategy) == expected
+    assert is_chief(strategy) == (expected[0] == 0)
+
+
+def test_single_process_strategies_are_chief():
+    assert worker_rank(cpu_strategy(2)) == (0, 1) and is_chief(cpu_strategy(1))
+
+
+def test_multi_worker_setup_labels_logs_with_the_rank(monkeypatch, caplog):
+    labelled = []
+    monkeypatch.setattr("mcrgpu.gpu_manager.label_logs", lambda *args: labelled.append(args))
+    strategy = _fake_worker("worker", 1, {"worker": ["a:1", "b:1"]})
+    with caplog.at_level(logging.INFO, logger="mcrgpu"):
+        setup_gpus(GPUConfig(), backend=FakeBackend(0, strategy=strategy), environ={"TF_CONFIG": TF_CONFIG})
+    assert labelled == [(1, 2)]
+    assert "Worker 1 of 2 (from tf_config)" in caplog.text and "chief" not in caplog.text
+
+
+def test_label_logs_prefixes_every_line_with_the_rank():
+    logger = logging.getLogger("mcrgpu-test-label")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        label_logs(1, 3, logger=logger)
+        label_logs(1, 3, logger=logger)  # idempotent
+        logger.warning("hello")
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == "[worker 1/3] WARNING: hello\n"
+
+
+def test_slurm_resolver_needs_no_nvidia_smi(monkeypatch):
+    def no_nvidia_smi(*args, **kwargs):
+        raise AssertionError("nvidia-smi was called")
+
+    monkeypatch.setattr("subprocess.check_output", no_nvidia_smi)
+    environ = {"SLURM_PROCID": "2", "SLURM_STEP_NUM_TASKS": "3", "SLURM_STEP_NODELIST": "node[1-2]",
+               "SLURM_STEP_TASKS_PER_NODE": "2,1"}
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    resolver = make_cluster_resolver("slurm", environ, gpus_per_task=0)
+    assert resolver.cluster_spec().as_dict() == {"worker": ["node1:8888", "node1:8889", "node2:8888"]}
+    assert (resolver.task_type, resolver.task_id) == ("worker", 2)
+    assert resolver.num_accelerators() == {"GPU": 0}
+    monkeypatch.delenv("SLURM_STEP_NODELIST")
+    with pytest.raises(DeviceConfigError, match="cannot be resolved"):
+        make_cluster_resolver("slurm", environ, gpus_per_task=0)
 
 
 # --- real strategies on logical CPU devices ----------------------------------------------------------
@@ -245,11 +408,14 @@ def test_setup_gpus_with_cpu_devices_builds_mirrored_strategy(n):
     assert isinstance(strategy, tf.distribute.MirroredStrategy)
     assert strategy.num_replicas_in_sync == n
     report = describe(strategy, GPUConfig(cpu_devices=n))
-    assert report.num_replicas == n and report.cpu_fallback and report.notes == []
+    assert report.num_replicas == n and report.notes == []
+    assert report.cpu_fallback == (not tf.config.list_physical_devices("GPU"))
     assert "MirroredStrategy with %d replica(s)" % n in format_report(report)
 
 
 def test_real_cpu_fallback_is_one_device_strategy():
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("checks the CPU fallback; this machine has GPUs")
     strategy = setup_gpus(GPUConfig())
     assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
     assert strategy.num_replicas_in_sync == 1

@@ -1,52 +1,99 @@
-"""The ``mcrgpu`` command line: one click group, one module per command."""
+"""The ``mcrgpu`` command line: one click group, one module per command, loaded when it runs.
 
+``mcrgpu --help`` and ``--version`` import neither the commands nor TensorFlow.
+"""
+
+import importlib
 import logging
 import os
 
 import click
 
-# Quieten TensorFlow's C++ start-up banner for command-line users (before TensorFlow is imported).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mcrgpu._version import __version__
 
-from mcrgpu._version import __version__  # noqa: E402
-from mcrgpu.cli.characterize import characterize_command  # noqa: E402
-from mcrgpu.cli.example import example  # noqa: E402
-from mcrgpu.cli.gpus import gpus  # noqa: E402
-from mcrgpu.cli.reconstruct import match_command, reconstruct_command  # noqa: E402
-from mcrgpu.cli.view import view  # noqa: E402
+__all__ = ["main", "match_main", "reconstruct_main", "characterize_main", "configure_logging"]
 
-__all__ = ["main", "match_main", "reconstruct_main", "characterize_main"]
+_TF_LOG_LEVEL_FROM_USER = bool(os.environ.get("TF_CPP_MIN_LOG_LEVEL"))
+
+# name -> (module, attribute, one-line help shown by ``mcrgpu --help`` without importing the module)
+COMMANDS = {
+    "gpus": ("mcrgpu.cli.gpus", "gpus", "Set up devices as the other commands would and report the result."),
+    "characterize": ("mcrgpu.cli.characterize", "characterize_command",
+                     "Characterize microstructure files (.npy, .tif, .png, .bmp) by statistical descriptors."),
+    "match": ("mcrgpu.cli.reconstruct", "match_command",
+              "Characterize structures, then reconstruct new ones with the same descriptors."),
+    "reconstruct": ("mcrgpu.cli.reconstruct", "reconstruct_command",
+                    "Reconstruct a structure of a given extent from a saved characterization."),
+    "view": ("mcrgpu.cli.view", "view",
+             "Plot FILE (microstructure, characterization or convergence history) to a PNG; print its path."),
+    "example": ("mcrgpu.cli.example", "example",
+                "Write a random periodic structure (smoothed noise cut into phases) to OUTPUT (.npy, .tif, .png)."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands (see COMMANDS) are imported only when one of them runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands or name not in COMMANDS:
+            return self.commands.get(name)
+        from mcrgpu.cli.options import quiet_stderr
+
+        configure_logging(bool(ctx.params.get("verbose")))  # before the module may import TensorFlow
+        module, attribute, _ = COMMANDS[name]
+        with quiet_stderr():
+            return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2] if name in COMMANDS and name not in self.commands
+                 else self.commands[name].get_short_help_str(limit=formatter.width))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mcrgpu")
-@click.option("-v", "--verbose", is_flag=True, help="Log debugging details.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging details, TensorFlow's included.")
 def main(verbose: bool) -> None:
     """Microstructure characterization and reconstruction on TensorFlow distribution strategies."""
-    _configure_logging(verbose)
+    configure_logging(verbose)
 
 
-def _configure_logging(verbose: bool) -> None:
+def configure_logging(verbose: bool) -> None:
+    """mcrgpu's log on stderr; TensorFlow's C++ and Python log only with ``verbose``.
+
+    Must run before TensorFlow is imported (the commands import it when they start); a
+    TF_CPP_MIN_LOG_LEVEL set by the user is kept.
+    """
+    from mcrgpu.cli.options import set_verbose
+
+    set_verbose(verbose)
+    if not _TF_LOG_LEVEL_FROM_USER:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
+    if not verbose:
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     logging.basicConfig(level=logging.WARNING, format="mcrgpu: %(levelname)s: %(message)s")
     logging.getLogger("mcrgpu").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for name in ("tensorflow", "absl", "keras"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
-main.add_command(gpus)
-main.add_command(characterize_command)
-main.add_command(match_command)
-main.add_command(reconstruct_command)
-main.add_command(view)
-main.add_command(example)
-
-
-def _standalone(command: click.Command, name: str):
+def _standalone(name: str, attribute: str):
     """Entry point running one command as its own program (``mcrgpu-match``, ...)."""
     def run() -> None:
-        _configure_logging(verbose=False)
+        from mcrgpu.cli.options import quiet_stderr
+
+        configure_logging(verbose=False)
+        with quiet_stderr():
+            command = getattr(importlib.import_module(COMMANDS[name][0]), attribute)
         command.main(prog_name=f"mcrgpu-{name}")
     return run
 
 
-match_main = _standalone(match_command, "match")
-reconstruct_main = _standalone(reconstruct_command, "reconstruct")
-characterize_main = _standalone(characterize_command, "characterize")
+match_main = _standalone("match", "match_command")
+reconstruct_main = _standalone("reconstruct", "reconstruct_command")
+characterize_main = _standalone("characterize", "characterize_command")

@@ -1,5 +1,7 @@
 """``mcrgpu example``: write a synthetic microstructure to try the other commands on."""
 
+import time
+
 import click
 
 from mcrgpu.cli.options import McrCommand, MultiValueOption
@@ -19,8 +21,9 @@ def example(output, shape, volume_fractions, correlation_length, seed) -> None:
     from mcrgpu.mcr.synthetic import gaussian_random_structure
     from mcrgpu.mcr.microstructure_io import save_microstructure
 
+    start = time.perf_counter()
     ms = gaussian_random_structure(shape or (64, 64), volume_fractions=volume_fractions or (0.6, 0.4),
                                    correlation_length=correlation_length, seed=seed)
     path = save_microstructure(output, ms)
     fractions = ", ".join(f"{v:.3f}" for v in ms.volume_fractions())
-    click.echo(f"{path}: shape {ms.shape}, volume fractions [{fractions}]")
+    click.echo(f"Wrote {path}: shape {ms.shape}, volume fractions [{fractions}] in {time.perf_counter() - start:.1f} s")

@@ -2,15 +2,65 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import re
+import sys
 from typing import Callable
 
 import click
 
-__all__ = ["MultiValueOption", "McrCommand", "gpu_options", "GPU_OPTION_NAMES"]
+__all__ = ["MultiValueOption", "McrCommand", "gpu_options", "GPU_OPTION_NAMES", "set_verbose",
+           "quiet_stderr", "error_message"]
 
 _NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
+_VERBOSE = False
+
+
+def set_verbose(verbose: bool) -> None:
+    """Whether commands let TensorFlow's start-up log through (``mcrgpu -v``)."""
+    global _VERBOSE
+    _VERBOSE = verbose
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Point the process's stderr (file descriptor 2) at /dev/null for the block, unless verbose.
+
+    TensorFlow's C++ libraries log (oneDNN, CUDA, CPU features) on descriptor 2 while they load,
+    before TF_CPP_MIN_LOG_LEVEL applies, so imports that load TensorFlow run inside this block.
+    """
+    if _VERBOSE:
+        yield
+        return
+    sys.stderr.flush()
+    try:
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _import_tensorflow_quietly() -> None:
+    if "tensorflow" not in sys.modules:
+        with quiet_stderr():
+            import tensorflow  # noqa: F401
+
+
+_FILE_SUFFIXES = (".npy", ".npz", ".tif", ".tiff", ".png", ".bmp", ".pickle")
+
+
+def _is_file_name(arg: str) -> bool:
+    """An argument that names an input file rather than a value (``ms.npy``)."""
+    return os.path.splitext(arg)[1].lower() in _FILE_SUFFIXES
 
 
 class MultiValueOption(click.Option):
@@ -28,15 +78,19 @@ class McrCommand(click.Command):
     """A command whose multi-value options take every value up to the next option."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        names = {name for param in self.params if isinstance(param, MultiValueOption)
+        multi = {name: param for param in self.params if isinstance(param, MultiValueOption)
                  for name in param.opts}
         expanded: list[str] = []
         current = None  # the multi-value flag whose values are being read
         takes_first = False  # the next value follows the flag itself
         for arg in args:
             flag = arg.split("=", 1)[0]
-            if flag in names:
+            if flag in multi:
                 current, takes_first = flag, "=" not in arg
+                expanded.append(arg)
+            elif current and not takes_first and _is_file_name(arg) \
+                    and not isinstance(multi[current].type, click.Path):
+                current = None  # ``--descriptor_types Correlations ms.npy``: ms.npy is an input file
                 expanded.append(arg)
             elif current and arg != "--" and (not arg.startswith("-") or _NUMBER.match(arg)):
                 expanded.extend([arg] if takes_first else [current, arg])
@@ -47,21 +101,79 @@ class McrCommand(click.Command):
         return super().parse_args(ctx, expanded)
 
     def invoke(self, ctx: click.Context):
-        """Run the command; mcrgpu's own errors become a one-line message and exit code 2."""
-        from mcrgpu.errors import McrgpuError
+        """Run the command; bad input of any kind becomes one ``Error: ...`` line and exit code 2.
 
+        mcrgpu's own errors, file-system errors (OSError) and out-of-memory errors are caught;
+        anything else is a bug and keeps its traceback.
+        """
+        _import_tensorflow_quietly()
         try:
             return super().invoke(ctx)
-        except McrgpuError as error:
-            raise _McrgpuClickError(str(error)) from None
+        except Exception as error:  # noqa: BLE001 - error_message decides; bugs are re-raised
+            message = error_message(error, self)
+            if message is None:
+                raise
+            raise _McrgpuClickError(message) from None
 
 
 class _McrgpuClickError(click.ClickException):
     exit_code = 2
 
 
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{12}\.tmp$")  # mcrgpu.io.atomic_write's temporary files
+_NUMPY_SCALAR = re.compile(r"np\.(?:float|int|uint|bool|str)\w*\(([^()]*)\)")
+_PYTHON_NAMES = {"memory_limit_mb": "--memory_limit"}  # library argument -> option, where they differ
+
+
+def error_message(error: BaseException, command: click.Command | None = None) -> str | None:
+    """The one-line message the command line shows for ``error``, or None if it is a bug.
+
+    Argument names in the message become the command's option names (``memory_limit_mb`` ->
+    ``--memory_limit``) and NumPy scalars plain numbers.
+    """
+    from mcrgpu.errors import McrgpuError
+
+    if isinstance(error, McrgpuError):
+        message = str(error)
+    elif isinstance(error, OSError):
+        message = _os_error_message(error)
+    elif isinstance(error, MemoryError) or any(
+            cls.__name__ == "ResourceExhaustedError" for cls in type(error).__mro__):
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        message = (f"Out of memory ({first_line[:200]}); lower --slice_batch_size or the structure's "
+                   "extent, or use a device with more memory")
+    else:
+        return None
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip()) or type(error).__name__
+    message = _NUMPY_SCALAR.sub(r"\1", message)
+    names = dict(_PYTHON_NAMES)
+    for param in command.params if command is not None else ():
+        long_flags = [flag for flag in param.opts if flag.startswith("--")]
+        if isinstance(param, click.Option) and param.name and "_" in param.name and long_flags:
+            names.setdefault(param.name, long_flags[0])
+    for name, flag in names.items():
+        message = re.sub(rf"(?<![\w./-]){re.escape(name)}(?![\w./])(=?)",
+                         lambda match, flag=flag: flag + (" " if match.group(1) else ""), message)
+    return message
+
+
+def _os_error_message(error: OSError) -> str:
+    """``No such file or directory: '/proc/x'; check ...``, naming the file the user asked for."""
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        return f"{reason}; check the paths given and free disk space"
+    path = os.fspath(error.filename)
+    path = str(path) if not isinstance(path, bytes) else path.decode(errors="replace")
+    directory, name = os.path.split(path)
+    temp = _TEMP_NAME.match(name)
+    if temp:
+        path = os.path.join(directory, temp.group("name"))
+    return f"{reason}: {path!r}; check the path and that you may read or write there"
+
+
 GPU_OPTION_NAMES = ("gpu_ids", "memory_growth", "memory_limit", "precision",
-                    "enable_mixed_precision", "cpu_devices", "auto_gpu_config")
+                    "enable_mixed_precision", "cpu_devices", "multi_worker", "gpus_per_task",
+                    "auto_gpu_config")
 
 
 def gpu_options(command: Callable) -> Callable:
@@ -84,6 +196,12 @@ def gpu_options(command: Callable) -> Callable:
                      help="Alias: mixed_float16 on GPU, mixed_bfloat16 on CPU."),
         click.option("--cpu_devices", type=click.IntRange(min=0), default=0, metavar="N",
                      help="Run on N logical CPU devices (a MirroredStrategy over the CPU) instead of GPUs."),
+        click.option("--multi_worker/--no_multi_worker", default=None,
+                     help="Run as one of several workers (MultiWorkerMirroredStrategy). Default: when "
+                          "TF_CONFIG names several workers or srun started several SLURM tasks."),
+        click.option("--gpus_per_task", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="SLURM tasks that see all GPUs of their node: task SLURM_LOCALID uses the "
+                          "N GPUs from SLURM_LOCALID*N on. Default: every visible GPU."),
         click.option("--auto_gpu_config/--no_auto_gpu_config", default=True,
                      help="Let mcrgpu configure devices (default), or leave TensorFlow's defaults alone."),
     ]
@@ -100,7 +218,7 @@ def gpu_options(command: Callable) -> Callable:
 
 
 def _gpu_config(*, gpu_ids, memory_growth, memory_limit, precision, enable_mixed_precision,
-                cpu_devices, auto_gpu_config):
+                cpu_devices, multi_worker, gpus_per_task, auto_gpu_config):
     from mcrgpu.gpu_manager import GPUConfig
 
     if precision and enable_mixed_precision:
@@ -109,7 +227,9 @@ def _gpu_config(*, gpu_ids, memory_growth, memory_limit, precision, enable_mixed
         given = [flag for flag, value in (("--gpu_ids", gpu_ids), ("--memory_growth", memory_growth),
                                           ("--memory_limit", memory_limit), ("--precision", precision),
                                           ("--enable_mixed_precision", enable_mixed_precision),
-                                          ("--cpu_devices", cpu_devices)) if value]
+                                          ("--cpu_devices", cpu_devices),
+                                          ("--multi_worker", multi_worker is not None),
+                                          ("--gpus_per_task", gpus_per_task)) if value]
         if given:
             raise click.UsageError(f"--no_auto_gpu_config leaves devices alone; drop {given[0]}")
         return None
@@ -119,6 +239,8 @@ def _gpu_config(*, gpu_ids, memory_growth, memory_limit, precision, enable_mixed
         memory_limit_mb=memory_limit,
         precision="mixed" if enable_mixed_precision else (precision or "float32"),
         cpu_devices=cpu_devices,
+        multi_worker=multi_worker,
+        gpus_per_task=gpus_per_task,
     )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
-from mcrgpu.cli.characterize import result_stem
+from mcrgpu.cli.characterize import check_output_folder, result_stem, unique_stems
 from mcrgpu.cli.options import (McrCommand, MultiValueOption, descriptor_options, gpu_options,
                                 mcrpy_only_options, reconstruction_options)
 
@@ -52,22 +53,25 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
     from mcrgpu.gpu_manager import setup_gpus
     from mcrgpu.mcr.microstructure_io import load_microstructure
 
+    start = time.perf_counter()
     paths = [*files, *more_files]
     if not paths:
         raise click.UsageError("Give a microstructure file (FILES or --microstructure_filename)")
+    stems = unique_stems(paths, information)
+    _check_before_writing(descriptor_types, data_folder, options)
     structures = [load_microstructure(path, threshold=threshold) for path in paths]
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
-    for path, ms in zip(paths, structures):
+    for path, stem, ms in zip(paths, stems, structures):
         target = characterize(ms, list(descriptor_types), limit_to=limit_to,
                               use_multigrid=not no_multigrid_descriptor, use_multiphase=True,
                               periodic=not non_periodic, threshold_steepness=threshold_steepness,
                               strategy=strategy, source=str(path))
         if isotropic and target.is_3d:
             target = dataclasses.replace(target, axis_descriptors=None)
-        stem = result_stem(path, information)
         save_characterization(Path(data_folder) / f"{stem}_characterization.npz", target)
         shape = ms.shape if add_dimension is None or ms.is_3d else (add_dimension, *ms.shape)
-        _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, options)
+        _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, dict(options))
+    click.echo(f"Wrote the results of {len(paths)} structure(s) to {data_folder} in {time.perf_counter() - start:.1f} s")
 
 
 @click.command("reconstruct", cls=McrCommand, epilog=RECONSTRUCT_EPILOG)
@@ -105,8 +109,10 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
     from mcrgpu.mcr.characterization_files import load_characterization
     from mcrgpu.gpu_manager import setup_gpus
 
+    start = time.perf_counter()
     if len(descriptor_filenames) not in (1, 3):
         raise click.UsageError("Give one --descriptor_filename, or three (one per axis)")
+    stem = result_stem(Path(descriptor_filenames[0]).stem.removesuffix("_characterization"), information)
     targets = [load_characterization(path) for path in descriptor_filenames]
     target = targets[0] if len(targets) == 1 else combine_axes(targets)
     stored = target.settings
@@ -119,10 +125,30 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
             raise click.UsageError(f"{flag} {given} differs from the characterization file ({actual}); "
                                    "characterize again with the settings you want")
     shape = (extent_x, extent_y) if extent_z in (0, 1) else (extent_x, extent_y, extent_z)
+    _check_before_writing(descriptor_types or target.descriptor_types, data_folder, options)
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
-    stem = result_stem(Path(descriptor_filenames[0]).stem.removesuffix("_characterization"), information)
     _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder, slice_batch_size,
                  strategy, options)
+    click.echo(f"Wrote the results to {data_folder} in {time.perf_counter() - start:.1f} s")
+
+
+def _check_before_writing(descriptor_types, data_folder, options) -> None:
+    """Refuse options that cannot work before anything is computed or written."""
+    from mcrgpu.errors import InvalidInputError
+    from mcrgpu.mcr.microstructure_io import load_microstructure
+
+    check_output_folder(data_folder)
+    weights = options["descriptor_weights"]
+    if weights and len(weights) != len(descriptor_types):
+        raise InvalidInputError(
+            f"--descriptor_weights gives {len(weights)} weight(s) ({' '.join(f'{w:g}' for w in weights)}) for "
+            f"{len(descriptor_types)} descriptor type(s) ({' '.join(descriptor_types)}); give one per descriptor type"
+        )
+    if options["initial_microstructure_file"]:
+        load_microstructure(options["initial_microstructure_file"])
+    resume = options["resume"]
+    if resume and not Path(resume).is_file():
+        raise InvalidInputError(f"--resume {resume!r} is not a file; give a *_convergence.npz written by mcrgpu")
 
 
 def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, options):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mcrgpu._version import __version__
-from mcrgpu.errors import FileFormatError, InvalidInputError
+from mcrgpu.errors import FileFormatError, InvalidInputError, McrgpuError
 from mcrgpu.io import atomic_save_npz, read_npz_with_header
 from mcrgpu.mcr.characterization import Characterization
 from mcrgpu.mcr.descriptors import DescriptorSettings
@@ -53,7 +53,14 @@ def load_characterization(path) -> Characterization:
     """
     path = Path(path)
     if path.suffix == ".pickle":
-        return load_mcrpy_characterization(path)
+        try:
+            return load_mcrpy_characterization(path)
+        except McrgpuError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any failure to parse the pickle is a bad file
+            raise FileFormatError(
+                f"{str(path)!r} is not a readable MCRpy characterization pickle ({type(error).__name__}: {error})"
+            ) from None
     header, arrays = read_npz_with_header(path, what="characterization")
     try:
         if header.get("format") != FORMAT_NAME:

@@ -12,11 +12,14 @@ from mcrgpu.errors import FileFormatError, InvalidInputError
 from mcrgpu.io import as_path, atomic_write, read_grey_image, read_npy, read_tif
 from mcrgpu.mcr.microstructure import Microstructure
 
-__all__ = ["SUPPORTED_SUFFIXES", "MAX_IMAGE_PHASES", "load_microstructure", "save_microstructure"]
+__all__ = ["SUPPORTED_SUFFIXES", "MAX_IMAGE_PHASES", "MAX_PHASES", "load_microstructure", "save_microstructure"]
 
 SUPPORTED_SUFFIXES = (".npy", ".tif", ".tiff", ".png", ".bmp")
 MAX_IMAGE_PHASES = 16
 """More distinct grey values than this in an image file means it is not segmented."""
+MAX_PHASES = 64
+"""Most phases (distinct labels) a label file may hold: memory and time of the descriptors grow with
+the phase count (a 64x64 .npy with 983 labels took 12 GB), and so many labels are rarely phases."""
 
 _IMAGE_FORMATS = {".png": "PNG", ".bmp": "BMP"}
 _FULL_SCALE = {np.dtype(np.bool_): 1, np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
@@ -87,8 +90,9 @@ def load_microstructure(path: str | os.PathLike[str], *, threshold: float | None
     ------
     FileFormatError
         If the file does not exist, has an unsupported suffix, cannot be read, is not 2D/3D,
-        holds a pickled array, or (image files, no ``threshold``) has more than
-        ``MAX_IMAGE_PHASES`` distinct values, i.e. is not segmented.
+        holds a pickled array, has fewer than two or more than ``MAX_PHASES`` phases, or (image
+        files, no ``threshold``) has more than ``MAX_IMAGE_PHASES`` distinct values, i.e. is not
+        segmented.
     InvalidInputError
         If ``threshold`` is not a finite number or puts everything in one phase.
 
@@ -123,9 +127,16 @@ def load_microstructure(path: str | os.PathLike[str], *, threshold: float | None
     else:
         _check_segmented(array, path, image=suffix != ".npy")
     try:
-        return Microstructure(array)
+        ms = Microstructure(array)
     except InvalidInputError as exc:
         raise FileFormatError(f"{path}: {exc}") from exc
+    if ms.n_phases > MAX_PHASES:
+        raise FileFormatError(
+            f"{path}: has {ms.n_phases} distinct labels; mcrgpu reads at most {MAX_PHASES} phases (memory "
+            "grows with the phase count). If it is a grey image, pass threshold= (CLI: --threshold); "
+            "otherwise merge phases."
+        )
+    return ms
 
 
 def _compact_dtype(values: np.ndarray) -> np.dtype:

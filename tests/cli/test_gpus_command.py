@@ -27,11 +27,27 @@ def test_json_report():
 
 
 def test_missing_gpu_exits_2_with_one_line_error():
-    result = run("gpus", "--gpu_ids", "3")
+    result = run("gpus", "--gpu_ids", "99")
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [
-        "Error: GPU id 3 does not exist: found no GPU; omit gpu_ids to run on the CPU"
-    ]
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: GPU id 99 does not exist: found ")
+    assert "--gpu_ids" in line and "gpu_ids to" not in line.replace("--gpu_ids", "")
+
+
+def test_plain_batch_allocation_reports_one_worker():
+    result = CliRunner().invoke(main, ["gpus"], env={"SLURM_JOB_ID": "1", "SLURM_NTASKS": "4"})
+    assert result.exit_code == 0, result.output
+    assert "Workers               1 (this process: rank 0, chief)" in result.output
+
+
+def test_multi_worker_without_cluster_and_memory_limit_on_cpu_are_one_line_errors():
+    result = CliRunner().invoke(main, ["gpus", "--multi_worker"], env={"TF_CONFIG": None})
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: --multi_worker asks for several workers, but neither TF_CONFIG nor SLURM")
+    result = run("gpus", "--cpu_devices", "2", "--memory_limit", "100")
+    assert result.exit_code == 2
+    assert result.output == ("Error: --memory_limit 100 applies to GPUs, but cpu_devices runs on the CPU; "
+                             "omit --memory_limit to run on the CPU\n").replace("cpu_devices runs", "--cpu_devices runs")
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -40,6 +56,9 @@ def test_missing_gpu_exits_2_with_one_line_error():
     (["--memory_growth", "--memory_limit", "100"], "cannot both apply"),
     (["--precision", "float32", "--enable_mixed_precision"], "contradict"),
     (["--no_auto_gpu_config", "--cpu_devices", "2"], "drop --cpu_devices"),
+    (["--no_auto_gpu_config", "--no_multi_worker"], "drop --multi_worker"),
+    (["--gpus_per_task", "2", "--gpu_ids", "0"], "--gpus_per_task picks each task's GPUs and cannot be combined with --gpu_ids"),
+    (["--gpus_per_task", "0"], "0 is not in the range x>=1"),
     (["--gpu_ids", "x"], "'x' is not a valid integer"),
 ])
 def test_invalid_options_exit_2(args, fragment):
@@ -58,7 +77,7 @@ def test_enable_mixed_precision_on_cpu_is_bfloat16():
     import tensorflow as tf
 
     try:
-        result = run("gpus", "--enable_mixed_precision", "--json")
+        result = run("gpus", "--enable_mixed_precision", "--cpu_devices", "2", "--json")
         assert json.loads(result.output)["precision_policy"] == "mixed_bfloat16"
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
