@@ -12,6 +12,8 @@ from mcrgpu._version import __version__  # noqa: E402
 from mcrgpu.cli.characterize import characterize_command  # noqa: E402
 from mcrgpu.cli.example import example  # noqa: E402
 from mcrgpu.cli.gpus import gpus  # noqa: E402
+from mcrgpu.cli.images import images  # noqa: E402
+from mcrgpu.cli.models import models  # noqa: E402
 from mcrgpu.cli.reconstruct import match_command, reconstruct_command  # noqa: E402
 from mcrgpu.cli.view import view  # noqa: E402
 
@@ -37,6 +39,8 @@ main.add_command(match_command)
 main.add_command(reconstruct_command)
 main.add_command(view)
 main.add_command(example)
+main.add_command(images)
+main.add_command(models)
 
 
 def _standalone(command: click.Command, name: str):
