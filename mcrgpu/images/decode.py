@@ -11,7 +11,7 @@ import tensorflow as tf
 from mcrgpu.errors import FileFormatError, InvalidInputError
 from mcrgpu.io import read_npy
 
-__all__ = ["IMAGE_SUFFIXES", "read_image", "to_model_input"]
+__all__ = ["IMAGE_SUFFIXES", "read_image", "to_model_input", "short_reason"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")
 """File kinds the image workloads read: PNG/JPEG/BMP decoded by TensorFlow, TIFF by tifffile, NumPy."""
@@ -42,7 +42,7 @@ def read_image(path: str | Path) -> np.ndarray:
             data = tf.io.read_file(str(path))
             array = tf.io.decode_image(data, channels=0, expand_animations=False).numpy()
         except (tf.errors.OpError, ValueError) as error:
-            raise FileFormatError(f"{path}: not a readable image ({_first_line(error)})") from None
+            raise FileFormatError(f"{path}: not a readable image ({short_reason(error)})") from None
     if array.ndim == 2:
         array = array[..., np.newaxis]
     if array.ndim != 3 or array.shape[-1] > 4 or min(array.shape) == 0:
@@ -56,13 +56,22 @@ def _read_tiff(path: Path) -> np.ndarray:
     try:
         return tifffile.imread(path)
     except Exception as error:  # tifffile raises many kinds for corrupt files
-        raise FileFormatError(f"{path}: not a readable TIFF file ({_first_line(error)})") from None
+        raise FileFormatError(f"{path}: not a readable TIFF file ({short_reason(error)})") from None
 
 
-def _first_line(error: Exception) -> str:
-    text = error.message if isinstance(error, tf.errors.OpError) else str(error)
-    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text).split(" [Op:")[0]  # TensorFlow's node prefix and suffix
-    return (text.strip().splitlines() or [type(error).__name__])[0]
+def short_reason(error: BaseException) -> str:
+    """One line saying why ``error`` happened, without TensorFlow's node names, tracebacks and counts."""
+    if not isinstance(error, tf.errors.OpError):
+        return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    lines = []
+    for line in error.message.splitlines():
+        line = re.sub(r"^\(\d+\) [A-Z_]+:\s*", "", line.strip()).split(" [Op:")[0]
+        if line and not _NOISE.match(line):
+            lines.append(line)
+    return lines[-1] if lines else type(error).__name__  # TensorFlow puts the cause last
+
+
+_NOISE = re.compile(r"^(File |\[\[|Graph execution|Detected at node|<stack|\d+ (root error|successful|derived))")
 
 
 def to_model_input(array: np.ndarray, spec: tf.TensorSpec, *, size: tuple[int, int] | None = None,

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from mcrgpu.errors import FileFormatError, InvalidInputError, McrgpuError
-from mcrgpu.images.decode import read_image, to_model_input
+from mcrgpu.images.decode import read_image, short_reason, to_model_input
 from mcrgpu.images.manifest import Manifest, finished_items
 
 __all__ = ["SavedModelSignature", "Item", "RunSummary", "load_signature", "describe_saved_model", "run_items",
@@ -229,7 +229,7 @@ def _decoded(model: SavedModelSignature, todo: Sequence[Item], *, size, mode) ->
                 shapes.append(np.asarray(shape, np.int64))
             error = ""
         except _ITEM_ERRORS as caught:
-            error = str(caught) or type(caught).__name__
+            error = short_reason(caught)
             arrays = [np.zeros((0,) * (spec.shape.rank - 1), spec.dtype.as_numpy_dtype) for spec in model.inputs.values()]
             shapes = [np.zeros(0, np.int64)] * len(names)
         return [position, error, time.perf_counter() - begin, *arrays, *shapes]
@@ -300,7 +300,7 @@ class _Batches:
                 for entry in entries:
                     self._run([entry])
                 return
-            self._record(entries[0], "failed", entries[0].seconds, f"model failed: {_first_line(error)}")
+            self._record(entries[0], "failed", entries[0].seconds, f"model failed: {short_reason(error)}")
             self.manifest.sync()
             return
         share = (time.perf_counter() - begin) / len(entries)
@@ -309,7 +309,7 @@ class _Batches:
             try:
                 self.write(entry.item, row, entry.shapes)
             except _ITEM_ERRORS as error:
-                self._record(entry, "failed", entry.seconds + share, f"writing failed: {_first_line(error)}")
+                self._record(entry, "failed", entry.seconds + share, f"writing failed: {short_reason(error)}")
                 continue
             self._record(entry, "ok", entry.seconds + share + time.perf_counter() - written, None)
         self.manifest.sync()
@@ -356,10 +356,6 @@ class _Batches:
         def replica(inputs, positions):
             return self.model.function(**inputs), tf.identity(positions)
         return self.strategy.run(replica, args=values)
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 @contextmanager
