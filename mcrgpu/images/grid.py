@@ -137,4 +137,4 @@ def _save_png(handle, array: np.ndarray) -> None:
         raise InvalidInputError(f"output of shape {array.shape} is no image (H, W) or (H, W, 1|3|4)")
     if array.dtype == np.uint16 and array.ndim == 3:  # Pillow writes 16-bit PNGs for grey only
         array = (array // 257).astype(np.uint8)
-    Image.fromarray(array).save(handle, format="PNG")
+    Image.fromarray(array).save(handle, format="PNG", compress_level=1)  # 4-8x faster than level 6, files ~12 % larger

@@ -154,7 +154,7 @@ def match_pairs(pairs: Sequence[tuple[str | Path, str | Path]] | str | Path,
         if visualize:
             picture = draw_matches(read_image(item.inputs["image0"]), read_image(item.inputs["image1"]), **result)
             with atomic_write(path.with_suffix(".png")) as handle:
-                picture.save(handle, format="PNG")
+                picture.save(handle, format="PNG", compress_level=1)
 
     return run_items(model, items, write, output_folder=folder, manifest_name=MANIFEST_NAME, strategy=strategy,
                      batch_size=batch_size, size=size, mode=mode, overwrite=overwrite, progress=progress)
