@@ -46,7 +46,8 @@ def task_options(command: Callable) -> Callable:
                      help="SavedModel folder (e.g. from `mcrgpu models export`)."),
         click.option("--signature", default="serving_default", show_default=True, help="Signature to run."),
         click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="Items per device and step (the global batch is this times the devices)."),
+                     help="Items per device and step (the global batch is this times the devices); "
+                          "for a given value results do not depend on the number of devices."),
         click.option("--resize", is_flag=True, help="Resize every image to the model's size (or --size)."),
         click.option("--pad", is_flag=True, help="Pad every image with zeros, below and right, to the model's "
                                                  "size (or --size). Without --resize/--pad images are batched by shape."),

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from mcrgpu.errors import FileFormatError, InvalidInputError, McrgpuError
+from mcrgpu.errors import DeviceConfigError, FileFormatError, InvalidInputError
 from mcrgpu.images.decode import read_image, short_reason, to_model_input
 from mcrgpu.images.manifest import Manifest, finished_items
 
@@ -26,7 +26,7 @@ __all__ = ["SavedModelSignature", "Item", "RunSummary", "load_signature", "descr
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
-_ITEM_ERRORS = (McrgpuError, OSError, ValueError, TypeError, tf.errors.OpError)
+_ITEM_ERRORS = (Exception,)  # the isolation boundary: whatever one item raises is recorded, the run goes on
 _PENDING_BATCHES = 4  # decoded items of other shapes kept waiting, in global batches, before a partial batch runs
 
 
@@ -176,6 +176,7 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
         Counts; ``interrupted`` when Ctrl+C stopped the run after the batch in flight.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    _require_one_worker(strategy)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be an integer >= 1; received {batch_size!r}")
     names = [item.name for item in items]
@@ -202,6 +203,20 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
         batches.flush(stop)
     return RunSummary(batches.done, len(items) - len(todo), batches.failed, stop.is_set(),
                       time.perf_counter() - start, manifest_path)
+
+
+def _require_one_worker(strategy: tf.distribute.Strategy) -> None:
+    """Image tasks write from one process; several workers would each run (and write) every item."""
+    resolver = strategy.cluster_resolver
+    if resolver is None:
+        return
+    spec = resolver.cluster_spec()
+    workers = sum(spec.num_tasks(job) for job in spec.jobs)
+    if workers > 1:
+        raise DeviceConfigError(
+            f"image tasks run within one worker, but the strategy spans {workers} workers (TF_CONFIG or SLURM); "
+            "run one process per node on its own share of the files (multi_worker=False), each with its own "
+            "output folder")
 
 
 @dataclass

@@ -82,3 +82,13 @@ def test_png_output_for_uint8_images_and_output_choice(tmp_path, photos, grid_mo
     run_grid([photos["camera"]], [photos["coffee"]], grid_model, output_folder=tmp_path, output_name="offset",
              progress=False)
     assert np.load(tmp_path / "camera__coffee__0.npy").shape == ()
+
+
+def test_one_item_on_three_replicas_leaves_two_replicas_padding_only(tmp_path, photos, grid_model):
+    summary = run_grid([photos["camera"]], [photos["coffee"]], grid_model, output_folder=tmp_path / "three",
+                       strategy=cpu_strategy(3), batch_size=4, progress=False)
+    run_grid([photos["camera"]], [photos["coffee"]], grid_model, output_folder=tmp_path / "one",
+             strategy=cpu_strategy(1), batch_size=4, progress=False)  # same rows per device: same bits
+    assert (summary.done, summary.failed) == (1, 0)
+    np.testing.assert_array_equal(np.load(tmp_path / "three" / "camera__coffee__0.npy"),
+                                  np.load(tmp_path / "one" / "camera__coffee__0.npy"))

@@ -1,11 +1,13 @@
 """The runner: signature loading and checks, decoding into model inputs, failures isolated per item."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tifffile
 
-from mcrgpu.errors import FileFormatError, InvalidInputError
+from mcrgpu.errors import DeviceConfigError, FileFormatError, InvalidInputError
 from mcrgpu.images.decode import read_image, to_model_input
 from mcrgpu.images.runner import Item, describe_saved_model, load_signature, run_items
 
@@ -115,3 +117,11 @@ def test_model_input_scaling_channels_and_fitting():
     grey_spec = tf.TensorSpec((None, None, None, 1), tf.float32, "image")
     luma = to_model_input(np.array([[[255, 0, 0]]], np.uint8), grey_spec)
     assert luma.shape == (1, 1, 1) and luma[0, 0, 0] == pytest.approx(0.299, abs=0.005)
+
+
+def test_a_strategy_over_several_workers_is_refused(tmp_path):
+    model = load_signature(export(Picky(), tmp_path / "picky"))
+    cluster = tf.train.ClusterSpec({"worker": ["localhost:1", "localhost:2"]})
+    two_workers = SimpleNamespace(cluster_resolver=SimpleNamespace(cluster_spec=lambda: cluster))
+    with pytest.raises(DeviceConfigError, match="spans 2 workers"):
+        run_items(model, [], print, output_folder=tmp_path, manifest_name="m.jsonl", strategy=two_workers)
