@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from mcrgpu.errors import DeviceConfigError, FileFormatError, InvalidInputError
 from mcrgpu.images.decode import read_image, short_reason, to_model_input
 from mcrgpu.images.manifest import Manifest, finished_items
+from mcrgpu.images.writer import ITEM_ERRORS, ResultWriter
 
 __all__ = ["SavedModelSignature", "Item", "RunSummary", "load_signature", "describe_saved_model", "run_items",
            "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
@@ -26,7 +27,6 @@ __all__ = ["SavedModelSignature", "Item", "RunSummary", "load_signature", "descr
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
-_ITEM_ERRORS = (Exception,)  # the isolation boundary: whatever one item raises is recorded, the run goes on
 _PENDING_BATCHES = 4  # decoded items of other shapes kept waiting, in global batches, before a partial batch runs
 
 
@@ -194,14 +194,15 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
     start = time.perf_counter()
     stop = threading.Event()
     with Manifest(manifest_path, fresh=overwrite) as manifest, _stop_on_sigint(stop), \
-            tqdm(total=len(todo), disable=not progress, unit="item", dynamic_ncols=True) as bar:
-        batches = _Batches(model, strategy, write, manifest, bar, folder, batch_size)
+            tqdm(total=len(todo), disable=not progress, unit="item", dynamic_ncols=True) as bar, \
+            ResultWriter(write, manifest, bar) as writer:
+        batches = _Batches(model, strategy, writer, batch_size)
         for entry in _decoded(model, todo, size=size, mode=mode):
             if stop.is_set():
                 break
             batches.add(entry)
         batches.flush(stop)
-    return RunSummary(batches.done, len(items) - len(todo), batches.failed, stop.is_set(),
+    return RunSummary(writer.done, len(items) - len(todo), writer.failed, stop.is_set(),
                       time.perf_counter() - start, manifest_path)
 
 
@@ -243,7 +244,7 @@ def _decoded(model: SavedModelSignature, todo: Sequence[Item], *, size, mode) ->
                 arrays.append(value)
                 shapes.append(np.asarray(shape, np.int64))
             error = ""
-        except _ITEM_ERRORS as caught:
+        except ITEM_ERRORS as caught:
             error = short_reason(caught)
             arrays = [np.zeros((0,) * (spec.shape.rank - 1), spec.dtype.as_numpy_dtype) for spec in model.inputs.values()]
             shapes = [np.zeros(0, np.int64)] * len(names)
@@ -278,21 +279,19 @@ def _prepare(source: Any, spec: tf.TensorSpec, read: Callable, *, size, mode) ->
 
 
 class _Batches:
-    """Groups decoded items by shape, runs full global batches through the strategy, records results."""
+    """Groups decoded items by shape, runs full global batches through the strategy, hands results to the writer."""
 
-    def __init__(self, model, strategy, write, manifest, bar, folder, batch_size):
-        self.model, self.strategy, self.write, self.manifest, self.bar = model, strategy, write, manifest, bar
-        self.folder = folder
+    def __init__(self, model: SavedModelSignature, strategy: tf.distribute.Strategy, writer: ResultWriter,
+                 batch_size: int) -> None:
+        self.model, self.strategy, self.writer = model, strategy, writer
         self.per_replica = batch_size
         self.global_batch = batch_size * strategy.num_replicas_in_sync
         self.pending: dict[tuple, list[_Entry]] = {}
-        self.done = self.failed = 0
         self._step = tf.function(self._replica_step, reduce_retracing=True)
 
     def add(self, entry: _Entry) -> None:
         if entry.arrays is None:
-            self._record(entry, "failed", entry.seconds, entry.error)
-            self.manifest.sync()
+            self.writer.failed_items([entry], entry.error)
             return
         key = tuple((name, array.shape) for name, array in entry.arrays.items())
         bucket = self.pending.setdefault(key, [])
@@ -310,34 +309,14 @@ class _Batches:
         begin = time.perf_counter()
         try:
             rows = self._predict(entries)
-        except _ITEM_ERRORS as error:
+        except ITEM_ERRORS as error:
             if len(entries) > 1:  # find the culprit: each item alone
                 for entry in entries:
                     self._run([entry])
                 return
-            self._record(entries[0], "failed", entries[0].seconds, f"model failed: {short_reason(error)}")
-            self.manifest.sync()
+            self.writer.failed_items(entries, f"model failed: {short_reason(error)}")
             return
-        share = (time.perf_counter() - begin) / len(entries)
-        for entry, row in zip(entries, rows):
-            written = time.perf_counter()
-            try:
-                self.write(entry.item, row, entry.shapes)
-            except _ITEM_ERRORS as error:
-                self._record(entry, "failed", entry.seconds + share, f"writing failed: {short_reason(error)}")
-                continue
-            self._record(entry, "ok", entry.seconds + share + time.perf_counter() - written, None)
-        self.manifest.sync()
-
-    def _record(self, entry: _Entry, status: str, seconds: float, reason: str | None) -> None:
-        if status == "ok":
-            self.done += 1
-        else:
-            self.failed += 1
-            logger.warning("%s failed: %s", entry.item.name, reason)
-        self.manifest.record(entry.item.name, status, output=entry.item.output if status == "ok" else None,
-                             seconds=seconds, reason=reason)
-        self.bar.update(1)
+        self.writer.results(entries, rows, (time.perf_counter() - begin) / len(entries))
 
     def _predict(self, entries: list[_Entry]) -> list[dict[str, np.ndarray]]:
         """Outputs of the model for ``entries`` (at most one global batch), in their order."""

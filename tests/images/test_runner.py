@@ -125,3 +125,20 @@ def test_a_strategy_over_several_workers_is_refused(tmp_path):
     two_workers = SimpleNamespace(cluster_resolver=SimpleNamespace(cluster_spec=lambda: cluster))
     with pytest.raises(DeviceConfigError, match="spans 2 workers"):
         run_items(model, [], print, output_folder=tmp_path, manifest_name="m.jsonl", strategy=two_workers)
+
+
+def test_an_item_whose_writing_fails_is_recorded_and_the_rest_written(tmp_path):
+    strategy = cpu_strategy(2)
+    model = load_signature(export(Picky(), tmp_path / "picky"), strategy=strategy)
+    items = [Item(f"item{i}", {"image": np.full((8, 8), 0.1 * i)}, f"item{i}.npy") for i in range(5)]
+    written = []
+
+    def write(item, outputs, shapes):
+        if item.name == "item2":
+            raise OSError("disk says no")
+        written.append(item.name)
+
+    summary = run_items(model, items, write, output_folder=tmp_path, manifest_name="m.jsonl", strategy=strategy,
+                        progress=False)
+    assert (summary.done, summary.failed, sorted(written)) == (4, 1, ["item0", "item1", "item3", "item4"])
+    assert "writing failed: disk says no" in (tmp_path / "m.jsonl").read_text()
