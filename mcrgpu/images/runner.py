@@ -142,8 +142,9 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
     by input shape into global batches of ``batch_size`` rows per replica, the last partial batch
     padded with copies of its last row (so no replica is ever empty) and the copies dropped, the
     outputs put back in input order by the carried position, and ``write(item, outputs, shapes)``
-    called for each item in this thread (the one writer). An item that cannot be read, does not
-    fit the model, or whose batch fails alone, is recorded as failed; the others go on.
+    called for each item by one writer thread while the next batch computes. An item that cannot
+    be read, does not fit the model, or whose batch fails alone, is recorded as failed; the others
+    go on.
 
     Parameters
     ----------
