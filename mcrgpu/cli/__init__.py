@@ -28,6 +28,8 @@ COMMANDS = {
              "Plot FILE (microstructure, characterization or convergence history) to a PNG; print its path."),
     "example": ("mcrgpu.cli.example", "example",
                 "Write a random periodic structure (smoothed noise cut into phases) to OUTPUT (.npy, .tif, .png)."),
+    "images": ("mcrgpu.cli.images", "images", "Image tasks: run a SavedModel over many images, resumably, under the GPU options' strategy."),
+    "models": ("mcrgpu.cli.models", "models", "Built-in image models as SavedModels: export them, and show the signatures of any SavedModel."),
 }
 
 

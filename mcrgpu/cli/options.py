@@ -191,7 +191,9 @@ def gpu_options(command: Callable) -> Callable:
         click.option("--memory_limit", type=click.IntRange(min=1), default=None, metavar="MB",
                      help="Limit the memory of every selected GPU to MB MiB (turns memory growth off)."),
         click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
-                     default=None, help="Keras dtype policy for convolutional models (default float32)."),
+                     default=None, help="Keras dtype policy for convolutional models (default float32); the "
+                          "reconstruction stays float32. Image models take it when exported "
+                          "(mcrgpu models export --precision); a SavedModel keeps its own."),
         click.option("--enable_mixed_precision", is_flag=True, default=False,
                      help="Alias: mixed_float16 on GPU, mixed_bfloat16 on CPU."),
         click.option("--cpu_devices", type=click.IntRange(min=0), default=0, metavar="N",

@@ -1,0 +1,145 @@
+"""``mcrgpu images pairs|grid``: image tasks on SavedModels under the strategy the GPU options build."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import click
+
+from mcrgpu.cli.options import McrCommand, MultiValueOption, _apply, gpu_options
+
+__all__ = ["images"]
+
+EXIT_CODES = """Exit codes: 0 every item done (or skipped as done before), 3 some items failed (see the
+manifest), 2 usage errors (nothing run), 130 interrupted by Ctrl+C (finished items kept; rerun to go on)."""
+
+PAIRS_EPILOG = f"""Examples:
+
+  mcrgpu models export matcher models/matcher
+
+  mcrgpu images pairs --model models/matcher --pairs pairs.txt --visualize --cpu_devices 2
+
+  mcrgpu images pairs --model my_superglue --folders left right --output_names matches0=matches
+
+{EXIT_CODES}
+"""
+
+GRID_EPILOG = f"""Examples:
+
+  mcrgpu models export colour_transfer models/colour_transfer
+
+  mcrgpu images grid --model models/colour_transfer --images photos --references styles --samples 3
+
+{EXIT_CODES}
+"""
+
+
+@click.group("images", context_settings={"help_option_names": ["-h", "--help"]})
+def images() -> None:
+    """Image tasks: run a SavedModel over many images, resumably, under the GPU options' strategy."""
+
+
+def task_options(command: Callable) -> Callable:
+    """Options every image task shares: the model, batching, fitting images, output and resuming."""
+    return _apply([
+        click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+                     help="SavedModel folder (e.g. from `mcrgpu models export`)."),
+        click.option("--signature", default="serving_default", show_default=True, help="Signature to run."),
+        click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Items per device and step (the global batch is this times the devices); "
+                          "for a given value results do not depend on the number of devices."),
+        click.option("--resize", is_flag=True, help="Resize every image to the model's size (or --size)."),
+        click.option("--pad", is_flag=True, help="Pad every image with zeros, below and right, to the model's "
+                                                 "size (or --size). Without --resize/--pad images are batched by shape."),
+        click.option("--size", type=click.IntRange(min=1), nargs=2, default=None, metavar="H W",
+                     help="Target size for --resize/--pad when the model accepts any size."),
+        click.option("--data_folder", type=click.Path(file_okay=False), default="results", show_default=True,
+                     help="Folder for the results and the JSONL manifest."),
+        click.option("--overwrite", is_flag=True, help="Redo items a previous run finished (default: skip them)."),
+        click.option("--progress/--no_progress", default=True, show_default=True, help="Show a progress bar."),
+    ], command)
+
+
+def _fit(resize: bool, pad: bool, size) -> tuple[str | None, tuple[int, int] | None]:
+    if resize and pad:
+        raise click.UsageError("--resize and --pad contradict; give only one")
+    if size and not (resize or pad):
+        raise click.UsageError("--size applies to --resize or --pad; add one of them")
+    return ("resize" if resize else "pad" if pad else None), (tuple(size) if size else None)
+
+
+def _finish(summary) -> None:
+    click.echo(str(summary))
+    if summary.exit_code:
+        raise click.exceptions.Exit(summary.exit_code)
+
+
+@images.command("pairs", cls=McrCommand, epilog=PAIRS_EPILOG)
+@click.option("--pairs", "pair_list", type=click.Path(dir_okay=False), default=None,
+              help="CSV or text file: two image paths per line (relative to the file).")
+@click.option("--folders", type=click.Path(file_okay=False), nargs=2, default=None, metavar="DIR0 DIR1",
+              help="Pair the images of two folders by file name.")
+@click.option("--output_names", cls=MultiValueOption, metavar="KEY=NAME",
+              help="The model's names for keypoints0, keypoints1, matches0, match_scores0, "
+                   "e.g. --output_names matches0=matches match_scores0=scores.")
+@click.option("--visualize", is_flag=True, help="Also write a PNG per pair: both images, matches drawn.")
+@task_options
+@gpu_options
+def pairs_command(pair_list, folders, output_names, visualize, model_dir, signature, batch_size, resize, pad, size,
+                  data_folder, overwrite, progress, gpu_config) -> None:
+    """Match image pairs with a pair model; one DATA_FOLDER/<image0>__<image1>.npz per pair.
+
+    The model's signature takes image0 and image1 ((B, H, W, C) float32 in [0, 1]) and returns
+    keypoints0, keypoints1 ((B, K, 2), x then y), matches0 ((B, K), index into keypoints1 or -1)
+    and match_scores0 ((B, K)). --precision does not change a SavedModel: a built-in model takes
+    it when exported (mcrgpu models export --precision).
+    """
+    from mcrgpu.gpu_manager import setup_gpus
+    from mcrgpu.images.pairs import match_pairs, pairs_from_folders, read_pair_list
+
+    if (pair_list is None) == (folders is None):
+        raise click.UsageError("Give the pairs either as --pairs FILE or as --folders DIR0 DIR1")
+    names = {}
+    for text in output_names:
+        key, separator, name = text.partition("=")
+        if not separator or not key or not name:
+            raise click.UsageError(f"--output_names takes KEY=NAME (e.g. matches0=matches); got {text!r}")
+        names[key] = name
+    mode, fit_size = _fit(resize, pad, size)
+    pairs = read_pair_list(pair_list) if pair_list else pairs_from_folders(*folders)
+    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    _finish(match_pairs(pairs, model_dir, output_folder=data_folder, strategy=strategy, signature=signature,
+                        output_names=names, visualize=visualize, batch_size=batch_size, size=fit_size, mode=mode,
+                        overwrite=overwrite, progress=progress))
+
+
+@images.command("grid", cls=McrCommand, epilog=GRID_EPILOG)
+@click.option("--images", "image_sources", cls=MultiValueOption, required=True, type=click.Path(exists=True),
+              help="Image files or folders.")
+@click.option("--references", "reference_sources", cls=MultiValueOption, required=True, type=click.Path(exists=True),
+              help="Reference image files or folders.")
+@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Samples per image and reference (seeds derived from image, reference and sample number).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Mixed into every sample's seed.")
+@click.option("--output_name", default=None, help="Model output to write (default: 'image', or the only output).")
+@task_options
+@gpu_options
+def grid_command(image_sources, reference_sources, samples, seed, output_name, model_dir, signature, batch_size,
+                 resize, pad, size, data_folder, overwrite, progress, gpu_config) -> None:
+    """Every image x every reference x --samples through a two-input model.
+
+    The model's signature takes image and reference ((B, H, W, C) float32 in [0, 1]) and seed
+    ((B,) int64); results go to DATA_FOLDER/<image>__<reference>__<k>.png for uint8/uint16 image
+    outputs, .npy otherwise. --precision does not change a SavedModel: a built-in model takes it
+    when exported (mcrgpu models export --precision).
+    """
+    from mcrgpu.gpu_manager import setup_gpus
+    from mcrgpu.images.grid import image_files, run_grid
+
+    mode, fit_size = _fit(resize, pad, size)
+    image_paths = [path for source in image_sources for path in image_files(source, "--images")]
+    reference_paths = [path for source in reference_sources for path in image_files(source, "--references")]
+    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    _finish(run_grid(image_paths, reference_paths, model_dir, output_folder=data_folder, samples=samples, seed=seed,
+                     output_name=output_name, strategy=strategy, signature=signature, batch_size=batch_size,
+                     size=fit_size, mode=mode, overwrite=overwrite, progress=progress))

@@ -1,0 +1,91 @@
+"""The image models mcrgpu builds itself and exports as SavedModels: a registry by name, and export."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from mcrgpu.errors import InvalidInputError
+
+__all__ = ["COMPUTE_DTYPES", "known_models", "build_model", "export_model"]
+
+COMPUTE_DTYPES = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
+"""Precision name (Keras policy) -> dtype the built-in models compute in; inputs and outputs stay float32."""
+
+
+def _matcher(compute_dtype: str) -> tf.Module:
+    from mcrgpu.images.models.matcher import build_matcher
+
+    return build_matcher(compute_dtype=compute_dtype)
+
+
+def _colour_transfer(compute_dtype: str) -> tf.Module:
+    from mcrgpu.images.models.colour_transfer import build_colour_transfer
+
+    return build_colour_transfer(compute_dtype=compute_dtype)
+
+
+_BUILDERS = {
+    "matcher": _matcher,  # pair model: image0, image1 -> keypoints0/1, matches0, match_scores0
+    "colour_transfer": _colour_transfer,  # grid model: image, reference, seed -> image, strength
+}
+
+
+def known_models() -> list[str]:
+    """Names of the built-in models."""
+    return sorted(_BUILDERS)
+
+
+def build_model(name: str, *, precision: str = "float32") -> tf.Module:
+    """Build a built-in model: a tf.Module whose tf.function ``serve`` is its serving signature.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`known_models`.
+    precision : {"float32", "mixed_float16", "mixed_bfloat16"}
+        The Keras policy name: the model computes in float32, float16 or bfloat16; its inputs
+        and outputs keep their dtypes (float32 images).
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown name or precision.
+    """
+    if name not in _BUILDERS:
+        raise InvalidInputError(f"unknown model {name!r}; known models: {', '.join(known_models())}")
+    if precision not in COMPUTE_DTYPES:
+        raise InvalidInputError(f"precision must be one of {', '.join(COMPUTE_DTYPES)}; received {precision!r}")
+    return _BUILDERS[name](COMPUTE_DTYPES[precision])
+
+
+def export_model(name: str, directory: str | Path, *, precision: str = "float32") -> Path:
+    """Build a built-in model and save it as a SavedModel (signature ``serving_default``) in ``directory``.
+
+    The SavedModel is written to a temporary folder beside ``directory`` and moved into place, so
+    ``directory`` holds a complete model or is left as it was. An existing SavedModel there is
+    replaced; a folder with other content is refused.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown name or precision, or ``directory`` holds files that are not a SavedModel.
+    """
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or
+                               (any(directory.iterdir()) and not (directory / "saved_model.pb").is_file())):
+        raise InvalidInputError(f"{str(directory)!r} exists and is not a SavedModel folder; choose a new or empty one")
+    module = build_model(name, precision=precision)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        tf.saved_model.save(module, str(staging), signatures={"serving_default": module.serve})
+        if directory.exists():
+            shutil.rmtree(directory)
+        staging.rename(directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
