@@ -1,0 +1,1 @@
+"""Image tasks that run as TensorFlow SavedModels under the strategy."""

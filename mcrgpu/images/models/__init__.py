@@ -1,0 +1,1 @@
+"""Built-in image models that mcrgpu builds and exports as SavedModels."""
