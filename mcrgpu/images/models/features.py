@@ -19,6 +19,7 @@ HARRIS_K = 0.04
 NMS_SIZE = 5
 BORDER = 8  # keypoints closer to the level's border than this are dropped
 MIN_RESPONSE = 1e-8
+MAX_BFLOAT16_SIGMA = 2.0  # radius ceil(3 sigma) = 6: 13 taps
 LUMA = (0.2125, 0.7154, 0.0721)  # ITU-R 709, as skimage.color.rgb2gray
 
 
@@ -40,13 +41,21 @@ def _gaussian_taps(sigma: float) -> np.ndarray:
 
 
 def blur(x: tf.Tensor, sigma: float) -> tf.Tensor:
-    """Separable Gaussian smoothing of every channel of ``x`` (B, H, W, C), in ``x``'s dtype."""
-    taps = tf.constant(_gaussian_taps(sigma), dtype=x.dtype)
+    """Separable Gaussian smoothing of every channel of ``x`` (B, H, W, C), in ``x``'s dtype.
+
+    In bfloat16 a wide Gaussian is applied as several narrower ones (variances add): oneDNN's
+    bfloat16 depthwise convolution hangs on kernels longer than 13 taps (TensorFlow 2.21, x86)."""
+    passes = 1
+    if x.dtype == tf.bfloat16:
+        passes = max(1, math.ceil((sigma / MAX_BFLOAT16_SIGMA) ** 2 - 1e-9))
+    taps = tf.constant(_gaussian_taps(sigma / math.sqrt(passes)), dtype=x.dtype)
     channels = x.shape[-1]
     rows = tf.tile(tf.reshape(taps, (-1, 1, 1, 1)), (1, 1, channels, 1))
     cols = tf.tile(tf.reshape(taps, (1, -1, 1, 1)), (1, 1, channels, 1))
-    x = tf.nn.depthwise_conv2d(x, rows, (1, 1, 1, 1), "SAME")
-    return tf.nn.depthwise_conv2d(x, cols, (1, 1, 1, 1), "SAME")
+    for _ in range(passes):
+        x = tf.nn.depthwise_conv2d(x, rows, (1, 1, 1, 1), "SAME")
+        x = tf.nn.depthwise_conv2d(x, cols, (1, 1, 1, 1), "SAME")
+    return x
 
 
 def _gradients(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
