@@ -16,9 +16,9 @@ DERIVATIVE_SIGMA = 1.0
 INTEGRATION_SIGMA = 2.0
 ORIENTATION_SIGMA = 6.0
 HARRIS_K = 0.04
-NMS_SIZE = 5
+NMS_SIZE = 3
 BORDER = 8  # keypoints closer to the level's border than this are dropped
-MIN_RESPONSE = 1e-8
+MIN_RESPONSE = 1e-12  # Harris response of a corner; flat and edge pixels are <= 0
 MAX_BFLOAT16_SIGMA = 2.0  # radius ceil(3 sigma) = 6: 13 taps
 LUMA = (0.2125, 0.7154, 0.0721)  # ITU-R 709, as skimage.color.rgb2gray
 

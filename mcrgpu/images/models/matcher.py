@@ -95,7 +95,7 @@ def build_matcher(*, compute_dtype: str = "float32", max_keypoints: int = 1024) 
     """The built-in pair matcher as a tf.Module to export as a SavedModel (it has no weights).
 
     Keypoints are Harris corners on a 4-level pyramid (step sqrt(2)), non-maximum suppression by
-    5 x 5 max-pool, the strongest per level in proportion to its area, sub-pixel by a parabola;
+    3 x 3 max-pool, the strongest per level in proportion to its area, sub-pixel by a parabola;
     each is oriented by its Gaussian-weighted mean gradient and described, as SIFT, by 4 x 4 cells
     of 8 gradient-orientation bins sampled on a grid rotated with it (so rotations and moderate
     scale changes still match). Matches are mutual nearest neighbours that pass a ratio test of 0.7.
