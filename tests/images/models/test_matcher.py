@@ -93,7 +93,7 @@ def test_matches_at_least_as_many_correct_and_as_precisely_as_orb(request, pair,
 @pytest.mark.parametrize("pair", ["stereo", "astronaut"])
 def test_bfloat16_keeps_orbs_precision_and_most_correct_matches(request, pair, matcher):
     """bfloat16 convolutions and matmul: as precise as ORB, at most 10 % fewer correct matches than float32
-    (measured: -0 % stereo, -9 % astronaut at this size; about -1 % at full size)."""
+    (measured here: -2 % stereo, -9 % astronaut at half size)."""
     image0, image1, score = request.getfixturevalue(pair)
     found, correct = score(*matched_points(serve(build_matcher(compute_dtype="bfloat16", max_keypoints=KEYPOINTS),
                                                  image0, image1)))
