@@ -115,13 +115,14 @@ def worker_speed(tool: str, devices: int, rounds: int) -> dict:
         with strategy.scope():
             module = build_matcher(compute_dtype=tool.split("-")[1])
         replicas = strategy.num_replicas_in_sync
+        step = tf.function(lambda first, second: strategy.run(lambda a, b: module.serve(a, b), args=(first, second)))
         batches = [[strategy.experimental_distribute_values_from_function(
             lambda _, image=image: tf.constant(image[None, ..., None], tf.float32)) for image in pair[:2]]
             for pair in pairs.values()]
 
         def one_pass():
             for image0, image1 in batches:
-                outputs = strategy.run(module.serve, args=(image0, image1))
+                outputs = step(image0, image1)
                 for value in strategy.experimental_local_results(outputs["matches0"]):
                     value.numpy()
             return len(batches) * replicas

@@ -7,7 +7,7 @@ import tensorflow as tf
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.images.models.features import pyramid_features, to_grey
 
-__all__ = ["build_matcher", "match_descriptors", "COMPUTE_DTYPES"]
+__all__ = ["build_matcher", "PairMatcher", "match_descriptors", "COMPUTE_DTYPES"]
 
 COMPUTE_DTYPES = {"float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
 LEVELS = 4
