@@ -140,8 +140,9 @@ def run_worker(*args: str) -> dict:
 
 
 def render(accuracy: dict, speed: dict, reps: int) -> str:
+    command = " ".join(["python benchmarks/pairs.py", *sys.argv[1:]])
     lines = ["# Pair matching: mcrgpu's built-in matcher vs scikit-image", "",
-             f"`python benchmarks/pairs.py --reps {reps}`; {platform.processor() or platform.machine()}, "
+             f"`{command}`; {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} cores shared with other jobs (timings are noisy; medians of {reps} interleaved runs).",
              "", "Full-size grey pairs; correct = within 2 px of the ground truth; stereo counts only matches "
              "whose left pixel has a known disparity.", "",
