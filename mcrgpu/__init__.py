@@ -2,6 +2,8 @@
 
 from mcrgpu._version import __version__
 from mcrgpu.mcr.characterization import Characterization, characterize
+from mcrgpu.mcr.compare import compare
+from mcrgpu.mcr.matching import MatchResult, match
 from mcrgpu.mcr.characterization_files import load_characterization, save_characterization
 from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
 from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor, known_descriptors
@@ -16,6 +18,9 @@ __all__ = [
     "__version__",
     "Characterization",
     "characterize",
+    "compare",
+    "match",
+    "MatchResult",
     "load_characterization",
     "save_characterization",
     "ConvergenceData",

@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mcrgpu._version import __version__  # noqa: E402
 from mcrgpu.cli.characterize import characterize_command  # noqa: E402
+from mcrgpu.cli.compare import compare_command  # noqa: E402
 from mcrgpu.cli.example import example  # noqa: E402
 from mcrgpu.cli.gpus import gpus  # noqa: E402
 from mcrgpu.cli.reconstruct import match_command, reconstruct_command  # noqa: E402
@@ -36,6 +37,7 @@ main.add_command(characterize_command)
 main.add_command(match_command)
 main.add_command(reconstruct_command)
 main.add_command(view)
+main.add_command(compare_command)
 main.add_command(example)
 
 

@@ -67,7 +67,23 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
         stem = result_stem(path, information)
         save_characterization(Path(data_folder) / f"{stem}_characterization.npz", target)
         shape = ms.shape if add_dimension is None or ms.is_3d else (add_dimension, *ms.shape)
-        _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, options)
+        history_path, history, result = _reconstruct(target, shape, stem, descriptor_types, data_folder,
+                                                     slice_batch_size, strategy, options)
+        _compare_and_record(ms, result, history, history_path, limit_to, stem)
+
+
+def _compare_and_record(original, result, history, history_path, limit, stem) -> None:
+    """Print how the result compares with the original and store it in the convergence file."""
+    from mcrgpu.mcr.compare import compare
+    from mcrgpu.mcr.matching import comparison_lines
+
+    history.comparison = compare(original, result, limit=limit)
+    history.save(history_path)
+    for line in comparison_lines(history.comparison, [stem]):
+        click.echo(line, err=line.startswith("WARNING"))
+    if history.interrupted:
+        click.echo("Interrupted: the best state so far was saved.", err=True)
+        raise SystemExit(130)
 
 
 @click.command("reconstruct", cls=McrCommand, epilog=RECONSTRUCT_EPILOG)
@@ -121,13 +137,17 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
     shape = (extent_x, extent_y) if extent_z in (0, 1) else (extent_x, extent_y, extent_z)
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
     stem = result_stem(Path(descriptor_filenames[0]).stem.removesuffix("_characterization"), information)
-    _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder, slice_batch_size,
-                 strategy, options)
+    history = _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder,
+                           slice_batch_size, strategy, options)[1]
+    if history.interrupted:
+        click.echo("Interrupted: the best state so far was saved.", err=True)
+        raise SystemExit(130)
 
 
 def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, options):
-    """Run DMCR, save the results, print a summary; Ctrl+C saves the best state and exits 130."""
+    """Run DMCR, save the results, print a summary; return the history's path, the history and the result."""
     from mcrgpu.mcr.dmcr import DMCR
+    from mcrgpu.mcr.matching import steady_seconds_per_evaluation
     from mcrgpu.mcr.microstructure_io import load_microstructure
 
     initial = options.pop("initial_microstructure_file")
@@ -141,11 +161,9 @@ def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch
                 initial_microstructure=load_microstructure(initial) if initial else None, **options)
     history, result = dmcr.reconstruct(target, shape, resume_from=resume)
     structure_path, history_path = dmcr.result_paths(target)
-    per_iteration = history.seconds[-1] / max(history.n_evaluations, 1)
     fractions = ", ".join(f"{v:.4f}" for v in result.volume_fractions())
-    click.echo(f"{stem}: {history.n_evaluations} evaluations, best loss {history.best_loss:.4g}, "
-               f"{per_iteration:.3f} s/iteration, volume fractions [{fractions}]")
+    click.echo(f"{stem}: {history.n_evaluations} evaluations in {history.seconds[-1]:.1f} s "
+               f"({steady_seconds_per_evaluation(history):.3f} s per evaluation at steady state), best loss "
+               f"{history.best_loss:.4g}, volume fractions [{fractions}]")
     click.echo(f"  -> {structure_path}, {history_path}")
-    if history.interrupted:
-        click.echo("Interrupted: the best state so far was saved.", err=True)
-        raise SystemExit(130)
+    return history_path, history, result

@@ -20,6 +20,7 @@ from mcrgpu.errors import InvalidInputError
 from mcrgpu.gpu_manager import GPUConfig, setup_gpus
 from mcrgpu.io import atomic_save_npz
 from mcrgpu.mcr.microstructure_io import save_microstructure
+from mcrgpu.mcr.labelling import label_field
 from mcrgpu.mcr.losses import LossSettings, SliceLoss, default_weights
 from mcrgpu.mcr.microstructure import Microstructure
 from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_steps
@@ -59,6 +60,8 @@ class ReconstructionSettings:
     outfile_data_steps: int | None = None
     oor_multiplier: float = 1000.0
     phase_sum_multiplier: float = 1000.0
+    full_level_windows: float = 4.0
+    two_point_level_windows: float = 4.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -79,7 +82,7 @@ class ReconstructionSettings:
                 f"descriptor type; received {list(weights)}"
             )
         object.__setattr__(self, "descriptor_weights", weights)
-        LossSettings(self.loss_type, self.oor_multiplier, self.phase_sum_multiplier)
+        self.loss_settings()
         if self.optimizer_type not in OPTIMIZER_TYPES:
             raise InvalidInputError(
                 f"Unknown optimizer_type {self.optimizer_type!r}; expected one of {', '.join(OPTIMIZER_TYPES)}"
@@ -97,7 +100,8 @@ class ReconstructionSettings:
             )
 
     def loss_settings(self) -> LossSettings:
-        return LossSettings(self.loss_type, self.oor_multiplier, self.phase_sum_multiplier)
+        return LossSettings(self.loss_type, self.oor_multiplier, self.phase_sum_multiplier,
+                            self.full_level_windows, self.two_point_level_windows)
 
 
 class DMCR:
@@ -169,7 +173,8 @@ class DMCR:
         Returns
         -------
         (ConvergenceData, Microstructure)
-            The history, and the best state found, as phase labels (arg-max of the indicators).
+            The history, and the best state found, as phase labels with the target's phase
+            fractions (see :func:`mcrgpu.mcr.labelling.label_field`).
         """
         shape = _check_shape(shape)
         if not isinstance(desired, Characterization):
@@ -202,8 +207,8 @@ class DMCR:
         best = history.best_field if history.best_field is not None else field
         if best.shape[:-1] != shape:  # interrupted in a coarse stage
             best = _resample(best, shape)
-        result = Microstructure.from_indicator(
-            best, phase_values=desired.phase_values if multiphase or n_phases == 2 else None)
+        result = label_field(best, desired.volume_fractions,
+                             phase_values=desired.phase_values if multiphase or n_phases == 2 else None)
         self._save(desired, history, result)
         return history, result
 
