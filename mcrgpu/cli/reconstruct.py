@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mcrgpu.cli.characterize import result_stem
-from mcrgpu.cli.options import (McrCommand, MultiValueOption, descriptor_options, gpu_options,
+from mcrgpu.cli.options import (DESCRIPTOR_NAMES, McrCommand, MultiValueOption, descriptor_options, gpu_options,
                                 mcrpy_only_options, reconstruction_options)
 
 __all__ = ["match_command", "reconstruct_command"]
@@ -92,7 +92,7 @@ def _compare_and_record(original, result, history, history_path, limit, stem) ->
               help="A characterization (.npz from mcrgpu characterize, or MCRpy's .pickle), or three 2D "
                    "ones, one per axis, for an anisotropic volume.")
 @click.option("--descriptor_types", cls=MultiValueOption, default=None,
-              help="Descriptors to match (default: all in the file).")
+              help="Descriptors to match (default: all in the file), of: " + DESCRIPTOR_NAMES + ".")
 @click.option("--extent_x", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--extent_y", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--extent_z", type=click.IntRange(min=0), default=1, show_default=True,
