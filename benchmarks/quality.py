@@ -11,8 +11,11 @@ length), cluster counts, and the copy check (best IoU over periodic shifts and f
 Usage (from the repository root, with the venv that has mcrgpu)::
 
     .venv/bin/python benchmarks/quality.py [--max_iter 300] [--seeds 1 2] [--only NAME ...]
+    .venv/bin/python benchmarks/quality.py --sweep   # which multigrid levels may enter the loss
 
-Writes ``benchmarks/results/quality.md`` and ``quality.json`` (after every structure).
+Writes ``benchmarks/results/quality.md`` and ``quality.json`` (after every structure); ``--sweep``
+writes ``multigrid_rule.md`` / ``.json``: mcrgpu with several rules for the multigrid levels in the
+loss (``full_level_windows:two_point_level_windows``, see :class:`mcrgpu.mcr.losses.LossSettings`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ STRUCTURES = ["pymks_ms_64x64_1", "pymks_ms_64x64_3", "alloy_resized_s", "copoly
               "composite_resized_s", "generated_seed0", "generated_seed1_30pc"]
 DESCRIPTORS = ["Correlations", "VolumeFractions"]
 BEFORE = {"full_level_windows": 0.0, "two_point_level_windows": 0.0}
+RULES = [(0.0, 0.0), (4.0, 2.0), (4.0, 4.0), (8.0, 2.0), (8.0, 4.0), (99.0, 99.0)]
+"""Sweep: every level whole (before); 64 and 32 px whole, 16 px S2 only; 64 and 32 px whole (the default);
+64 px whole, 32 and 16 px S2 only; 64 px whole, 32 px S2 only; level 0 only (at 64x64, limit_to 8)."""
 
 
 def load(name: str):
@@ -49,13 +55,13 @@ def load(name: str):
     return load_microstructure(DATA / f"{name}.npy")
 
 
-def run_mcrgpu(structure, max_iter: int, seed: int, *, before: bool):
+def run_mcrgpu(structure, max_iter: int, seed: int, *, before: bool, rule: dict | None = None):
     from mcrgpu import DMCR, Microstructure, characterize
 
     target = characterize(structure, DESCRIPTORS, limit_to=8)
     started = time.perf_counter()
-    history, result = DMCR(DESCRIPTORS, max_iter=max_iter, seed=seed, **(BEFORE if before else {})).reconstruct(
-        target, structure.shape)
+    history, result = DMCR(DESCRIPTORS, max_iter=max_iter, seed=seed,
+                           **(BEFORE if before else rule or {})).reconstruct(target, structure.shape)
     if before:
         result = Microstructure.from_indicator(history.best_field)  # the 0.5 cut / arg-max of before
     return result, {"evaluations": history.n_evaluations, "seconds": time.perf_counter() - started,
@@ -113,11 +119,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--only", nargs="+", default=None)
     parser.add_argument("--no-peer", action="store_true", help="skip MCRpy")
+    parser.add_argument("--sweep", action="store_true", help="compare rules for the multigrid levels instead")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
+    names = [n for n in STRUCTURES if not args.only or any(o in n for o in args.only)]
+    if args.sweep:
+        return sweep(names, args)
     from mcrgpu import compare
 
-    names = [n for n in STRUCTURES if not args.only or any(o in n for o in args.only)]
     results = {}
     for name in names:
         structure = load(name)
@@ -136,6 +145,39 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "quality.json").write_text(json.dumps({"max_iter": args.max_iter, "results": results}, indent=1))
         (args.out / "quality.md").write_text(render(results, args.max_iter))
+
+
+def sweep(names: list[str], args) -> None:
+    from mcrgpu import compare
+
+    rows = []
+    lines = [f"# Which multigrid levels may enter the loss ({args.max_iter} evaluations, seeds {args.seeds})", "",
+             "Correlations + VolumeFractions, limit_to 8, 64x64 (levels of 64, 32, 16 px). Rule full:two = a level "
+             "enters whole if its side >= full x limit_to, with S2 only if >= two x limit_to, else not "
+             "(level 0 always). 0:0 = before (every level), 4:4 = the default. IoU: best over shifts and "
+             "flips (largest over seeds); S2 error and clusters after labelling (median over seeds).", "",
+             "| structure | rule | IoU | S2 error | chord distance | clusters (original) |", "|---|---|---|---|---|---|"]
+    for name in names:
+        structure = load(name)
+        if structure.n_phases > 2:
+            continue
+        original = [c["count"] for c in compare(structure, structure)["original"]["clusters"]]
+        for full, two in RULES:
+            runs = []
+            for seed in args.seeds:
+                result, info = run_mcrgpu(structure, args.max_iter, seed, before=False,
+                                          rule={"full_level_windows": full, "two_point_level_windows": two})
+                runs.append({**row(compare(structure, result)), **info, "seed": seed})
+            rows.append({"structure": name, "rule": [full, two], "runs": runs})
+            lines.append(f"| {name} | {full:g}:{two:g} | {max(r['iou'] for r in runs):.3f} | "
+                         f"{np.median([r['s2_error'] for r in runs]):.3f} | "
+                         f"{np.median([r['chord_distance'] for r in runs]):.3f} | "
+                         f"{'; '.join(','.join(map(str, r['clusters'])) for r in runs)} ({','.join(map(str, original))}) |")
+            print(lines[-1], flush=True)
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "multigrid_rule.json").write_text(json.dumps({"max_iter": args.max_iter, "rows": rows},
+                                                                     indent=1))
+            (args.out / "multigrid_rule.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
