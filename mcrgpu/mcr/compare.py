@@ -17,7 +17,7 @@ __all__ = ["COPY_IOU_WARNING", "compare", "two_point_map", "chord_lengths", "clu
 
 COPY_IOU_WARNING = 0.5
 """Best IoU above which a result is reported as a (shifted, flipped) copy of the original. Unrelated
-structures of the same kind score 0.15-0.4."""
+structures of the same kind score 0.15-0.46 (the most for coarse ones with a 30-40 % minority phase)."""
 
 
 def _labels(structure: Microstructure | np.ndarray, name: str) -> np.ndarray:
