@@ -30,6 +30,7 @@ __all__ = ["ReconstructionSettings", "DMCR"]
 
 logger = logging.getLogger(__name__)
 
+_INITIAL_FIELD_SALT = 0x4D4352  # see DMCR._initial_field
 _SCALE_FREE = ("VolumeFractions",)  # descriptors whose target does not depend on the resolution
 
 
@@ -229,7 +230,10 @@ class DMCR:
                     f"initial_microstructure has shape {tuple(initial.shape)}, the reconstruction {shape}"
                 )
             return initial.indicator(multiphase=channels > 1)
-        rng = np.random.default_rng(self.settings.seed)
+        # Salted: a structure made from default_rng(seed) noise (e.g. gaussian_random_structure) must
+        # not share the start's noise, or the optimisation starts next to it and returns a copy.
+        seed = self.settings.seed
+        rng = np.random.default_rng(None if seed is None else [_INITIAL_FIELD_SALT, seed])
         return np.clip(rng.normal(0.5, 0.1, size=(*shape, channels)), 0.0, 1.0).astype(np.float32)
 
     def _stages(self, desired: Characterization, shape) -> list[int]:
