@@ -11,15 +11,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 
 from mcrgpu.mcr.characterization import Characterization
+from mcrgpu.mcr.compare import chord_lengths, summary_phases, two_point_map
 from mcrgpu.mcr.descriptors import half_plane_shifts
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.io import atomic_write
 from mcrgpu.mcr.microstructure import Microstructure
 
-__all__ = ["plot_microstructure", "plot_characterization", "plot_convergence", "save_figure"]
+__all__ = ["plot_microstructure", "plot_characterization", "plot_convergence", "plot_comparison", "save_figure"]
 
 _PANEL_SIZE = (4.0, 3.3)
 _LINE_STYLES = ("-", "--", ":", "-.")
@@ -137,7 +139,7 @@ def _shift_image(ax, figure, image: np.ndarray, dy_range: tuple[int, int], limit
     ax.set_xlabel("dx (pixels)")
     ax.set_ylabel("dy (pixels)")
     ax.set_title(title)
-    figure.colorbar(im, ax=ax, label="S2")
+    figure.colorbar(im, ax=ax)  # the title says what the colours are
 
 
 def _draw_scalars(name: str, unit: str) -> Callable:
@@ -173,7 +175,7 @@ def _draw_half_plane(name: str) -> Callable:
                 ax.plot(np.arange(limit) * 2 ** level, level_values[:limit], marker=".",
                         color=colours[c], linestyle=_LINE_STYLES[level % len(_LINE_STYLES)],
                         label=f"{channel}, level {level}")
-        ax.set_xlabel("dx at dy = 0 (pixels of the original image)")
+        ax.set_xlabel("dx at dy = 0 (original pixels)")
         ax.set_ylabel("S2")
         ax.set_title(f"{name}\nS2 along x, every level")
         ax.legend(fontsize="x-small")
@@ -316,11 +318,89 @@ def plot_convergence(iterations: ArrayLike, losses: ArrayLike, *, seconds: Array
                 "top", functions=(lambda i: np.interp(i, iterations, seconds),
                                   lambda s: np.interp(s, seconds, iterations)))
             time_axis.set_xlabel("time (s)")
+            time_axis.set_xticks(_time_ticks(iterations, seconds))
         else:
             ax.annotate(f"{seconds[-1]:.3g} s", xy=(1.0, 1.0), xycoords="axes fraction",
                         ha="right", va="bottom")
     ax.set_title(title or f"final loss {losses[-1]:.4g} after iteration {iterations[-1]:g}")
     return figure
+
+
+def _mid_slice(labels: np.ndarray) -> np.ndarray:
+    return labels[labels.shape[0] // 2] if labels.ndim == 3 else labels
+
+
+def plot_comparison(original: Microstructure | ArrayLike, results, *, limit: int = 8,
+                    names=None) -> Figure:
+    """Original and results side by side (mid-slice of a volume), over their S2 and chord-length curves.
+
+    Top row: the structures. Bottom row: S2 of each summary phase (not the most abundant one) along
+    the x axis (``dy = 0``) and the chord-length distribution of that phase along the last axis
+    (fraction of chords of each length), original solid, results dashed.
+
+    Parameters
+    ----------
+    original, results
+        Phase labels (Microstructure or arrays); ``results`` one or a sequence.
+    limit : int
+        S2 is drawn for shifts ``0..limit - 1``.
+    names : sequence of str, optional
+        Titles, the original's first.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    as_labels = [np.asarray(s.labels if isinstance(s, Microstructure) else Microstructure(s).labels)
+                 for s in ([original] + (list(results) if isinstance(results, (list, tuple)) else [results]))]
+    names = list(names) if names else ["original"] + [f"result {i}" for i in range(1, len(as_labels))]
+    n_phases = int(max(labels.max() for labels in as_labels)) + 1
+    phases = summary_phases(np.bincount(as_labels[0].ravel(), minlength=n_phases))
+    columns = max(len(as_labels), 2)
+    figure = _figure(2, columns)
+    grid = figure.add_gridspec(2, columns)
+    colours = _phase_colours(n_phases)
+    for index, (labels, name) in enumerate(zip(as_labels, names)):
+        ax = figure.add_subplot(grid[0, index])
+        ax.imshow(_mid_slice(labels), cmap=colours, norm=BoundaryNorm(np.arange(-0.5, n_phases), n_phases),
+                  interpolation="nearest")
+        ax.set_title(name + (" (mid-slice)" if labels.ndim == 3 else ""), fontsize="medium")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    s2_axes = figure.add_subplot(grid[1, : columns // 2])
+    chord_axes = figure.add_subplot(grid[1, columns // 2:])
+    for index, (labels, name) in enumerate(zip(as_labels, names)):
+        style = "-" if index == 0 else "--"
+        for phase in phases:
+            colour = colours(phase) if len(as_labels) == 2 else f"C{index}"
+            s2 = two_point_map(labels, phase, limit=limit)[limit - 1, limit - 1:]
+            s2_axes.plot(np.arange(limit), s2, style, color=colour, label=f"{name}, phase {phase}")
+            chords = chord_lengths(labels, phase, axis=labels.ndim - 1)
+            if chords.size:
+                counts = np.bincount(chords)[1:]
+                chord_axes.plot(np.arange(1, counts.size + 1), counts / counts.sum(), style, color=colour,
+                                label=f"{name}, phase {phase}")
+    s2_axes.set_xlabel("shift r along x (pixels)")
+    s2_axes.set_ylabel("S2(r)")
+    chord_axes.set_xlabel("chord length along x (pixels)")
+    chord_axes.set_ylabel("fraction of chords")
+    for ax in (s2_axes, chord_axes):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    return figure
+
+
+def _time_ticks(iterations: np.ndarray, seconds: np.ndarray) -> list[float]:
+    """Round times within the run, dropped where they would sit closer than 8 % of the axis to the
+    previous one (time is not linear in iterations: the first evaluation includes tracing)."""
+    span = iterations[-1] - iterations[0]
+    ticks, last = [], -np.inf
+    for tick in MaxNLocator(nbins=6).tick_values(seconds[0], seconds[-1]):
+        position = np.interp(tick, seconds, iterations)
+        if seconds[0] <= tick <= seconds[-1] and position - last >= 0.08 * span:
+            ticks.append(float(tick))
+            last = position
+    return ticks
 
 
 def save_figure(figure: Figure, path: str | os.PathLike[str]) -> Path:

@@ -24,12 +24,17 @@ COMMANDS = {
               "Characterize structures, then reconstruct new ones with the same descriptors."),
     "reconstruct": ("mcrgpu.cli.reconstruct", "reconstruct_command",
                     "Reconstruct a structure of a given extent from a saved characterization."),
+    "compare": ("mcrgpu.cli.compare", "compare_command",
+                "Compare RESULT structures with ORIGINAL: S2 per phase and its error, phase fractions, chord lengths, "
+                "clusters, and the copy check (best IoU over periodic shifts and flips; above 0.5 is a copy)."),
     "view": ("mcrgpu.cli.view", "view",
              "Plot FILE (microstructure, characterization or convergence history) to a PNG; print its path."),
     "example": ("mcrgpu.cli.example", "example",
                 "Write a random periodic structure (smoothed noise cut into phases) to OUTPUT (.npy, .tif, .png)."),
-    "images": ("mcrgpu.cli.images", "images", "Image tasks: run a SavedModel over many images, resumably, under the GPU options' strategy."),
-    "models": ("mcrgpu.cli.models", "models", "Built-in image models as SavedModels: export them, and show the signatures of any SavedModel."),
+    "images": ("mcrgpu.cli.images", "images",
+               "Image tasks: run a SavedModel over many images, resumably, under the GPU options' strategy."),
+    "models": ("mcrgpu.cli.models", "models",
+               "Built-in image models as SavedModels: export them, and show the signatures of any SavedModel."),
 }
 
 

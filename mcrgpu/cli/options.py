@@ -14,6 +14,9 @@ import click
 __all__ = ["MultiValueOption", "McrCommand", "gpu_options", "GPU_OPTION_NAMES", "set_verbose",
            "quiet_stderr", "error_message"]
 
+DESCRIPTOR_NAMES = "Correlations, FFTCorrelations, LinealPath, TwoPointCorrelations, Variation, VolumeFractions"
+"""For --help (mcrgpu.known_descriptors() without importing TensorFlow; a test keeps them equal)."""
+
 _NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
 _VERBOSE = False
 
@@ -256,7 +259,8 @@ def descriptor_options(command: Callable) -> Callable:
     """Options that decide how structures are characterized (characterize, match)."""
     return _apply([
         click.option("--descriptor_types", cls=MultiValueOption, default=("Correlations",), show_default=True,
-                     help="Descriptors, e.g. --descriptor_types Correlations Variation."),
+                     help=f"Descriptors, one or more of: {DESCRIPTOR_NAMES}; e.g. --descriptor_types Correlations "
+                          "Variation."),
         click.option("--limit_to", type=click.IntRange(min=1), default=8, show_default=True,
                      help="Largest shift in pixels that correlations look at."),
         click.option("--no_multigrid_descriptor", is_flag=True, help="Compute descriptors on one level only."),

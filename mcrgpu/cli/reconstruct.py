@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mcrgpu.cli.characterize import check_output_folder, result_stem, unique_stems
-from mcrgpu.cli.options import (McrCommand, MultiValueOption, descriptor_options, gpu_options,
+from mcrgpu.cli.options import (DESCRIPTOR_NAMES, McrCommand, MultiValueOption, descriptor_options, gpu_options,
                                 mcrpy_only_options, reconstruction_options)
 
 __all__ = ["match_command", "reconstruct_command"]
@@ -70,8 +70,22 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
             target = dataclasses.replace(target, axis_descriptors=None)
         save_characterization(Path(data_folder) / f"{stem}_characterization.npz", target)
         shape = ms.shape if add_dimension is None or ms.is_3d else (add_dimension, *ms.shape)
-        _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, dict(options))
+        history_path, history, result = _reconstruct(target, shape, stem, descriptor_types, data_folder,
+                                                     slice_batch_size, strategy, dict(options))
+        _compare_and_record(ms, result, history, history_path, limit_to, stem)
     click.echo(f"Wrote the results of {len(paths)} structure(s) to {data_folder} in {time.perf_counter() - start:.1f} s")
+
+
+def _compare_and_record(original, result, history, history_path, limit, stem) -> None:
+    """Print how the result compares with the original and store it in the convergence file."""
+    from mcrgpu.mcr.compare import compare
+    from mcrgpu.mcr.matching import comparison_lines
+
+    history.comparison = compare(original, result, limit=limit)
+    history.save(history_path)
+    for line in comparison_lines(history.comparison, [stem]):
+        click.echo(line, err=line.startswith("WARNING"))
+    _exit_if_interrupted(history)
 
 
 @click.command("reconstruct", cls=McrCommand, epilog=RECONSTRUCT_EPILOG)
@@ -80,7 +94,7 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
               help="A characterization (.npz from mcrgpu characterize, or MCRpy's .pickle), or three 2D "
                    "ones, one per axis, for an anisotropic volume.")
 @click.option("--descriptor_types", cls=MultiValueOption, default=None,
-              help="Descriptors to match (default: all in the file).")
+              help="Descriptors to match (default: all in the file), of: " + DESCRIPTOR_NAMES + ".")
 @click.option("--extent_x", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--extent_y", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--extent_z", type=click.IntRange(min=0), default=1, show_default=True,
@@ -127,9 +141,17 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
     shape = (extent_x, extent_y) if extent_z in (0, 1) else (extent_x, extent_y, extent_z)
     _check_before_writing(descriptor_types or target.descriptor_types, data_folder, options)
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
-    _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder, slice_batch_size,
-                 strategy, options)
+    history = _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder,
+                           slice_batch_size, strategy, options)[1]
+    _exit_if_interrupted(history)
     click.echo(f"Wrote the results to {data_folder} in {time.perf_counter() - start:.1f} s")
+
+
+def _exit_if_interrupted(history) -> None:
+    """Ctrl+C stopped the run: say that the best state was saved and exit 130."""
+    if history.interrupted:
+        click.echo("Interrupted: the best state so far was saved.", err=True)
+        raise SystemExit(130)
 
 
 def _check_before_writing(descriptor_types, data_folder, options) -> None:
@@ -152,8 +174,9 @@ def _check_before_writing(descriptor_types, data_folder, options) -> None:
 
 
 def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, options):
-    """Run DMCR, save the results, print a summary; Ctrl+C saves the best state and exits 130."""
+    """Run DMCR, save the results, print a summary; return the history's path, the history and the result."""
     from mcrgpu.mcr.dmcr import DMCR
+    from mcrgpu.mcr.matching import steady_seconds_per_evaluation
     from mcrgpu.mcr.microstructure_io import load_microstructure
 
     initial = options.pop("initial_microstructure_file")
@@ -167,11 +190,9 @@ def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch
                 initial_microstructure=load_microstructure(initial) if initial else None, **options)
     history, result = dmcr.reconstruct(target, shape, resume_from=resume)
     structure_path, history_path = dmcr.result_paths(target)
-    per_iteration = history.seconds[-1] / max(history.n_evaluations, 1)
     fractions = ", ".join(f"{v:.4f}" for v in result.volume_fractions())
-    click.echo(f"{stem}: {history.n_evaluations} evaluations, best loss {history.best_loss:.4g}, "
-               f"{per_iteration:.3f} s/iteration, volume fractions [{fractions}]")
+    click.echo(f"{stem}: {history.n_evaluations} evaluations in {history.seconds[-1]:.1f} s "
+               f"({steady_seconds_per_evaluation(history):.3f} s per evaluation at steady state), best loss "
+               f"{history.best_loss:.4g}, volume fractions [{fractions}]")
     click.echo(f"  -> {structure_path}, {history_path}")
-    if history.interrupted:
-        click.echo("Interrupted: the best state so far was saved.", err=True)
-        raise SystemExit(130)
+    return history_path, history, result

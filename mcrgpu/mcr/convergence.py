@@ -42,6 +42,8 @@ class ConvergenceData:
         True when the run was stopped with Ctrl+C.
     settings : dict
         The reconstruction settings, for the record and for resuming.
+    comparison : dict, optional
+        :func:`mcrgpu.mcr.compare.compare` of the result with the original (``match`` only).
     """
 
     losses: list[float] = field(default_factory=list)
@@ -53,6 +55,7 @@ class ConvergenceData:
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
     interrupted: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
+    comparison: dict[str, Any] | None = None
     _started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
@@ -89,7 +92,7 @@ class ConvergenceData:
         header = {
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "mcrgpu_version": __version__,
             "best_loss": self.best_loss, "interrupted": self.interrupted, "settings": self.settings,
-            "snapshots": sorted(self.snapshots),
+            "snapshots": sorted(self.snapshots), "comparison": self.comparison,
         }
         arrays = {
             "iteration": np.arange(1, self.n_evaluations + 1),
@@ -126,6 +129,7 @@ def load_convergence(path) -> ConvergenceData:
             snapshots={k: arrays[f"snapshot_{k}"] for k in header["snapshots"]},
             interrupted=bool(header["interrupted"]),
             settings=header["settings"],
+            comparison=header.get("comparison"),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise FileFormatError(

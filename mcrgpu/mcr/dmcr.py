@@ -20,6 +20,7 @@ from mcrgpu.errors import InvalidInputError
 from mcrgpu.gpu_manager import GPUConfig, setup_gpus
 from mcrgpu.io import atomic_save_npz
 from mcrgpu.mcr.microstructure_io import save_microstructure
+from mcrgpu.mcr.labelling import label_field
 from mcrgpu.mcr.losses import LossSettings, SliceLoss, default_weights
 from mcrgpu.mcr.microstructure import Microstructure
 from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_steps
@@ -29,6 +30,7 @@ __all__ = ["ReconstructionSettings", "DMCR"]
 
 logger = logging.getLogger(__name__)
 
+_INITIAL_FIELD_SALT = 0x4D4352  # see DMCR._initial_field
 _SCALE_FREE = ("VolumeFractions",)  # descriptors whose target does not depend on the resolution
 
 
@@ -59,6 +61,8 @@ class ReconstructionSettings:
     outfile_data_steps: int | None = None
     oor_multiplier: float = 1000.0
     phase_sum_multiplier: float = 1000.0
+    full_level_windows: float = 4.0
+    two_point_level_windows: float = 4.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -79,7 +83,7 @@ class ReconstructionSettings:
                 f"descriptor type; received {list(weights)}"
             )
         object.__setattr__(self, "descriptor_weights", weights)
-        LossSettings(self.loss_type, self.oor_multiplier, self.phase_sum_multiplier)
+        self.loss_settings()
         if self.optimizer_type not in OPTIMIZER_TYPES:
             raise InvalidInputError(
                 f"Unknown optimizer_type {self.optimizer_type!r}; expected one of {', '.join(OPTIMIZER_TYPES)}"
@@ -97,7 +101,8 @@ class ReconstructionSettings:
             )
 
     def loss_settings(self) -> LossSettings:
-        return LossSettings(self.loss_type, self.oor_multiplier, self.phase_sum_multiplier)
+        return LossSettings(self.loss_type, self.oor_multiplier, self.phase_sum_multiplier,
+                            self.full_level_windows, self.two_point_level_windows)
 
 
 class DMCR:
@@ -169,7 +174,8 @@ class DMCR:
         Returns
         -------
         (ConvergenceData, Microstructure)
-            The history, and the best state found, as phase labels (arg-max of the indicators).
+            The history, and the best state found, as phase labels with the target's phase
+            fractions (see :func:`mcrgpu.mcr.labelling.label_field`).
         """
         shape = _check_shape(shape)
         if not isinstance(desired, Characterization):
@@ -202,8 +208,8 @@ class DMCR:
         best = history.best_field if history.best_field is not None else field
         if best.shape[:-1] != shape:  # interrupted in a coarse stage
             best = _resample(best, shape)
-        result = Microstructure.from_indicator(
-            best, phase_values=desired.phase_values if multiphase or n_phases == 2 else None)
+        result = label_field(best, desired.volume_fractions,
+                             phase_values=desired.phase_values if multiphase or n_phases == 2 else None)
         self._save(desired, history, result)
         return history, result
 
@@ -224,7 +230,10 @@ class DMCR:
                     f"initial_microstructure has shape {tuple(initial.shape)}, the reconstruction {shape}"
                 )
             return initial.indicator(multiphase=channels > 1)
-        rng = np.random.default_rng(self.settings.seed)
+        # Salted: a structure made from default_rng(seed) noise (e.g. gaussian_random_structure) must
+        # not share the start's noise, or the optimisation starts next to it and returns a copy.
+        seed = self.settings.seed
+        rng = np.random.default_rng(None if seed is None else [_INITIAL_FIELD_SALT, seed])
         return np.clip(rng.normal(0.5, 0.1, size=(*shape, channels)), 0.0, 1.0).astype(np.float32)
 
     def _stages(self, desired: Characterization, shape) -> list[int]:

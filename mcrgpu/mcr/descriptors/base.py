@@ -179,6 +179,15 @@ class Descriptor:
         slice batches to the available memory."""
         return 1
 
+    def two_point_entries(self) -> np.ndarray:
+        """Boolean mask of one level's value: True where an entry depends on pairs of points only.
+
+        All of it for one- and two-point descriptors; the loss may keep only these entries on coarse
+        multigrid levels, where higher-order statistics pin the image down (see
+        :class:`mcrgpu.mcr.losses.LevelRule`).
+        """
+        return np.ones(self._level_shape(), dtype=bool)
+
     def max_levels(self, height: int, width: int) -> int:
         """Number of multigrid levels available for an ``height`` x ``width`` slice.
 

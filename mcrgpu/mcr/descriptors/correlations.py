@@ -187,6 +187,14 @@ class Correlations(_HalfPlaneDescriptor):
         k = len(half_plane_shifts(self.settings.limit_to))
         return k, k
 
+    def two_point_entries(self) -> np.ndarray:
+        """The diagonal ``G[i, i]`` (S2 at ``r_i``) and row and column 0 (``m_0`` is the indicator
+        itself, so ``G[0, i]`` is S2 at ``r_i`` too); the rest are three-point correlations."""
+        k = len(half_plane_shifts(self.settings.limit_to))
+        mask = np.eye(k, dtype=bool)
+        mask[0, :] = mask[:, 0] = True
+        return mask
+
     def _compute(self, x: tf.Tensor) -> tf.Tensor:
         maps = self._tanh_maps(x)
         n = maps.shape[2]

@@ -1,0 +1,116 @@
+"""match(): characterize a structure, reconstruct a new one with the same descriptors, compare the two."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from mcrgpu.mcr.characterization import Characterization, characterize
+from mcrgpu.mcr.compare import compare
+from mcrgpu.mcr.convergence import ConvergenceData
+from mcrgpu.mcr.dmcr import DMCR
+from mcrgpu.mcr.microstructure import Microstructure
+
+__all__ = ["MatchResult", "match", "steady_seconds_per_evaluation", "comparison_lines"]
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """What :func:`match` produced: the target, the history, the new structure and the comparison."""
+
+    characterization: Characterization
+    history: ConvergenceData
+    result: Microstructure
+    comparison: dict[str, Any]
+
+
+def steady_seconds_per_evaluation(history: ConvergenceData) -> float:
+    """Median wall time between consecutive evaluations after the first one (which traces the graph)."""
+    steps = np.diff(history.seconds[1:])
+    return float(np.median(steps)) if steps.size else float("nan")
+
+
+def match(structure: Microstructure | np.ndarray, descriptor_types: Sequence[str] = ("Correlations",
+                                                                                     "VolumeFractions"), *,
+          shape: Sequence[int] | None = None, limit_to: int = 8, use_multigrid: bool = True,
+          periodic: bool = True, threshold_steepness: float = 10.0,
+          strategy: tf.distribute.Strategy | None = None, save_to: str | Path | None = None,
+          name: str | None = None, **settings) -> MatchResult:
+    """Characterize ``structure``, reconstruct a new one with the same descriptors and compare them.
+
+    What ``mcrgpu match`` does, from Python: the multiphase characterization of ``structure``, a
+    :class:`~mcrgpu.mcr.dmcr.DMCR` reconstruction of ``shape`` (default the structure's shape; a 3D
+    shape from a 2D structure reconstructs a volume), and :func:`~mcrgpu.mcr.compare.compare` of the
+    result with the original, stored in the history (``history.comparison``).
+
+    Parameters
+    ----------
+    structure : Microstructure or array of int
+        The original, 2D or 3D.
+    descriptor_types : sequence of str
+        Descriptors to match.
+    shape : sequence of int, optional
+        Shape of the reconstruction.
+    limit_to, use_multigrid, periodic, threshold_steepness
+        Descriptor settings, see :func:`~mcrgpu.mcr.characterization.characterize`.
+    strategy : tf.distribute.Strategy, optional
+        Strategy for both steps (default: TensorFlow's current one).
+    save_to, name
+        Folder and file stem for the results (see :class:`~mcrgpu.mcr.dmcr.DMCR`); None saves nothing.
+    **settings
+        Reconstruction settings (``max_iter``, ``seed``, ...), see
+        :class:`~mcrgpu.mcr.dmcr.ReconstructionSettings`.
+
+    Returns
+    -------
+    MatchResult
+
+    Examples
+    --------
+    >>> from mcrgpu import gaussian_random_structure
+    >>> found = match(gaussian_random_structure((32, 32)), max_iter=50, limit_to=4)  # doctest: +SKIP
+    >>> found.comparison["results"][0]["copy"]["iou"] < 0.5  # doctest: +SKIP
+    True
+    """
+    if not isinstance(structure, Microstructure):
+        structure = Microstructure(structure)
+    target = characterize(structure, list(descriptor_types), limit_to=limit_to, use_multigrid=use_multigrid,
+                          use_multiphase=True, periodic=periodic, threshold_steepness=threshold_steepness,
+                          strategy=strategy, source=name or "")
+    dmcr = DMCR(list(descriptor_types), strategy=strategy, save_to=save_to, name=name or "mcrgpu", **settings)
+    history, result = dmcr.reconstruct(target, tuple(shape) if shape is not None else structure.shape)
+    comparison = compare(structure, result, limit=limit_to)
+    history.comparison = comparison
+    if save_to is not None:
+        history.save(dmcr.result_paths(target)[1])
+    return MatchResult(target, history, result, comparison)
+
+
+def comparison_lines(comparison: dict[str, Any], names: Sequence[str] | None = None) -> list[str]:
+    """Human-readable summary of :func:`~mcrgpu.mcr.compare.compare`, one line per result (plus warnings)."""
+    original = comparison["original"]
+    phases = comparison["summary_phases"]
+    fractions = ", ".join(f"{f:.4f}" for f in original["fractions"])
+    lines = [f"original: phase fractions [{fractions}], clusters "
+             + ", ".join(str(c["count"]) for c in original["clusters"])]
+    for index, result in enumerate(comparison["results"]):
+        label = names[index] if names else f"result {index + 1}"
+        copy = result["copy"]
+        iou = "n/a" if copy["iou"] is None else f"{copy['iou']:.3f}"
+        chord = result["chord_distance_summary"]
+        lines.append(
+            f"{label}: S2 error {result['s2_error_summary']:.4f} (phase {', '.join(map(str, phases))}; per phase "
+            + ", ".join(f"{e:.4f}" for e in result["s2_error"]) + "), "
+            f"fraction error {result['fraction_error_max']:.4f}, "
+            f"chord distance {'n/a' if chord is None else f'{chord:.3f}'}, clusters "
+            + ", ".join(str(c["count"]) for c in result["clusters"])
+            + f", copy check IoU {iou}"
+        )
+        if result["is_copy"]:
+            lines.append(f"WARNING: {label} is a copy of the original (IoU {iou} > 0.5 at shift {copy['shift']}, "
+                         f"{copy['transform']}); it is not a new structure")
+    return lines
