@@ -137,9 +137,11 @@ def _open_tiff(path: Path) -> RasterReader:
     except Exception as error:  # tifffile raises many kinds for corrupt files
         raise FileFormatError(f"{path}: not a readable TIFF file ({short_reason(error)})") from None
     geotags = tuple(_extratag(tag) for tag in page.tags.values() if tag.code in GEO_TAGS)
-    if int(page.imagedepth) != 1:
+    series_shape = tuple(tiff.series[0].shape) if tiff.series else page.shape
+    if int(page.imagedepth) != 1 or np.prod(series_shape) != np.prod(page.shape):
         tiff.close()
-        raise FileFormatError(f"{path}: a volume (depth {page.imagedepth}) is no 2D raster")
+        raise FileFormatError(f"{path}: a stack of shape {series_shape} is no 2D raster; give one image (H, W[, C]) "
+                              "(tifffile writes (H, W, C) as one image with planarconfig='contig')")
     _check_raster(path, (int(page.imagelength), int(page.imagewidth), int(page.samplesperpixel)))
     if page.is_memmappable and page.planarconfig != 2:
         array = tifffile.memmap(path, page=0, mode="r").reshape(
