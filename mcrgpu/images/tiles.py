@@ -337,20 +337,20 @@ class _TileRun:
                         yield band, values.astype(self.out_spec.dtype.as_numpy_dtype)
 
     def _windows(self, row: int) -> list[np.ndarray]:
-        """The model inputs of tile row ``row``: windows of tile + 2 margin, zeros beyond the raster."""
+        """Tile row ``row`` as windows of tile + 2 margin (views of one strip as stored), zeros beyond the raster."""
         grid, margin, tile = self.grid, self.grid.margin, self.grid.tile
         strip = self.reader.read_rows(row * tile - margin, (row + 1) * tile + margin)
         strip = np.pad(strip, ((0, 0), (margin, grid.columns * tile - grid.width + margin), (0, 0)))
         size = tile + 2 * margin
-        return [to_model_input(strip[:, column * tile:column * tile + size], self.spec)
-                for column in range(grid.columns)]
+        return [strip[:, column * tile:column * tile + size] for column in range(grid.columns)]
 
     def _outputs(self, windows: list[np.ndarray], band: int) -> list[np.ndarray]:
         """The chosen output of every window, computed one global batch at a time over the replicas."""
         outputs, step = [], self.predict.global_batch
         for first in range(0, len(windows), step):
             try:
-                rows = self.predict([{self.input_name: window} for window in windows[first:first + step]])
+                rows = self.predict([{self.input_name: to_model_input(window, self.spec)}
+                                     for window in windows[first:first + step]])
             except ITEM_ERRORS as error:
                 raise _BandFailed(band, f"model failed: {short_reason(error)}") from None
             outputs.extend(row[self.output_name] for row in rows)
