@@ -259,7 +259,8 @@ class _TileRun:
         todo = [b for b in range(grid.rows) if b not in done_before]
         stop, written, failed = threading.Event(), 0, 0
         with Manifest(manifest_path, fresh=overwrite) as manifest, _stop_on_sigint(stop), \
-                tqdm(total=len(todo) * grid.columns, disable=not progress, unit="tile", dynamic_ncols=True) as bar:
+                tqdm(total=len(self._tile_rows(todo)) * grid.columns, disable=not progress, unit="tile",
+                     dynamic_ncols=True) as bar:
             writer = None
             try:
                 for band, values in self._bands(todo, stop, bar):
@@ -307,12 +308,7 @@ class _TileRun:
 
     def _bands(self, todo: list[int], stop: threading.Event, bar) -> Iterator[tuple[int, np.ndarray]]:
         """Finished bands in order, from tile rows computed in order while the next tile row is read."""
-        grid = self.grid
-        if self.stitch == "crop":
-            rows = todo
-        else:
-            rows = sorted({r for b in todo for r in (b - 1, b, b + 1) if 0 <= r < grid.rows})
-        pending = set(todo)
+        grid, rows, pending = self.grid, self._tile_rows(todo), set(todo)
         sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcrgpu-tiles-reader") as reader:
             ahead = reader.submit(self._windows, rows[0]) if rows else None
@@ -335,6 +331,12 @@ class _TileRun:
                         pending.discard(band)
                         values = total / (weight[..., None] if total.ndim == 3 else weight)
                         yield band, values.astype(self.out_spec.dtype.as_numpy_dtype)
+
+    def _tile_rows(self, todo: list[int]) -> list[int]:
+        """The tile rows the bands ``todo`` need: their own, and with blending their neighbours too."""
+        if self.stitch == "crop":
+            return todo
+        return sorted({r for b in todo for r in (b - 1, b, b + 1) if 0 <= r < self.grid.rows})
 
     def _windows(self, row: int) -> list[np.ndarray]:
         """Tile row ``row`` as windows of tile + 2 margin (views of one strip as stored), zeros beyond the raster."""

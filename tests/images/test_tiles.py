@@ -171,3 +171,25 @@ def test_cli_writes_the_output(tmp_path, models):
     assert "3 bands done" in result.output and "12 tiles" in result.output
     whole = module.whole(image / np.float32(255))
     assert np.abs(tifffile.imread(tmp_path / "out.tif") - whole).max() < 1e-6
+
+
+def test_an_interrupted_blend_resumes_to_the_same_output(tmp_path, models, monkeypatch):
+    _, path = models["undeclared"]
+    image = raster((100, 70), seed=6)
+    np.save(tmp_path / "in.npy", image)
+    options = {"tile_size": 16, "stitch": "blend", "overlap": 0.5, "progress": False}
+    run_tiles(tmp_path / "in.npy", tmp_path / "straight.npy", path, **options)
+    outputs, calls = tiles_module._TileRun._outputs, []
+
+    def crash_on_the_fourth_tile_row(self, windows, band):
+        calls.append(band)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return outputs(self, windows, band)
+
+    monkeypatch.setattr(tiles_module._TileRun, "_outputs", crash_on_the_fourth_tile_row)
+    with pytest.raises(KeyboardInterrupt):
+        run_tiles(tmp_path / "in.npy", tmp_path / "resumed.npy", path, **options)
+    summary = run_tiles(tmp_path / "in.npy", tmp_path / "resumed.npy", path, **options)
+    assert (summary.skipped, summary.done) == (2, 5)  # bands 0 and 1 were final after tile rows 0-2
+    assert np.array_equal(np.load(tmp_path / "resumed.npy"), np.load(tmp_path / "straight.npy"))
