@@ -185,7 +185,7 @@ def tiles_command(source, output, model_dir, signature, output_name, tile_size, 
 
     SOURCE: TIFF/BigTIFF/GeoTIFF (read lazily: memory-mapped, or tile/strip-wise), .npy (memory-mapped),
     PNG/JPEG. OUTPUT has SOURCE's size times the model's output scale, a tiled TIFF (GeoTIFF tags copied)
-    or a .npy; it is written as .OUTPUT.partial and renamed when complete, bands recorded in
+    or a .npy; it is written as .STEM.partial.SUFFIX beside it and renamed when complete, bands recorded in
     OUTPUT.manifest.jsonl so that a rerun resumes.
     """
     from mcrgpu.gpu_manager import setup_gpus
