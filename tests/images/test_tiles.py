@@ -25,7 +25,8 @@ GEO = [(33550, 12, 3, (0.5, 0.5, 0.0)), (33922, 12, 6, (0.0, 0.0, 0.0, 500000.0,
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("tile_models")
     modules = {"grey": ConvTanh(), "colour": ConvTanh(size=5, in_channels=3, out_channels=2),
-               "up2": ConvTanh(size=5, up=2), "undeclared": ConvTanh(declare=False)}
+               "up2": ConvTanh(size=5, up=2), "down2": ConvTanh(size=3, down=2),
+               "undeclared": ConvTanh(declare=False), "limited": ConvTanh(size=3, limit=1.0)}
     return {name: (module, export(module, root / name)) for name, module in modules.items()}
 
 
@@ -61,6 +62,30 @@ def test_crop_with_output_scale_2(tmp_path, models, replicas):
     result = tifffile.imread(tmp_path / "out.tif")
     assert result.shape == (140, 106)
     assert np.abs(result - module.whole(image)).max() < 1e-6
+
+
+def test_crop_with_output_scale_one_half(tmp_path, models):
+    module, path = models["down2"]
+    image = raster((66, 50), seed=7)
+    np.save(tmp_path / "in.npy", image)
+    run_tiles(tmp_path / "in.npy", tmp_path / "out.npy", path, tile_size=14, progress=False)  # halo 1 -> 2
+    result = np.load(tmp_path / "out.npy")
+    assert result.shape == (33, 25)
+    assert np.abs(result - module.whole(image)).max() < 1e-6
+    with pytest.raises(InvalidInputError, match="multiple of the model's down factor 2"):
+        run_tiles(tmp_path / "in.npy", tmp_path / "out.npy", path, tile_size=15, progress=False)
+
+
+def test_a_failing_band_stops_the_run_with_exit_code_3(tmp_path, models):
+    image = raster((60, 40), seed=8)
+    image[45, 10] = 5.0  # band 2 of tile size 20
+    np.save(tmp_path / "in.npy", image)
+    summary = run_tiles(tmp_path / "in.npy", tmp_path / "out.npy", models["limited"][1], tile_size=20,
+                        progress=False)
+    assert (summary.done, summary.failed, summary.exit_code) == (2, 1, 3)
+    assert not (tmp_path / "out.npy").exists() and (tmp_path / ".out.partial.npy").is_file()
+    records = [json.loads(line) for line in (tmp_path / "out.npy.manifest.jsonl").read_text().splitlines()]
+    assert records[-1]["status"] == "failed" and "input above the limit" in records[-1]["reason"]
 
 
 def test_blend_error_is_small_and_crop_without_halo_is_not(tmp_path, models):
