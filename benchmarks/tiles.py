@@ -1,4 +1,4 @@
-"""Tiled inference: a large GeoTIFF through segment_phases (peak memory, tiles/s on 1 vs 2 logical devices), seam errors.
+"""Tiled inference: a large GeoTIFF through segment_phases (peak memory, tiles/s on 1 vs 2 devices), seam errors.
 
     python benchmarks/tiles.py [--size 20000] [--tile_size 1024] [--devices 1 2] [--repeats 1] [--seams]
 
@@ -123,7 +123,8 @@ def main() -> None:
         return
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     runs: dict[int, list[dict]] = {}
-    with tempfile.TemporaryDirectory(prefix="mcrgpu-bench-tiles-", dir=os.environ.get("MCRGPU_BENCH_SCRATCH")) as scratch:
+    scratch_parent = os.environ.get("MCRGPU_BENCH_SCRATCH")
+    with tempfile.TemporaryDirectory(prefix="mcrgpu-bench-tiles-", dir=scratch_parent) as scratch:
         work = Path(scratch)
         begin = time.perf_counter()
         write_raster(work / "raster.tif", args.size)
@@ -141,8 +142,8 @@ def main() -> None:
                 runs.setdefault(devices, []).append(json.loads(line))
                 print(line, flush=True)  # noqa: T201
         seam_rows = seams(work) if args.seams else []
-    print(f"\n{args.size}x{args.size} uint8 GeoTIFF -> segment_phases labels, tile {args.tile_size}, batch "  # noqa: T201
-          f"{args.batch_size} per device; median of {args.repeats}")
+    print(f"\n{args.size}x{args.size} uint8 GeoTIFF -> segment_phases labels, "  # noqa: T201
+          f"tile {args.tile_size}, batch {args.batch_size} per device; median of {args.repeats}")
     print("| devices | tiles/s | Mpixel/s | wall s | peak RSS MB | GeoTIFF tags kept |")  # noqa: T201
     print("|---|---|---|---|---|---|")  # noqa: T201
     for devices, results in runs.items():
@@ -151,7 +152,8 @@ def main() -> None:
         print(f"| {devices} | {median['tiles_per_second']:.2f} | {median['megapixels_per_second']:.1f} | "  # noqa: T201
               f"{median['seconds']:.1f} | {median['peak_rss_mb']:.0f} | {all(r['tags_kept'] for r in results)} |")
     if seam_rows:
-        print("\n| stitching (1000x1300, 13x13 conv + tanh, 128 px tiles) | mean abs error | max abs error |")  # noqa: T201
+        print("\n| stitching (1000x1300, 13x13 conv + tanh, 128 px tiles) | mean abs error "  # noqa: T201
+              "| max abs error |")
         print("|---|---|---|")  # noqa: T201
         for row in seam_rows:
             print(f"| {row['case']} | {row['mean']:.2e} | {row['max']:.2e} |")  # noqa: T201

@@ -169,7 +169,8 @@ def grid_command(image_sources, reference_sources, samples, seed, output_name, m
               help="Edge of a tile's core in input pixels.")
 @click.option("--stitch", type=click.Choice(["crop", "blend"]), default="crop", show_default=True,
               help="crop: read each tile with a halo and keep its centre (equals the whole-image output when "
-                   "the halo covers the receptive radius); blend: average overlapping tiles with raised-cosine weights.")
+                   "the halo covers the receptive radius); blend: average overlapping tiles with raised-cosine "
+                   "weights.")
 @click.option("--overlap", type=float, default=0.25, show_default=True,
               help="--stitch blend: neighbouring tiles share this fraction of --tile_size.")
 @click.option("--halo", type=click.IntRange(min=0), default=None,

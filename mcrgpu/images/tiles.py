@@ -113,7 +113,7 @@ def run_tiles(source: str | Path, output: str | Path, model: str | Path | SavedM
     the model's receptive radius the output equals the whole-image output. ``stitch="blend"``
     reads a margin of ``overlap * tile_size / 2`` and averages the overlapping tile outputs with
     raised-cosine weights, for models whose receptive field is unknown or too large. Each band
-    (the outputs of one row of tiles) is written in place into ``.OUT.partial`` and recorded in
+    (the outputs of one row of tiles) is written in place into ``.STEM.partial.SUFFIX`` and recorded in
     ``OUT.manifest.jsonl``; the file is renamed to ``output`` when complete. A rerun resumes at
     the first band not recorded. At most a few bands are held in memory.
 

@@ -134,8 +134,12 @@ def test_a_rerun_resumes_after_an_interruption_writing_every_row_once(tmp_path, 
     np.save(tmp_path / "in.npy", image)
     written = []
     write_rows = RasterWriter.write_rows
-    monkeypatch.setattr(RasterWriter, "write_rows",
-                        lambda self, start, values: (written.append((start, len(values))), write_rows(self, start, values)))
+
+    def logged(self, start, values):
+        written.append((start, len(values)))
+        write_rows(self, start, values)
+
+    monkeypatch.setattr(RasterWriter, "write_rows", logged)
     outputs, calls = tiles_module._TileRun._outputs, []
 
     def crash_on_the_fourth_tile_row(self, windows, band):

@@ -8,7 +8,8 @@ from mcrgpu.images.tiles import declare_tiling
 
 class ConvTanh(tf.Module):
     """tanh of a fixed random ``size`` x ``size`` convolution ('SAME', zeros beyond the image), then optionally
-    upsampled by ``up`` (nearest) or averaged over ``down`` x ``down`` blocks; ``out_channels`` None gives (B, H, W), else (B, H, W, C')."""
+    upsampled by ``up`` (nearest) or averaged over ``down`` x ``down`` blocks; ``out_channels`` None gives
+    (B, H, W), else (B, H, W, C')."""
 
     def __init__(self, *, size=13, in_channels=1, out_channels=None, up=1, down=1, declare=True, limit=None):
         super().__init__()
