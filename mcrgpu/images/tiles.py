@@ -167,15 +167,15 @@ def run_tiles(source: str | Path, output: str | Path, model: str | Path | SavedM
     if Path(source).suffix.lower() not in RASTER_SUFFIXES:
         raise InvalidInputError(f"source {str(source)!r} is no raster; expected one of {', '.join(RASTER_SUFFIXES)}")
     strategy = strategy or tf.distribute.get_strategy()
-    if not isinstance(model, SavedModelSignature):
-        model = load_signature(model, strategy=strategy, signature=signature)
-    input_name, name = _one_image_input(model), _pick_output(model, output_name)
-    radius, up, down = model_tiling(model)
-    margin = _margin(model, radius, stitch=stitch, overlap=overlap, halo=halo, tile_size=tile_size)
-    margin = -(-margin // down) * down
-    if tile_size % down:
-        raise InvalidInputError(f"tile_size {tile_size} must be a multiple of the model's down factor {down}")
     with open_raster(source) as reader:
+        if not isinstance(model, SavedModelSignature):
+            model = load_signature(model, strategy=strategy, signature=signature)
+        input_name, name = _one_image_input(model), _pick_output(model, output_name)
+        radius, up, down = model_tiling(model)
+        margin = _margin(model, radius, stitch=stitch, overlap=overlap, halo=halo, tile_size=tile_size)
+        margin = -(-margin // down) * down
+        if tile_size % down:
+            raise InvalidInputError(f"tile_size {tile_size} must be a multiple of the model's down factor {down}")
         height, width, _ = reader.shape
         if height % down or width % down:
             raise InvalidInputError(f"{source}: {height}x{width} is not a multiple of the model's down factor {down}")
