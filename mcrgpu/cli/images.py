@@ -1,4 +1,4 @@
-"""``mcrgpu images pairs|grid``: image tasks on SavedModels under the strategy the GPU options build."""
+"""``mcrgpu images pairs|grid|tiles``: image tasks on SavedModels under the strategy the GPU options build."""
 
 from __future__ import annotations
 
@@ -31,6 +31,19 @@ GRID_EPILOG = f"""Examples:
   mcrgpu images grid --model models/colour_transfer --images photos --references styles --samples 3
 
 {EXIT_CODES}
+"""
+
+
+TILES_EPILOG = """Examples:
+
+  mcrgpu models export segment_phases models/segment_phases
+
+  mcrgpu images tiles slide.tif phases.tif --model models/segment_phases --tile_size 1024 --cpu_devices 2
+
+  mcrgpu images tiles ortho.tif smooth.tif --model my_model --stitch blend --overlap 0.25
+
+Exit codes: 0 the output is complete, 3 a band failed (the run stopped there), 2 usage errors (nothing
+run), 130 interrupted by Ctrl+C (finished bands kept; rerun to go on).
 """
 
 
@@ -143,3 +156,43 @@ def grid_command(image_sources, reference_sources, samples, seed, output_name, m
     _finish(run_grid(image_paths, reference_paths, model_dir, output_folder=data_folder, samples=samples, seed=seed,
                      output_name=output_name, strategy=strategy, signature=signature, batch_size=batch_size,
                      size=fit_size, mode=mode, overwrite=overwrite, progress=progress))
+
+
+@images.command("tiles", cls=McrCommand, epilog=TILES_EPILOG)
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="SavedModel folder with one image input (e.g. from `mcrgpu models export segment_phases`).")
+@click.option("--signature", default="serving_default", show_default=True, help="Signature to run.")
+@click.option("--output_name", default=None, help="Model output to write (default: its only output).")
+@click.option("--tile_size", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Edge of a tile's core in input pixels.")
+@click.option("--stitch", type=click.Choice(["crop", "blend"]), default="crop", show_default=True,
+              help="crop: read each tile with a halo and keep its centre (equals the whole-image output when "
+                   "the halo covers the receptive radius); blend: average overlapping tiles with raised-cosine "
+                   "weights.")
+@click.option("--overlap", type=float, default=0.25, show_default=True,
+              help="--stitch blend: neighbouring tiles share this fraction of --tile_size.")
+@click.option("--halo", type=click.IntRange(min=0), default=None,
+              help="--stitch crop: margin in input pixels (default: the receptive radius the model declares).")
+@click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Tiles per device and step.")
+@click.option("--overwrite", is_flag=True, help="Start afresh instead of resuming an interrupted run.")
+@click.option("--progress/--no_progress", default=True, show_default=True, help="Show a progress bar.")
+@gpu_options
+def tiles_command(source, output, model_dir, signature, output_name, tile_size, stitch, overlap, halo, batch_size,
+                  overwrite, progress, gpu_config) -> None:
+    """Run a one-image model over the raster SOURCE tile by tile; write OUTPUT (.tif or .npy) band by band.
+
+    SOURCE: TIFF/BigTIFF/GeoTIFF (read lazily: memory-mapped, or tile/strip-wise), .npy (memory-mapped),
+    PNG/JPEG. OUTPUT has SOURCE's size times the model's output scale, a tiled TIFF (GeoTIFF tags copied)
+    or a .npy; it is written as .STEM.partial.SUFFIX beside it and renamed when complete, bands recorded in
+    OUTPUT.manifest.jsonl so that a rerun resumes.
+    """
+    from mcrgpu.gpu_manager import setup_gpus
+    from mcrgpu.images.tiles import run_tiles
+
+    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    _finish(run_tiles(source, output, model_dir, strategy=strategy, signature=signature, output_name=output_name,
+                      tile_size=tile_size, stitch=stitch, overlap=overlap, halo=halo, batch_size=batch_size,
+                      overwrite=overwrite, progress=progress))

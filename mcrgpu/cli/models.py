@@ -17,7 +17,8 @@ def models() -> None:
 
 
 @models.command("export", cls=McrCommand, epilog="""Built-in models: matcher (pair model for `mcrgpu images
-pairs`), colour_transfer (grid model for `mcrgpu images grid`).
+pairs`), colour_transfer (grid model for `mcrgpu images grid`),
+segment_phases (tile model for `mcrgpu images tiles`: grey micrograph -> phase labels).
 
 Examples:
 

@@ -21,8 +21,8 @@ from mcrgpu.images.decode import read_image, short_reason, to_model_input
 from mcrgpu.images.manifest import Manifest, finished_items
 from mcrgpu.images.writer import ITEM_ERRORS, ResultWriter
 
-__all__ = ["SavedModelSignature", "Item", "RunSummary", "load_signature", "describe_saved_model", "run_items",
-           "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+__all__ = ["SavedModelSignature", "Item", "RunSummary", "ReplicaPredictor", "load_signature", "describe_saved_model",
+           "run_items", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 logger = logging.getLogger(__name__)
 
@@ -284,11 +284,10 @@ class _Batches:
 
     def __init__(self, model: SavedModelSignature, strategy: tf.distribute.Strategy, writer: ResultWriter,
                  batch_size: int) -> None:
-        self.model, self.strategy, self.writer = model, strategy, writer
-        self.per_replica = batch_size
-        self.global_batch = batch_size * strategy.num_replicas_in_sync
+        self.writer = writer
+        self.predict = ReplicaPredictor(model, strategy, batch_size=batch_size)
+        self.global_batch = self.predict.global_batch
         self.pending: dict[tuple, list[_Entry]] = {}
-        self._step = tf.function(self._replica_step, reduce_retracing=True)
 
     def add(self, entry: _Entry) -> None:
         if entry.arrays is None:
@@ -309,7 +308,7 @@ class _Batches:
     def _run(self, entries: list[_Entry]) -> None:
         begin = time.perf_counter()
         try:
-            rows = self._predict(entries)
+            rows = self.predict([entry.arrays for entry in entries])
         except ITEM_ERRORS as error:
             if len(entries) > 1:  # find the culprit: each item alone
                 for entry in entries:
@@ -319,10 +318,25 @@ class _Batches:
             return
         self.writer.results(entries, rows, (time.perf_counter() - begin) / len(entries))
 
-    def _predict(self, entries: list[_Entry]) -> list[dict[str, np.ndarray]]:
-        """Outputs of the model for ``entries`` (at most one global batch), in their order."""
-        count, per_replica = len(entries), self.per_replica
-        rows = [entry.arrays for entry in entries] + [entries[-1].arrays] * (self.global_batch - count)
+
+class ReplicaPredictor:
+    """Runs a signature on up to one global batch of rows, split over the strategy's replicas.
+
+    The rows are padded to the full global batch with copies of the last row (so no replica is
+    ever empty and the step is not retraced for a short batch); every row carries its position,
+    so the outputs come back in input order whatever replica computed them, the padding dropped.
+    """
+
+    def __init__(self, model: SavedModelSignature, strategy: tf.distribute.Strategy, *, batch_size: int) -> None:
+        self.model, self.strategy = model, strategy
+        self.per_replica = batch_size
+        self.global_batch = batch_size * strategy.num_replicas_in_sync
+        self._step = tf.function(self._replica_step, reduce_retracing=True)
+
+    def __call__(self, rows: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Outputs of the model for ``rows`` (at most one global batch of input dicts), in their order."""
+        count, per_replica = len(rows), self.per_replica
+        rows = list(rows) + [rows[-1]] * (self.global_batch - count)
         stacked = {name: np.stack([row[name] for row in rows]) for name in self.model.inputs}
         positions = np.full(self.global_batch, -1, np.int64)  # -1 marks padding rows
         positions[:count] = np.arange(count)

@@ -28,9 +28,16 @@ def _colour_transfer(compute_dtype: str) -> tf.Module:
     return build_colour_transfer(compute_dtype=compute_dtype)
 
 
+def _segment_phases(compute_dtype: str) -> tf.Module:
+    from mcrgpu.images.models.segment_phases import build_segment_phases
+
+    return build_segment_phases(compute_dtype=compute_dtype)
+
+
 _BUILDERS = {
     "matcher": _matcher,  # pair model: image0, image1 -> keypoints0/1, matches0, match_scores0
     "colour_transfer": _colour_transfer,  # grid model: image, reference, seed -> image, strength
+    "segment_phases": _segment_phases,  # tile model: image -> labels (declares its receptive radius)
 }
 
 
