@@ -69,10 +69,13 @@ class ConvergenceData:
         """Forget the best state: losses of another multigrid resolution are not comparable."""
         self.best_loss, self.best_field = float("inf"), None
 
-    def record(self, loss: float, field_value, *, stage: int, snapshot_every: int | None) -> None:
+    def record(self, loss: float, field_value, snapshot_value=None, *, stage: int,
+               snapshot_every: int | None) -> None:
         """Add one evaluation; keep the field if it is the best so far (or a snapshot is due).
 
-        ``field_value`` is a function returning the evaluated field, called only when needed.
+        ``field_value`` is a function returning the evaluated field, called only when needed;
+        ``snapshot_value``, when given, returns the state to snapshot instead (the device
+        optimiser's current iterate).
         """
         self.losses.append(float(loss))
         self.seconds.append(time.perf_counter() - self._started)
@@ -82,7 +85,11 @@ class ConvergenceData:
             current = field_value()
             self.best_loss, self.best_field = float(loss), current
         if snapshot_every and self.n_evaluations % snapshot_every == 0:
-            self.snapshots[self.n_evaluations] = current if current is not None else field_value()
+            if snapshot_value is not None:
+                self.snapshots[self.n_evaluations] = np.asarray(snapshot_value(), np.float32)
+            else:
+                self.snapshots[self.n_evaluations] = np.asarray(current if current is not None else field_value(),
+                                                                np.float32)
 
     def save(self, path) -> Path:
         """Write an ``.npz`` of arrays with a JSON header (no pickle), atomically."""

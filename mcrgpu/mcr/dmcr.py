@@ -22,7 +22,9 @@ from mcrgpu.io import atomic_save_npz
 from mcrgpu.mcr.microstructure_io import save_microstructure
 from mcrgpu.mcr.losses import LossSettings, SliceLoss, default_weights
 from mcrgpu.mcr.microstructure import Microstructure
-from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_steps
+from mcrgpu.mcr.lbfgs import BoxLBFGS
+from mcrgpu.mcr.optimizers import (OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_on_device,
+                                   minimize_steps)
 from mcrgpu.mcr.slices import SliceDistributedLoss, auto_slice_batch_size, slice_axes
 
 __all__ = ["ReconstructionSettings", "DMCR"]
@@ -30,6 +32,7 @@ __all__ = ["ReconstructionSettings", "DMCR"]
 logger = logging.getLogger(__name__)
 
 _SCALE_FREE = ("VolumeFractions",)  # descriptors whose target does not depend on the resolution
+_DEVICE_CHUNK = 20  # evaluations per TensorFlow call of the device L-BFGS without convergence snapshots
 
 
 @dataclass(frozen=True)
@@ -291,16 +294,26 @@ class DMCR:
         progress = tqdm(total=settings.max_iter, disable=not self.progress, unit="it",
                         desc=f"stage {stage}" if stage else "reconstruct", dynamic_ncols=True)
 
-        def record(loss, field_value):
-            history.record(loss, lambda: np.reshape(field_value(), field.shape), stage=stage,
-                           snapshot_every=settings.convergence_data_steps)
+        def record(loss, field_value, snapshot_value=None):
+            history.record(loss, lambda: np.reshape(field_value(), field.shape),
+                           None if snapshot_value is None else lambda: np.reshape(snapshot_value(), field.shape),
+                           stage=stage, snapshot_every=settings.convergence_data_steps)
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4g}", best=f"{history.best_loss:.4g}", refresh=False)
             if settings.outfile_data_steps and history.n_evaluations % settings.outfile_data_steps == 0:
                 self._save_intermediate(desired, history, stage)
 
+        read_state = variable.numpy
         try:
             if settings.optimizer_type == "LBFGSB":
+                with strategy.scope():
+                    optimizer = BoxLBFGS(strategy, lambda x, t: distributed.loss_and_gradient(t, x), volume,
+                                         tolerance=settings.tolerance)
+                read_state = optimizer.current
+                minimize_on_device(optimizer, max_iter=settings.max_iter, record=record,
+                                   chunk=settings.convergence_data_steps or _DEVICE_CHUNK,
+                                   evaluations_before=history.n_evaluations, tables=lambda: (tables(),))
+            elif settings.optimizer_type == "LBFGSB_SCIPY":
                 evaluate = tf.function(lambda x, t: _assign_and_evaluate(variable, distributed, x, t))
 
                 def evaluate_numpy(x):
@@ -320,7 +333,7 @@ class DMCR:
                                tolerance=settings.tolerance, record=record)
         finally:
             progress.close()
-            history.last_field = np.reshape(variable.numpy(), field.shape)
+            history.last_field = np.reshape(read_state(), field.shape)
         return history.best_field if history.best_field is not None else history.last_field
 
     # -- files ----------------------------------------------------------------------------------

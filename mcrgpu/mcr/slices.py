@@ -156,15 +156,19 @@ class SliceDistributedLoss:
             loss = tf.reduce_sum(self.slice_losses[axis](gather_slices(field, indices, axis)) * weights)
         return loss, tf.convert_to_tensor(tape.gradient(loss, field))
 
-    def replica_loss_and_gradient(self, tables: dict[int, SliceTable]) -> tuple[tf.Tensor, tf.Tensor]:
-        """In a replica context: this replica's partial loss and gradient w.r.t. the whole field."""
-        field = tf.convert_to_tensor(self.field)
+    def replica_loss_and_gradient(self, tables: dict[int, SliceTable],
+                                  field: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """In a replica context: this replica's partial loss and gradient w.r.t. the whole field
+        (the variable's value, or ``field`` when given)."""
+        field = tf.convert_to_tensor(self.field if field is None else field)
         initial = (tf.zeros((), field.dtype), tf.zeros_like(field))
         return replica_slice_sum(
             tables, lambda indices, weights, axis: self._chunk_functions[axis](field, indices, weights), initial)
 
-    def loss_and_gradient(self, tables: dict[int, SliceTable]) -> tuple[tf.Tensor, tf.Tensor]:
-        """In cross-replica context: total loss and gradient, summed over replicas."""
-        loss, gradient = self.strategy.run(self.replica_loss_and_gradient, args=(tables,))
+    def loss_and_gradient(self, tables: dict[int, SliceTable],
+                          field: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """In cross-replica context: total loss and gradient, summed over replicas, at the
+        variable's value or at ``field`` (a tensor of its shape, e.g. an optimiser's trial point)."""
+        loss, gradient = self.strategy.run(self.replica_loss_and_gradient, args=(tables, field))
         total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         return total, self.strategy.reduce(tf.distribute.ReduceOp.SUM, gradient, axis=None)
