@@ -91,8 +91,9 @@ def minimize_on_device(optimizer: BoxLBFGS, *args, max_iter: int, chunk: int, re
     Chunks end at multiples of ``chunk`` counted from ``evaluations_before`` (the evaluations of
     the history so far), so that snapshots every ``chunk`` evaluations fall on a chunk's end. After
     each call the chunk's losses are recorded; the best field is read from the device once per
-    chunk, only if the chunk improved on it. ``tables`` gives extra arguments of the loss for each
-    chunk (random slices of greedy steps).
+    chunk, only if the chunk improved on it, so a Ctrl+C that arrives while a chunk is recorded
+    takes effect at the chunk's end. ``tables`` gives extra arguments of the loss for each chunk
+    (random slices of greedy steps).
     """
     done = 0
     while done < max_iter:
@@ -110,8 +111,14 @@ def minimize_on_device(optimizer: BoxLBFGS, *args, max_iter: int, chunk: int, re
                 cache["current"] = optimizer.current()
             return cache["current"]
 
-        for loss in result.losses:
-            record(float(loss), best, current)
+        interrupted = None
+        for loss in result.losses:  # the best field read is the chunk's: record the chunk to its end
+            try:
+                record(float(loss), best, current)
+            except KeyboardInterrupt as error:
+                interrupted = error
+        if interrupted is not None:
+            raise interrupted
         done += len(result.losses)
         if result.stopped:
             break

@@ -3,7 +3,8 @@
 A field is stored as a volume (D, H, W, C); a 2D field is a volume with D = 1 that has one slice
 along axis 0 only. Each replica owns an even share of the slices of every axis (remainder
 included, each slice exactly once), goes through its share in chunks of ``slice_batch_size``
-slices, sums the losses of its slices and their gradient with respect to the whole field, and the
+slices, sums the losses of its slices and adds their gradient into the slices of the field they
+came from (a scatter-add, never a dense field-sized gradient per chunk), and the
 partial losses and gradients are summed across replicas, so the result does not depend on the
 replica count. With one replica it is the same code.
 """
@@ -18,7 +19,8 @@ import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
 
-__all__ = ["auto_slice_batch_size", "slice_table", "gather_slices", "slice_axes", "replica_slice_sum", "SliceDistributedLoss"]
+__all__ = ["auto_slice_batch_size", "slice_table", "gather_slices", "scatter_slices", "slice_axes", "replica_slice_sum",
+           "SliceDistributedLoss"]
 
 # Transposes that turn a gather along axis a of (D, H, W, C) into a batch of slices (b, h, w, C);
 # the same orientation as mcrgpu.mcr.microstructure.volume_slices.
@@ -74,13 +76,32 @@ def slice_table(slice_ids: Sequence[int] | np.ndarray, n_replicas: int,
     return indices.reshape(shape), weights.reshape(shape)
 
 
-def replica_slice_sum(tables: dict[int, SliceTable], chunk_fn, initial):
+def scatter_slices(total: tf.Tensor, slices: tf.Tensor, indices: tf.Tensor, axis: int) -> tf.Tensor:
+    """Add a batch of slices (b, h, w, C), as :func:`gather_slices` returns them, into the slices
+    ``indices`` along ``axis`` of a (D, H, W, C) ``total`` (repeated indices add up)."""
+    if axis == 0:
+        return tf.tensor_scatter_nd_add(total, indices[:, None], slices)
+    shape = tf.shape(total)
+    if axis == 1:  # slices (b, D, W, C) -> updates (D, b, W, C) at [d, index]
+        d = tf.broadcast_to(tf.range(shape[0])[:, None], (shape[0], tf.size(indices)))
+        where = tf.stack([d, tf.broadcast_to(indices[None], tf.shape(d))], -1)
+        return tf.tensor_scatter_nd_add(total, where, tf.transpose(slices, (1, 0, 2, 3)))
+    # slices (b, D, H, C) -> updates (D, H, b, C) at [d, h, index]
+    d, h, k = tf.meshgrid(tf.range(shape[0]), tf.range(shape[1]), indices, indexing="ij")
+    return tf.tensor_scatter_nd_add(total, tf.stack([d, h, k], -1), tf.transpose(slices, (1, 2, 0, 3)))
+
+
+def replica_slice_sum(tables: dict[int, SliceTable], chunk_fn, initial, *, add=None):
     """In a replica context: add up ``chunk_fn`` over this replica's chunks of every axis.
 
     ``chunk_fn(indices, weights, axis)`` gets the chunk's slice indices along ``axis`` and
-    their (chunk,) weights and returns a nested structure of tensors shaped like ``initial``.
-    Chunks run one after the other (a ``tf.while_loop``), which bounds memory by the chunk size.
+    their (chunk,) weights and returns a nested structure of tensors shaped like ``initial``,
+    or whatever ``add(total, part, indices, axis)`` adds into the running total (default: the
+    element-wise sum). Chunks run one after the other (a ``tf.while_loop``), which bounds memory
+    by the chunk size.
     """
+    if add is None:
+        add = lambda total, part, indices, axis: tf.nest.map_structure(tf.add, total, part)  # noqa: E731
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
     total = initial
     for axis, (indices, weights) in tables.items():
@@ -89,7 +110,7 @@ def replica_slice_sum(tables: dict[int, SliceTable], chunk_fn, initial):
 
         def step(k, total, axis=axis, indices=indices, weights=weights):
             part = chunk_fn(indices[k], weights[k], axis)
-            return k + 1, tf.nest.map_structure(tf.add, total, part)
+            return k + 1, add(total, part, indices[k], axis)
 
         n_chunks = indices.shape[0]
         if n_chunks == 1:
@@ -151,10 +172,12 @@ class SliceDistributedLoss:
                                   self.slice_batch_size) for axis in self.axes}
 
     def _chunk_loss_and_gradient(self, field, indices, weights, *, axis):
+        """The chunk's loss and its gradient with respect to the chunk's slices (b, h, w, C)."""
+        batch = gather_slices(field, indices, axis)
         with tf.GradientTape() as tape:
-            tape.watch(field)
-            loss = tf.reduce_sum(self.slice_losses[axis](gather_slices(field, indices, axis)) * weights)
-        return loss, tf.convert_to_tensor(tape.gradient(loss, field))
+            tape.watch(batch)
+            loss = tf.reduce_sum(self.slice_losses[axis](batch) * weights)
+        return loss, tape.gradient(loss, batch)
 
     def replica_loss_and_gradient(self, tables: dict[int, SliceTable],
                                   field: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
@@ -162,8 +185,13 @@ class SliceDistributedLoss:
         (the variable's value, or ``field`` when given)."""
         field = tf.convert_to_tensor(self.field if field is None else field)
         initial = (tf.zeros((), field.dtype), tf.zeros_like(field))
+
+        def add(total, part, indices, axis):  # scatter-add: no dense field-sized gradient per chunk
+            return total[0] + part[0], scatter_slices(total[1], part[1], indices, axis)
+
         return replica_slice_sum(
-            tables, lambda indices, weights, axis: self._chunk_functions[axis](field, indices, weights), initial)
+            tables, lambda indices, weights, axis: self._chunk_functions[axis](field, indices, weights), initial,
+            add=add)
 
     def loss_and_gradient(self, tables: dict[int, SliceTable],
                           field: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
