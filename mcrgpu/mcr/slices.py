@@ -12,6 +12,7 @@ replica count. With one replica it is the same code.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
 
-__all__ = ["auto_slice_batch_size", "slice_table", "gather_slices", "scatter_slices", "slice_axes", "replica_slice_sum",
+__all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "slice_table", "gather_slices", "scatter_slices", "slice_axes", "replica_slice_sum",
            "SliceDistributedLoss"]
 
 # Transposes that turn a gather along axis a of (D, H, W, C) into a batch of slices (b, h, w, C);
@@ -43,9 +44,65 @@ SliceTable = tuple[np.ndarray, np.ndarray]
 which chunk, and the weight of each (0 for padding, so that every chunk has the same shape)."""
 
 
+CPU_BUDGET_BYTES = 128 * 2**20
+"""Chunk budget on CPUs (and devices whose memory TensorFlow does not report): on a CPU the
+descriptors are bandwidth-bound and larger chunks are not faster (measured at 64^3)."""
+GPU_BUDGET_FRACTION = 0.25
+"""Share of a GPU's free memory one chunk's descriptor intermediates may take; the rest is for the
+field, the optimiser's state (about 2 x memory + 8 fields), gradients and TensorFlow's workspace."""
+
+
+@dataclass(frozen=True)
+class DeviceMemory:
+    """A device's memory as TensorFlow reports it: the total it may use (the memory limit when one
+    is set, else the allocator's limit, i.e. the device's usable total), None when it reports none
+    (CPUs), and the bytes in use now."""
+
+    total_bytes: int | None
+    used_bytes: int = 0
+
+
+def device_memory(device: str) -> DeviceMemory:
+    """Query TensorFlow for the memory of ``device`` (a device name such as "/device:GPU:0")."""
+    spec = tf.DeviceSpec.from_string(device)
+    if (spec.device_type or "").upper() != "GPU":
+        return DeviceMemory(None)
+    index = spec.device_index or 0
+    total = None
+    physical = tf.config.list_physical_devices("GPU")
+    if index < len(physical):  # setup_gpus makes one logical device per physical GPU
+        configs = tf.config.get_logical_device_configuration(physical[index]) or []
+        if len(configs) == 1 and configs[0].memory_limit:
+            total = int(configs[0].memory_limit) * 2**20
+    if total is None:
+        from tensorflow.python.client import device_lib  # the only API that reports a GPU's usable total
+
+        for local in device_lib.list_local_devices():
+            local_spec = tf.DeviceSpec.from_string(local.name)
+            if local.device_type == "GPU" and (local_spec.device_index or 0) == index:
+                total = int(local.memory_limit)
+    try:
+        used = int(tf.config.experimental.get_memory_info(f"GPU:{index}")["current"])
+    except (ValueError, RuntimeError):
+        used = 0
+    return DeviceMemory(total, used)
+
+
+def slice_budget_bytes(device: str, *, query: Callable[[str], DeviceMemory] = device_memory) -> int:
+    """Bytes one chunk of slices may use on ``device``: a share of its free memory on a GPU,
+    :data:`CPU_BUDGET_BYTES` where the device reports no memory. ``query`` is the device query
+    (replaceable, e.g. in tests)."""
+    memory = query(device)
+    if memory.total_bytes is None:
+        return CPU_BUDGET_BYTES
+    free = max(0, memory.total_bytes - memory.used_bytes)
+    return max(CPU_BUDGET_BYTES // 8, int(GPU_BUDGET_FRACTION * free))
+
+
 def auto_slice_batch_size(descriptors, height: int, width: int, channels: int, *,
-                          budget_bytes: int = 128 * 2**20) -> int:
-    """Slices per chunk so that one chunk's descriptor intermediates stay near ``budget_bytes``.
+                          budget_bytes: int = CPU_BUDGET_BYTES) -> int:
+    """Slices per chunk so that one chunk's descriptor intermediates stay near ``budget_bytes``
+    (per device; :func:`slice_budget_bytes` gives it from the device's memory).
 
     A slice costs about ``maps_per_pixel * height * width * channels`` float32 values, times 8 for
     the copies the forward and backward pass keep alive (measured: 64^3 Correlations + Variation

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from conftest import cpu_strategy
 from mcrgpu.mcr.characterization import characterize
-from mcrgpu.mcr.convergence import ConvergenceData
+from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
 from mcrgpu.mcr.dmcr import DMCR
 from mcrgpu.mcr.lbfgs import BoxLBFGS
 from mcrgpu.mcr.microstructure import Microstructure
@@ -124,13 +124,18 @@ def test_descriptor_reconstruction_is_as_good_as_scipy(target_2d):
     assert device.best_loss < 10 * host.best_loss
 
 
-def test_max_iter_counts_evaluations_and_snapshots_fall_on_chunk_ends(target_2d):
-    history, _ = DMCR(["FFTCorrelations"], max_iter=37, seed=0, tolerance=0.0,
-                      convergence_data_steps=10).reconstruct(target_2d, (24, 24))
+def test_max_iter_counts_evaluations_and_snapshots_go_to_disk(target_2d, tmp_path):
+    dmcr = DMCR(["FFTCorrelations"], max_iter=37, seed=0, tolerance=0.0, convergence_data_steps=10,
+                save_to=tmp_path, name="run")
+    history, _ = dmcr.reconstruct(target_2d, (24, 24))
     assert history.n_evaluations == 37
-    assert sorted(history.snapshots) == [10, 20, 30]
-    assert all(s.dtype == np.float32 and s.shape == (24, 24, 1) for s in history.snapshots.values())
+    assert sorted(history.snapshots) == [10, 20, 30]  # chunks end on them
+    assert all(isinstance(s, np.memmap) and s.dtype == np.float32 and s.shape == (24, 24, 1)
+               for s in history.snapshots.values())  # float32 files, not arrays in RAM
     assert history.best_loss == min(history.losses)
+    saved = load_convergence(dmcr.result_paths(target_2d)[1])
+    np.testing.assert_array_equal(saved.snapshots[20], history.snapshots[20])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run_convergence.npz", "run_reconstruction.npy"]
 
 
 def test_tolerance_stops_a_stalled_search(target_2d):
