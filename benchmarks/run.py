@@ -36,6 +36,7 @@ DATA = Path(os.environ.get("MCRGPU_BENCH_DATA", "/work/shared/data/microstructur
 LIMIT_TO = 8
 S2_WINDOW = 8  # S2 error: shifts |dy|, |dx| < 8
 WARMUP = 2  # k: s/iter of mcrgpu = (t[-1] - t[k]) / (n - 1 - k), k at least the first chunk's end
+DEVICE_CHUNK = 10  # evaluations per call of the device L-BFGS: convergence_data_steps' default
 OPTIMIZERS = ["LBFGSB", "LBFGSB_SCIPY"]  # mcrgpu's device L-BFGS and SciPy's L-BFGS-B (MCRpy's)
 PEER_PACKAGES = ["mcrpy==0.2.0", "numpy<2", "tensorflow-cpu==2.21.0"]
 RUN_TIMEOUT = 3600  # seconds, per subprocess
@@ -150,6 +151,15 @@ def flops_per_evaluation(case: dict) -> float:
         per_slice += 5 * h * w  # out-of-range penalty and loss reduction
         total += count * channels * per_slice
     return passes * total
+
+
+def mcrgpu_s_per_iter(seconds: list[float], optimizer: str) -> tuple[int, float | None]:
+    """(k, s/iter) of an mcrgpu run: (t[-1] - t[k]) / (n - 1 - k). The device optimiser records a
+    chunk's evaluations when the chunk returns (chunks of DEVICE_CHUNK evaluations), so its warm-up
+    is the whole first chunk (tracing included); SciPy's records each evaluation as it happens."""
+    k = max(WARMUP, DEVICE_CHUNK - 1) if optimizer == "LBFGSB" else WARMUP
+    n = len(seconds)
+    return k, ((seconds[-1] - seconds[k]) / (n - 1 - k) if n > k + 1 else None)
 
 
 # -- workers (run in subprocesses) --------------------------------------------------------------------
@@ -321,11 +331,7 @@ class Runner:
             t = record["seconds"]
             n = len(t)
             record["startup_s"] = t[0]
-            # The device optimiser records a chunk's evaluations when the chunk returns: the warm-up
-            # is at least the first chunk (all evaluations stamped with the first time).
-            k = max(WARMUP, max(i for i, value in enumerate(t) if value == t[0]))
-            record["warmup_k"] = k
-            record["s_per_iter"] = (t[-1] - t[k]) / (n - 1 - k) if n > k + 1 else None
+            record["warmup_k"], record["s_per_iter"] = mcrgpu_s_per_iter(t, optimizer)
             record["final_loss"] = record["best_loss"]
             record["s2_error"] = s2_error(np.load(work / "result.npy"), load_image(case))
         return record
@@ -433,6 +439,34 @@ def summarise_mcrpy(case: dict, pairs: list[dict]) -> dict:
     return row
 
 
+def build_rows(raw: dict, rate_gflops: float) -> list[dict]:
+    """Table rows from the raw runs of every case so far: one per mcrgpu optimiser, then MCRpy."""
+    rows, one_device = [], None
+    for entry in raw.values():
+        case, mine, theirs = entry["case"], entry["mcrgpu"], entry["mcrpy"]
+        peer_row = summarise_mcrpy(case, theirs) if entry.get("with_peer", bool(theirs)) else None
+        for optimizer, runs in mine.items():
+            row = summarise_mcrgpu(case, runs, rate_gflops, optimizer)
+            if case["kind"] == "characterize":
+                row["tool"] = "mcrgpu"
+            if case.get("logical_devices"):
+                row["logical_devices"] = case["logical_devices"]
+                if case["logical_devices"] == 1:
+                    one_device = row.get("s_per_iter")
+                if one_device and row.get("s_per_iter"):
+                    row["replica_ratio"] = row["s_per_iter"] / one_device
+            if peer_row is not None:
+                if case["kind"] == "characterize":
+                    if peer_row.get("wall_s") and row.get("wall_s"):
+                        row["speedup"] = peer_row["wall_s"] / row["wall_s"]
+                elif peer_row.get("s_per_iter") and row.get("s_per_iter"):
+                    row["speedup"] = peer_row["s_per_iter"] / row["s_per_iter"]
+            rows.append(row)
+        if peer_row is not None:
+            rows.append(peer_row)
+    return rows
+
+
 def case_label(case: dict) -> str:
     label = case["name"]
     if case["kind"] == "match":
@@ -533,7 +567,12 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if args.render:
         saved = json.loads((out / "results.json").read_text())
-        write_results(out, saved["meta"], saved["rows"], saved["runs"])
+        for entry in saved["runs"].values():  # recompute the figures from the raw runs
+            for optimizer, runs in entry["mcrgpu"].items():
+                for run in runs:
+                    if "seconds" in run:
+                        run["warmup_k"], run["s_per_iter"] = mcrgpu_s_per_iter(run["seconds"], optimizer)
+        write_results(out, saved["meta"], build_rows(saved["runs"], saved["meta"]["matmul_gflops"]), saved["runs"])
         return 0
     cases = suite_cases(args.suite)
     if args.only:
@@ -559,7 +598,6 @@ def main(argv=None) -> int:
     print(f"matmul rate: {meta['matmul_gflops']:.1f} GFLOP/s", flush=True)
 
     rows, raw = [], {}
-    one_device = None
     try:
         for case in cases:
             reps = min(args.reps, case.get("reps", args.reps))
@@ -583,27 +621,8 @@ def main(argv=None) -> int:
                 if "error" in run:
                     meta["failures"].append((case["name"], run["error"][-300:].replace("\n", " ")))
             key = case["name"] + (f"_x{case['logical_devices']}" if case.get("logical_devices") else "")
-            raw[key] = {"case": case, "mcrgpu": mine, "mcrpy": theirs}
-            peer_row = summarise_mcrpy(case, theirs) if with_peer else None
-            for optimizer in optimizers:
-                row = summarise_mcrgpu(case, mine[optimizer], meta["matmul_gflops"], optimizer)
-                if case["kind"] == "characterize":
-                    row["tool"] = "mcrgpu"
-                if case.get("logical_devices"):
-                    row["logical_devices"] = case["logical_devices"]
-                    if case["logical_devices"] == 1:
-                        one_device = row.get("s_per_iter")
-                    if one_device and row.get("s_per_iter"):
-                        row["replica_ratio"] = row["s_per_iter"] / one_device
-                if peer_row is not None:
-                    if case["kind"] == "characterize":
-                        if peer_row.get("wall_s") and row.get("wall_s"):
-                            row["speedup"] = peer_row["wall_s"] / row["wall_s"]
-                    elif peer_row.get("s_per_iter") and row.get("s_per_iter"):
-                        row["speedup"] = peer_row["s_per_iter"] / row["s_per_iter"]
-                rows.append(row)
-            if peer_row is not None:
-                rows.append(peer_row)
+            raw[key] = {"case": case, "mcrgpu": mine, "mcrpy": theirs, "with_peer": with_peer}
+            rows = build_rows(raw, meta["matmul_gflops"])
             meta["total_s"] = time.perf_counter() - started
             meta["load_end"] = round(os.getloadavg()[0], 1)
             write_results(out, meta, rows, raw)  # after every case, so partial results survive

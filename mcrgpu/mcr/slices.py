@@ -44,9 +44,11 @@ SliceTable = tuple[np.ndarray, np.ndarray]
 which chunk, and the weight of each (0 for padding, so that every chunk has the same shape)."""
 
 
-CPU_BUDGET_BYTES = 128 * 2**20
+CPU_BUDGET_BYTES = 32 * 2**20
 """Chunk budget on CPUs (and devices whose memory TensorFlow does not report): on a CPU the
-descriptors are bandwidth-bound and larger chunks are not faster (measured at 64^3)."""
+descriptors are bandwidth-bound and larger chunks are not faster (measured at 64^3 Correlations +
+Variation: 2 slices per chunk peak at 1.1 GB and 2.3 s per evaluation, 9 slices at 1.7 GB and
+2.7 s, on a shared 2-core machine)."""
 GPU_BUDGET_FRACTION = 0.25
 """Share of a GPU's free memory one chunk's descriptor intermediates may take; the rest is for the
 field, the optimiser's state (about 2 x memory + 8 fields), gradients and TensorFlow's workspace."""
@@ -105,8 +107,7 @@ def auto_slice_batch_size(descriptors, height: int, width: int, channels: int, *
     (per device; :func:`slice_budget_bytes` gives it from the device's memory).
 
     A slice costs about ``maps_per_pixel * height * width * channels`` float32 values, times 8 for
-    the copies the forward and backward pass keep alive (measured: 64^3 Correlations + Variation
-    peaks at ~1 GB with 8 slices per chunk, at the same speed as all 64 at once).
+    the copies the forward and backward pass keep alive.
     """
     per_slice = 8 * 4 * height * width * channels * max(d.maps_per_pixel() for d in descriptors)
     return max(1, budget_bytes // per_slice)

@@ -91,7 +91,7 @@ def _descriptor_run(strategy, n_evaluations):
     losses = {axis: make_loss((6, 6), axis + 1) for axis in range(3)}
     with strategy.scope():
         variable = tf.Variable(field)
-    distributed = SliceDistributedLoss(strategy, variable, losses, slice_batch_size=2)
+    distributed = SliceDistributedLoss(strategy, variable, losses)
     tables = tf.nest.map_structure(tf.constant, distributed.full_tables())
     with strategy.scope():
         optimizer = BoxLBFGS(strategy, lambda x: distributed.loss_and_gradient(tables, x), field)
@@ -99,10 +99,10 @@ def _descriptor_run(strategy, n_evaluations):
 
 
 def test_descriptor_losses_are_the_same_on_one_two_and_three_replicas():
-    single = _descriptor_run(cpu_strategy(1), 12)
+    single = _descriptor_run(cpu_strategy(1), 10)
     assert single[-1] < single[0] / 2
     for n_replicas in (2, 3):
-        losses = _descriptor_run(cpu_strategy(n_replicas), 12)
+        losses = _descriptor_run(cpu_strategy(n_replicas), 10)
         np.testing.assert_allclose(losses[:6], single[:6], rtol=1e-5)  # same trajectory, float32 rounding
         np.testing.assert_allclose(losses, single, rtol=1e-3)
 
