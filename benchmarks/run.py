@@ -35,7 +35,9 @@ HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("MCRGPU_BENCH_DATA", "/work/shared/data/microstructures"))
 LIMIT_TO = 8
 S2_WINDOW = 8  # S2 error: shifts |dy|, |dx| < 8
-WARMUP = 2  # k: s/iter of mcrgpu = (t[-1] - t[k]) / (n - 1 - k)
+WARMUP = 2  # k: s/iter of mcrgpu = (t[-1] - t[k]) / (n - 1 - k), k at least the first chunk's end
+DEVICE_CHUNK = 10  # evaluations per call of the device L-BFGS: convergence_data_steps' default
+OPTIMIZERS = ["LBFGSB", "LBFGSB_SCIPY"]  # mcrgpu's device L-BFGS and SciPy's L-BFGS-B (MCRpy's)
 PEER_PACKAGES = ["mcrpy==0.2.0", "numpy<2", "tensorflow-cpu==2.21.0"]
 RUN_TIMEOUT = 3600  # seconds, per subprocess
 
@@ -60,23 +62,23 @@ def suite_cases(suite: str) -> list[dict]:
         dict(name="2d128_corr", kind="match", file="pymks_ms_128x128_1.npy", shape=[128, 128],
              descriptors=["Correlations"], weights=[1.0], max_iter=it(100, 300), peer_short=it(25, 60)),
         dict(name="3d32_corr_var", kind="match", file="pymks_ms_64x64_2.npy", crop=32,
-             shape=[32, 32, 32], max_iter=it(6, 20), **CORR_VAR),
+             shape=[32, 32, 32], max_iter=it(20, 40), peer_short=it(6, 10), **CORR_VAR),
         dict(name="3d64_corr_var", kind="match", file="pymks_ms_64x64_2.npy", shape=[64, 64, 64],
-             max_iter=it(4, 10), **CORR_VAR),
+             max_iter=it(20, 30), peer_short=it(6, 10), **CORR_VAR),
         dict(name="3d64_fft_var", kind="match", file="pymks_ms_64x64_2.npy", shape=[64, 64, 64],
-             max_iter=it(10, 30), peer_short=it(4, 10), **FFT_VAR),
+             max_iter=it(20, 40), peer_short=it(6, 10), **FFT_VAR),
         dict(name="char256_corr_var", kind="characterize", file="copolymer_resized.npy", **CORR_VAR),
         dict(name="3d128_corr_var", kind="match", file="pymks_ms_128x128_1.npy", shape=[128, 128, 128],
-             max_iter=it(4, 6), peer=False, reps=1, **CORR_VAR),
+             max_iter=it(20, 30), peer=False, reps=1, optimizers=["LBFGSB"], **CORR_VAR),
     ]
     if not quick:
         cases.append(dict(name="3d256_corr_var_greedy", kind="match", file="copolymer_resized.npy",
-                          shape=[256, 256, 256], max_iter=6, greedy=True, batch_size=8,
-                          slice_batch_size=8, peer=False, reps=1, **CORR_VAR))
+                          shape=[256, 256, 256], max_iter=20, greedy=True, batch_size=8,
+                          slice_batch_size=8, peer=False, reps=1, optimizers=["LBFGSB"], **CORR_VAR))
     for n in (1, 2, 4):
         cases.append(dict(name="3d64_corr_var_replicas", kind="match", file="pymks_ms_64x64_2.npy",
-                          shape=[64, 64, 64], max_iter=it(4, 6), logical_devices=n, peer=False,
-                          reps=it(1, 3), **CORR_VAR))
+                          shape=[64, 64, 64], max_iter=it(20, 30), logical_devices=n, peer=False,
+                          reps=it(1, 3), optimizers=["LBFGSB"], **CORR_VAR))
     return cases
 
 
@@ -151,6 +153,15 @@ def flops_per_evaluation(case: dict) -> float:
     return passes * total
 
 
+def mcrgpu_s_per_iter(seconds: list[float], optimizer: str) -> tuple[int, float | None]:
+    """(k, s/iter) of an mcrgpu run: (t[-1] - t[k]) / (n - 1 - k). The device optimiser records a
+    chunk's evaluations when the chunk returns (chunks of DEVICE_CHUNK evaluations), so its warm-up
+    is the whole first chunk (tracing included); SciPy's records each evaluation as it happens."""
+    k = max(WARMUP, DEVICE_CHUNK - 1) if optimizer == "LBFGSB" else WARMUP
+    n = len(seconds)
+    return k, ((seconds[-1] - seconds[k]) / (n - 1 - k) if n > k + 1 else None)
+
+
 # -- workers (run in subprocesses) --------------------------------------------------------------------
 def worker_matmul(out: Path) -> None:
     import tensorflow as tf
@@ -191,7 +202,7 @@ def worker_mcrgpu(spec: dict, out: Path) -> None:
         c = characterize(image, spec["descriptors"], limit_to=LIMIT_TO, use_multiphase=False)
         options = {key: spec[key] for key in ("greedy", "batch_size", "slice_batch_size") if key in spec}
         dmcr = DMCR(spec["descriptors"], spec["weights"], max_iter=spec["max_iter"], seed=spec.get("seed", 0),
-                    strategy=strategy, **options)
+                    strategy=strategy, optimizer_type=spec.get("optimizer", "LBFGSB"), **options)
         history, result = dmcr.reconstruct(c, tuple(spec["shape"]))
         np.save(spec["result_file"], result.original_labels())
         record.update(seconds=list(history.seconds), losses=list(history.losses),
@@ -306,9 +317,9 @@ class Runner:
             np.save(path, load_image(case))
         return path
 
-    def mcrgpu(self, case: dict, rep: int) -> dict:
-        work = self._dir(f"{case['name']}_mcrgpu")
-        spec = {**case, "seed": rep, "result_file": str(work / "result.npy")}
+    def mcrgpu(self, case: dict, rep: int, optimizer: str = "LBFGSB") -> dict:
+        work = self._dir(f"{case['name']}_mcrgpu_{optimizer}")
+        spec = {**case, "seed": rep, "optimizer": optimizer, "result_file": str(work / "result.npy")}
         out = work / "record.json"
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", "mcrgpu",
                    "--spec", json.dumps(spec), "--worker-out", str(out)]
@@ -320,7 +331,7 @@ class Runner:
             t = record["seconds"]
             n = len(t)
             record["startup_s"] = t[0]
-            record["s_per_iter"] = (t[-1] - t[WARMUP]) / (n - 1 - WARMUP) if n > WARMUP + 1 else None
+            record["warmup_k"], record["s_per_iter"] = mcrgpu_s_per_iter(t, optimizer)
             record["final_loss"] = record["best_loss"]
             record["s2_error"] = s2_error(np.load(work / "result.npy"), load_image(case))
         return record
@@ -381,9 +392,10 @@ def median(values):
     return statistics.median(values) if values else None
 
 
-def summarise_mcrgpu(case: dict, runs: list[dict], rate_gflops: float) -> dict:
+def summarise_mcrgpu(case: dict, runs: list[dict], rate_gflops: float, optimizer: str = "LBFGSB") -> dict:
     ok = [r for r in runs if "error" not in r]
-    row = {"case": case_label(case), "tool": "mcrgpu", "runs": len(ok), "failed": len(runs) - len(ok)}
+    row = {"case": case_label(case), "tool": f"mcrgpu {optimizer}", "optimizer": optimizer, "runs": len(ok),
+           "failed": len(runs) - len(ok)}
     if not ok:
         return row
     floor = flops_per_evaluation(case) / (rate_gflops * 1e9)
@@ -427,6 +439,34 @@ def summarise_mcrpy(case: dict, pairs: list[dict]) -> dict:
     return row
 
 
+def build_rows(raw: dict, rate_gflops: float) -> list[dict]:
+    """Table rows from the raw runs of every case so far: one per mcrgpu optimiser, then MCRpy."""
+    rows, one_device = [], None
+    for entry in raw.values():
+        case, mine, theirs = entry["case"], entry["mcrgpu"], entry["mcrpy"]
+        peer_row = summarise_mcrpy(case, theirs) if entry.get("with_peer", bool(theirs)) else None
+        for optimizer, runs in mine.items():
+            row = summarise_mcrgpu(case, runs, rate_gflops, optimizer)
+            if case["kind"] == "characterize":
+                row["tool"] = "mcrgpu"
+            if case.get("logical_devices"):
+                row["logical_devices"] = case["logical_devices"]
+                if case["logical_devices"] == 1:
+                    one_device = row.get("s_per_iter")
+                if one_device and row.get("s_per_iter"):
+                    row["replica_ratio"] = row["s_per_iter"] / one_device
+            if peer_row is not None:
+                if case["kind"] == "characterize":
+                    if peer_row.get("wall_s") and row.get("wall_s"):
+                        row["speedup"] = peer_row["wall_s"] / row["wall_s"]
+                elif peer_row.get("s_per_iter") and row.get("s_per_iter"):
+                    row["speedup"] = peer_row["s_per_iter"] / row["s_per_iter"]
+            rows.append(row)
+        if peer_row is not None:
+            rows.append(peer_row)
+    return rows
+
+
 def case_label(case: dict) -> str:
     label = case["name"]
     if case["kind"] == "match":
@@ -465,6 +505,11 @@ def write_results(out: Path, meta: dict, rows: list[dict], raw: dict) -> None:
              f"python {meta['python']}; device: CPU only",
              f"- matmul rate (2048x2048 float32 tf.matmul, best of 5): **{fmt(meta.get('matmul_gflops'))} GFLOP/s**",
              f"- command: `{meta['command']}`; total {fmt_int(meta.get('total_s'))} s",
+             f"- the machine was shared with other jobs (1-minute load average {meta.get('load_start', '–')} at the "
+             f"start, {meta.get('load_end', '–')} at the end on {meta['cpu_count']} cores): absolute times are noisy; "
+             "compare the ratios, measured in this one run with the tools interleaved case by case",
+             "- mcrgpu LBFGSB: the device L-BFGS (default); mcrgpu LBFGSB_SCIPY: SciPy's L-BFGS-B on the host, "
+             "as MCRpy runs it; both with the same max_iter (loss evaluations) as MCRpy",
              "- s/iter: seconds per loss+gradient evaluation after warm-up (median of runs); start-up: "
              "mcrgpu's first evaluation (tracing), MCRpy's intercept (wall − n·s/iter, includes imports)",
              "- the characterization row's s/iter is mcrgpu's in-process characterize() time; its speed-up "
@@ -522,7 +567,12 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if args.render:
         saved = json.loads((out / "results.json").read_text())
-        write_results(out, saved["meta"], saved["rows"], saved["runs"])
+        for entry in saved["runs"].values():  # recompute the figures from the raw runs
+            for optimizer, runs in entry["mcrgpu"].items():
+                for run in runs:
+                    if "seconds" in run:
+                        run["warmup_k"], run["s_per_iter"] = mcrgpu_s_per_iter(run["seconds"], optimizer)
+        write_results(out, saved["meta"], build_rows(saved["runs"], saved["meta"]["matmul_gflops"]), saved["runs"])
         return 0
     cases = suite_cases(args.suite)
     if args.only:
@@ -538,7 +588,7 @@ def main(argv=None) -> int:
     meta = {"suite": args.suite, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "peer": args.peer,
             "command": " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
-            "reps": args.reps, "warmup_k": WARMUP, "failures": []}
+            "reps": args.reps, "warmup_k": WARMUP, "failures": [], "load_start": round(os.getloadavg()[0], 1)}
     rate_file = scratch / "matmul.json"
     rate_run = run_measured([sys.executable, str(Path(__file__).resolve()), "--worker", "matmul",
                              "--worker-out", str(rate_file)], scratch / "matmul_log.txt")
@@ -548,16 +598,17 @@ def main(argv=None) -> int:
     print(f"matmul rate: {meta['matmul_gflops']:.1f} GFLOP/s", flush=True)
 
     rows, raw = [], {}
-    one_device = None
     try:
         for case in cases:
             reps = min(args.reps, case.get("reps", args.reps))
             with_peer = args.peer and case.get("peer", True)
-            mine, theirs = [], []
-            for rep in range(reps):  # interleaved: A B A B ...
-                print(f"[{time.perf_counter() - started:7.0f}s] {case['name']} rep {rep + 1}/{reps}: mcrgpu",
-                      flush=True)
-                mine.append(runner.mcrgpu(case, rep))
+            optimizers = case.get("optimizers", OPTIMIZERS) if case["kind"] == "match" else ["LBFGSB"]
+            mine, theirs = {name: [] for name in optimizers}, []
+            for rep in range(reps):  # interleaved: A A' B A A' B ...
+                for optimizer in optimizers:
+                    print(f"[{time.perf_counter() - started:7.0f}s] {case['name']} rep {rep + 1}/{reps}: "
+                          f"mcrgpu {optimizer}", flush=True)
+                    mine[optimizer].append(runner.mcrgpu(case, rep, optimizer))
                 if with_peer:
                     print(f"[{time.perf_counter() - started:7.0f}s] {case['name']} rep {rep + 1}/{reps}: MCRpy",
                           flush=True)
@@ -566,28 +617,14 @@ def main(argv=None) -> int:
                         theirs.append({"short": runner.mcrpy(case, short), "long": runner.mcrpy(case, case["max_iter"])})
                     else:
                         theirs.append({"long": runner.mcrpy(case, None)})
-            for run in mine + [r for p in theirs for r in p.values()]:
+            for run in [r for runs in mine.values() for r in runs] + [r for p in theirs for r in p.values()]:
                 if "error" in run:
                     meta["failures"].append((case["name"], run["error"][-300:].replace("\n", " ")))
             key = case["name"] + (f"_x{case['logical_devices']}" if case.get("logical_devices") else "")
-            raw[key] = {"case": case, "mcrgpu": mine, "mcrpy": theirs}
-            row = summarise_mcrgpu(case, mine, meta["matmul_gflops"])
-            if case.get("logical_devices"):
-                row["logical_devices"] = case["logical_devices"]
-                if case["logical_devices"] == 1:
-                    one_device = row.get("s_per_iter")
-                if one_device and row.get("s_per_iter"):
-                    row["replica_ratio"] = row["s_per_iter"] / one_device
-            rows.append(row)
-            if with_peer:
-                peer_row = summarise_mcrpy(case, theirs)
-                if case["kind"] == "characterize":
-                    if peer_row.get("wall_s") and row.get("wall_s"):
-                        row["speedup"] = peer_row["wall_s"] / row["wall_s"]
-                elif peer_row.get("s_per_iter") and row.get("s_per_iter"):
-                    row["speedup"] = peer_row["s_per_iter"] / row["s_per_iter"]
-                rows.append(peer_row)
+            raw[key] = {"case": case, "mcrgpu": mine, "mcrpy": theirs, "with_peer": with_peer}
+            rows = build_rows(raw, meta["matmul_gflops"])
             meta["total_s"] = time.perf_counter() - started
+            meta["load_end"] = round(os.getloadavg()[0], 1)
             write_results(out, meta, rows, raw)  # after every case, so partial results survive
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

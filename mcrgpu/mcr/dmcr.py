@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,8 +24,10 @@ from mcrgpu.mcr.microstructure_io import save_microstructure
 from mcrgpu.mcr.labelling import label_field
 from mcrgpu.mcr.losses import LossSettings, SliceLoss, default_weights
 from mcrgpu.mcr.microstructure import Microstructure
-from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_steps
-from mcrgpu.mcr.slices import SliceDistributedLoss, auto_slice_batch_size, slice_axes
+from mcrgpu.mcr.lbfgs import BoxLBFGS
+from mcrgpu.mcr.optimizers import (OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_on_device,
+                                   minimize_steps)
+from mcrgpu.mcr.slices import SliceDistributedLoss, auto_slice_batch_size, slice_axes, slice_budget_bytes
 
 __all__ = ["ReconstructionSettings", "DMCR"]
 
@@ -32,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 _INITIAL_FIELD_SALT = 0x4D4352  # see DMCR._initial_field
 _SCALE_FREE = ("VolumeFractions",)  # descriptors whose target does not depend on the resolution
+_DEVICE_CHUNK = 20  # evaluations per TensorFlow call of the device L-BFGS without convergence snapshots
 
 
 @dataclass(frozen=True)
@@ -285,8 +289,9 @@ class DMCR:
             variable = tf.Variable(volume, dtype=tf.float32, name="indicator_field")
         losses = self._slice_losses(desired, volume.shape, stage, multiphase)
         largest = max(losses.values(), key=lambda loss: loss.slice_shape[0] * loss.slice_shape[1])
-        batch = settings.slice_batch_size or auto_slice_batch_size(largest.descriptors, *largest.slice_shape,
-                                                                   volume.shape[-1])
+        batch = settings.slice_batch_size or auto_slice_batch_size(
+            largest.descriptors, *largest.slice_shape, volume.shape[-1],
+            budget_bytes=slice_budget_bytes(_first_device(strategy)))
         distributed = SliceDistributedLoss(strategy, variable, losses, slice_batch_size=batch,
                                            jit_compile=settings.jit_compile)
         rng = np.random.default_rng(None if settings.seed is None else settings.seed + 1)
@@ -300,16 +305,28 @@ class DMCR:
         progress = tqdm(total=settings.max_iter, disable=not self.progress, unit="it",
                         desc=f"stage {stage}" if stage else "reconstruct", dynamic_ncols=True)
 
-        def record(loss, field_value):
-            history.record(loss, lambda: np.reshape(field_value(), field.shape), stage=stage,
-                           snapshot_every=settings.convergence_data_steps)
+        def record(loss, field_value, snapshot_value=None):
+            history.record(loss, lambda: np.reshape(field_value(), field.shape),
+                           None if snapshot_value is None else lambda: np.reshape(snapshot_value(), field.shape),
+                           stage=stage, snapshot_every=settings.convergence_data_steps)
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4g}", best=f"{history.best_loss:.4g}", refresh=False)
             if settings.outfile_data_steps and history.n_evaluations % settings.outfile_data_steps == 0:
                 self._save_intermediate(desired, history, stage)
 
+        if self.save_to is not None and history.snapshot_dir is None and settings.convergence_data_steps:
+            history.snapshot_dir = self.save_to / f".{self._stem(desired)}_snapshots"  # on disk, not in RAM
+        read_state = variable.numpy
         try:
             if settings.optimizer_type == "LBFGSB":
+                with strategy.scope():
+                    optimizer = BoxLBFGS(strategy, lambda x, t: distributed.loss_and_gradient(t, x), volume,
+                                         tolerance=settings.tolerance)
+                read_state = optimizer.current
+                minimize_on_device(optimizer, max_iter=settings.max_iter, record=record,
+                                   chunk=settings.convergence_data_steps or _DEVICE_CHUNK,
+                                   evaluations_before=history.n_evaluations, tables=lambda: (tables(),))
+            elif settings.optimizer_type == "LBFGSB_SCIPY":
                 evaluate = tf.function(lambda x, t: _assign_and_evaluate(variable, distributed, x, t))
 
                 def evaluate_numpy(x):
@@ -329,7 +346,7 @@ class DMCR:
                                tolerance=settings.tolerance, record=record)
         finally:
             progress.close()
-            history.last_field = np.reshape(variable.numpy(), field.shape)
+            history.last_field = np.reshape(read_state(), field.shape)
         return history.best_field if history.best_field is not None else history.last_field
 
     # -- files ----------------------------------------------------------------------------------
@@ -349,6 +366,8 @@ class DMCR:
         microstructure_path, convergence_path = self.result_paths(desired)
         save_microstructure(microstructure_path, result)
         history.save(convergence_path)
+        if history.snapshot_dir is not None:  # the snapshots are in the convergence file now
+            shutil.rmtree(history.snapshot_dir, ignore_errors=True)
         logger.info("Saved %s and %s", microstructure_path, convergence_path)
 
     def _save_intermediate(self, desired, history, stage) -> None:
@@ -356,6 +375,16 @@ class DMCR:
             return
         name = f"{self._stem(desired)}_stage_{stage}_iteration_{history.n_evaluations:06d}.npz"
         atomic_save_npz(self.save_to / name, field=history.best_field)
+
+
+def _first_device(strategy: tf.distribute.Strategy) -> str:
+    """The (first) device the strategy computes on; TensorFlow's default placement for the default
+    strategy (the first GPU, else the CPU)."""
+    try:
+        return strategy.extended.worker_devices[0]
+    except RuntimeError:  # the default strategy has no device list
+        gpus = tf.config.list_logical_devices("GPU")
+        return gpus[0].name if gpus else "/device:CPU:0"
 
 
 def _assign_and_evaluate(variable, distributed, x, tables):

