@@ -1,9 +1,10 @@
 """Image tasks on SavedModels under the strategy: image-pair matching and image x reference jobs."""
 
+from mcrgpu.images.binning import bin_images
 from mcrgpu.images.grid import run_grid
 from mcrgpu.images.pairs import PAIR_OUTPUTS, match_pairs, read_pair_list
 from mcrgpu.images.runner import (Item, RunSummary, SavedModelSignature, describe_saved_model, load_signature,
                                   run_items)
 
-__all__ = ["match_pairs", "read_pair_list", "PAIR_OUTPUTS", "run_grid", "run_items", "load_signature",
+__all__ = ["bin_images", "match_pairs", "read_pair_list", "PAIR_OUTPUTS", "run_grid", "run_items", "load_signature",
            "describe_saved_model", "Item", "RunSummary", "SavedModelSignature"]
