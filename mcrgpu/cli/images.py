@@ -179,7 +179,8 @@ A rules file (TOML or JSON; model paths relative to it):
 @click.option("--rules", "rules_file", required=True, type=click.Path(dir_okay=False),
               help="Rules file (.toml or .json): models, ordered bins of conditions, default bin, ratios.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="CSV to write: image, every scalar model output, bin. Scores and manifests go to <OUT stem>_scores/.")
+              help="CSV to write: image, every scalar model output, bin. Scores and manifests go to "
+                   "<OUT stem>_scores/.")
 @click.option("--bin_folders", type=click.Path(file_okay=False), default=None,
               help="Also make one folder per bin here, with a link to each of its images.")
 @click.option("--copy", is_flag=True, help="Copy the images into --bin_folders instead of linking them.")

@@ -166,8 +166,9 @@ def _listed(images: str | Path | Sequence[str | Path]) -> list[Path]:
 def _load(spec, strategy) -> SavedModelSignature:
     model = load_signature(spec.path, strategy=strategy, signature=spec.signature)
     if len(model.inputs) != 1 or next(iter(model.inputs.values())).shape.rank != 4:
-        raise InvalidInputError(f"model {spec.name!r} ({spec.path}) takes {dict(model.inputs)}; a binning model "
-                                "takes one image input (B, H, W, C)")
+        inputs = ", ".join(f"{name} {spec_.shape}" for name, spec_ in model.inputs.items())
+        raise InvalidInputError(f"model {spec.name!r} ({spec.path}) takes {inputs}; a binning model takes one "
+                                "image input (B, H, W, C)")
     return model
 
 

@@ -190,7 +190,8 @@ def _parse_bin(raw: Any, number: int, models: Mapping[str, ModelSpec], source: s
     where = f"{source}: bin {number} ({name!r})"
     unknown = sorted(set(raw) - {"name", "when", "ratio", "rank_by", "rank_order"})
     if unknown:
-        raise InvalidInputError(f"{where}: unknown key(s) {unknown}; valid keys: name, when, ratio, rank_by, rank_order")
+        raise InvalidInputError(f"{where}: unknown key(s) {unknown}; "
+                                "valid keys: name, when, ratio, rank_by, rank_order")
     when = raw.get("when")
     if isinstance(when, str):
         when = [when]

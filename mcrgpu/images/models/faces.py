@@ -136,7 +136,8 @@ class _FaceDetector(tf.Module):
         count = tf.maximum(tf.cast(tf.round(-(steps + 1.0)), tf.int32), 0)
 
         def body(k, rows):
-            scale = (_MIN_SIZE / _MIN_FACE_SIZE) * tf.pow(tf.constant(_SCALE_FACTOR, tf.float64), tf.cast(k, tf.float64))
+            factor = tf.constant(_SCALE_FACTOR, tf.float64)
+            scale = (_MIN_SIZE / _MIN_FACE_SIZE) * tf.pow(factor, tf.cast(k, tf.float64))
             scaled = tf.image.resize(image, tf.cast(size * scale, tf.int32), method="area")
             regression, probability = self._pnet(scaled)
             score = probability[0, :, :, 1]

@@ -41,7 +41,7 @@ class _MicrostructureDescriptors(tf.Module):
         self.neighbours = [(centre + dy) * side + centre + dx for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
 
     def _windows(self, field: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(B, H, W, 1) -> (B * n, window, window, 1): windows covering the image, the last ones flush with its edges."""
+        """Windows (B * n, window, window, 1) covering each image, the last ones flush with its edges, and n."""
         size = self.window
         tf.debugging.assert_greater_equal(tf.shape(field)[1:3], size, message=(
             f"the image is smaller than the {size}x{size} window of microstructure_descriptors"))
@@ -66,8 +66,9 @@ class _MicrostructureDescriptors(tf.Module):
         s2 = tf.reduce_mean(tf.reshape(s2, [batch, count, -1]), axis=1)
         radial = s2 @ self.rings  # (B, L): S2 at radius 0, 1, ..., L - 1; S2(0) is the windows' phase fraction
         covariance = tf.math.divide_no_nan(radial - radial[:, :1] ** 2, radial[:, :1] - radial[:, :1] ** 2)
+        axis_neighbours = tf.reduce_mean(tf.gather(s2, self.neighbours, axis=1), axis=1)  # S2 at (0, +-1), (+-1, 0)
         return {"phase_fraction": tf.reduce_mean(field, axis=[1, 2, 3]),
-                "interface_density": np.pi * (radial[:, 0] - tf.reduce_mean(tf.gather(s2, self.neighbours, axis=1), axis=1)),
+                "interface_density": np.pi * (radial[:, 0] - axis_neighbours),
                 "correlation_length": _first_crossing(covariance, 1.0 / np.e), "threshold": threshold / 255.0}
 
 
