@@ -43,8 +43,9 @@ class _MicrostructureDescriptors(tf.Module):
     def _windows(self, field: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Windows (B * n, window, window, 1) covering each image, the last ones flush with its edges, and n."""
         size = self.window
-        tf.debugging.assert_greater_equal(tf.shape(field)[1:3], size, message=(
-            f"the image is smaller than the {size}x{size} window of microstructure_descriptors"))
+        tf.debugging.Assert(tf.reduce_all(tf.shape(field)[1:3] >= size), [
+            "the image (height, width)", tf.shape(field)[1:3],
+            f"is smaller than the {size}x{size} window of microstructure_descriptors"])
 
         def starts(extent):
             return tf.unique(tf.minimum(tf.range(0, extent, size), extent - size))[0]
