@@ -123,6 +123,21 @@ def test_face_detector_finds_the_astronaut_and_no_face_in_coffee_or_chelsea(expo
         assert results[name]["face_count"] == 0 and results[name]["max_confidence"] == 0.0
 
 
+def test_face_detector_gives_what_the_mtcnn_package_gives(exported):
+    from mtcnn import MTCNN
+
+    serve = tf.saved_model.load(str(exported["faces"])).signatures["serving_default"]
+    package = MTCNN(stages="face_and_landmarks_detection")
+    for name in ("astronaut", "camera", "coffee"):
+        image = photo(name, 2)
+        image = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
+        ours = serve(image=tf.constant(image[None].astype(np.float32) / 255.0))
+        theirs = package.detect_faces(image)
+        assert int(ours["face_count"][0]) == len(theirs)
+        best = max((face["confidence"] for face in theirs), default=0.0)
+        assert float(ours["max_confidence"][0]) == pytest.approx(best, abs=1e-4)
+
+
 PHOTO_RULES = """
 default = "other"
 [models.faces]
