@@ -205,3 +205,20 @@ def test_bin_folders_hold_links_or_copies_and_follow_a_rerun(tmp_path, scorer, i
     assert sorted(p.name for p in (folders / "dim").iterdir()) == sorted(p.name for p in images.iterdir())
     assert not any(path.is_symlink() for path in (folders / "dim").iterdir())
     assert not list((folders / "bright").iterdir()) and not list((folders / "reddish").iterdir())
+
+
+def test_an_interrupted_model_run_writes_no_csv_and_exits_130(tmp_path, scorer, images, monkeypatch):
+    import mcrgpu.images.binning as binning
+
+    real = binning.run_items
+
+    def interrupted(*args, **kwargs):
+        summary = real(*args, **kwargs)
+        return summary.__class__(summary.done, summary.skipped, summary.failed, True, summary.seconds,
+                                 summary.manifest)
+
+    monkeypatch.setattr(binning, "run_items", interrupted)
+    rules = write_rules(tmp_path / "rules.toml", RULES.format(scorer=scorer))
+    summary = bin_images(images, rules, out=tmp_path / "bins.csv", progress=False)
+    assert summary.exit_code == 130 and "rerun to finish" in str(summary)
+    assert not (tmp_path / "bins.csv").exists() and (tmp_path / "bins_scores" / "s_manifest.jsonl").is_file()
