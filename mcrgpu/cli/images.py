@@ -196,3 +196,67 @@ def tiles_command(source, output, model_dir, signature, output_name, tile_size, 
     _finish(run_tiles(source, output, model_dir, strategy=strategy, signature=signature, output_name=output_name,
                       tile_size=tile_size, stitch=stitch, overlap=overlap, halo=halo, batch_size=batch_size,
                       overwrite=overwrite, progress=progress))
+
+
+BIN_EPILOG = f"""Examples:
+
+  mcrgpu models export faces models/faces
+
+  mcrgpu models export image_statistics models/image_statistics
+
+  mcrgpu images bin photos --rules rules.toml --out results/bins.csv --bin_folders results/bins
+
+A rules file (TOML or JSON; model paths relative to it):
+
+\b
+  default = "other"
+  [models.faces]
+  path = "models/faces"
+  [models.stats]
+  path = "models/image_statistics"
+  [[bins]]
+  name = "faces"
+  when = ["faces.face_count >= 1", "faces.max_confidence > 0.95"]
+  [[bins]]
+  name = "sharp"
+  when = ["stats.sharpness > 500", "stats.entropy between 6 and 8"]
+  ratio = 0.5
+  rank_by = "stats.sharpness"
+
+{EXIT_CODES}
+"""
+
+
+@images.command("bin", cls=McrCommand, epilog=BIN_EPILOG)
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True), metavar="FILES_OR_DIR...")
+@click.option("--rules", "rules_file", required=True, type=click.Path(dir_okay=False),
+              help="Rules file (.toml or .json): models, ordered bins of conditions, default bin, ratios.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="CSV to write: image, every scalar model output, bin. Scores and manifests go to "
+                   "<OUT stem>_scores/.")
+@click.option("--bin_folders", type=click.Path(file_okay=False), default=None,
+              help="Also make one folder per bin here, with a link to each of its images.")
+@click.option("--copy", is_flag=True, help="Copy the images into --bin_folders instead of linking them.")
+@click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Images per device and step (the global batch is this times the devices).")
+@click.option("--overwrite", is_flag=True, help="Score again the images a previous run scored (default: reuse).")
+@click.option("--progress/--no_progress", default=True, show_default=True, help="Show a progress bar per model.")
+@gpu_options
+def bin_command(sources, rules_file, out, bin_folders, copy, batch_size, overwrite, progress, gpu_config) -> None:
+    """Score images with several SavedModels and sort them into bins by rules over their outputs.
+
+    Every model of the rules file is loaded once and run over all images; then each image goes to
+    the first bin whose conditions all hold (>, >=, <, <=, ==, between ... and ...) and that still
+    has room under its ratio, else to the default bin. Ratios are applied over the whole set after
+    scoring, so the CSV is the same for any number of devices.
+    """
+    from mcrgpu.gpu_manager import setup_gpus
+    from mcrgpu.images.binning import bin_images
+    from mcrgpu.images.binning_rules import read_rules
+
+    if copy and bin_folders is None:
+        raise click.UsageError("--copy applies to --bin_folders; add it")
+    rules = read_rules(rules_file)  # malformed rules stop here, before any device is set up
+    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    _finish(bin_images(list(sources), rules, out=out, strategy=strategy, batch_size=batch_size,
+                       bin_folders=bin_folders, copy=copy, overwrite=overwrite, progress=progress))

@@ -34,10 +34,31 @@ def _segment_phases(compute_dtype: str) -> tf.Module:
     return build_segment_phases(compute_dtype=compute_dtype)
 
 
+def _image_statistics(compute_dtype: str) -> tf.Module:
+    from mcrgpu.images.models.image_statistics import build_image_statistics
+
+    return build_image_statistics(compute_dtype=compute_dtype)
+
+
+def _microstructure_descriptors(compute_dtype: str) -> tf.Module:
+    from mcrgpu.images.models.microstructure_descriptors import build_microstructure_descriptors
+
+    return build_microstructure_descriptors(compute_dtype=compute_dtype)
+
+
+def _faces(compute_dtype: str) -> tf.Module:
+    from mcrgpu.images.models.faces import build_face_detector
+
+    return build_face_detector(compute_dtype=compute_dtype)
+
+
 _BUILDERS = {
     "matcher": _matcher,  # pair model: image0, image1 -> keypoints0/1, matches0, match_scores0
     "colour_transfer": _colour_transfer,  # grid model: image, reference, seed -> image, strength
     "segment_phases": _segment_phases,  # tile model: image -> labels (declares its receptive radius)
+    "image_statistics": _image_statistics,  # binning: image -> sharpness, edge_density, entropy, ...
+    "microstructure_descriptors": _microstructure_descriptors,  # binning: micrograph -> phase_fraction, ...
+    "faces": _faces,  # binning: image -> face_count, max_confidence (MTCNN; needs the [faces] extra)
 }
 
 
