@@ -18,7 +18,9 @@ def models() -> None:
 
 @models.command("export", cls=McrCommand, epilog="""Built-in models: matcher (pair model for `mcrgpu images
 pairs`), colour_transfer (grid model for `mcrgpu images grid`),
-segment_phases (tile model for `mcrgpu images tiles`: grey micrograph -> phase labels).
+segment_phases (tile model for `mcrgpu images tiles`: grey micrograph -> phase labels),
+image_statistics, microstructure_descriptors and faces (scoring models for `mcrgpu images bin`;
+faces needs the [faces] extra).
 
 Examples:
 

@@ -9,6 +9,12 @@ from pathlib import Path
 import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
+from mcrgpu.images.models.colour_transfer import build_colour_transfer
+from mcrgpu.images.models.faces import build_face_detector
+from mcrgpu.images.models.image_statistics import build_image_statistics
+from mcrgpu.images.models.matcher import build_matcher
+from mcrgpu.images.models.microstructure_descriptors import build_microstructure_descriptors
+from mcrgpu.images.models.segment_phases import build_segment_phases
 
 __all__ = ["COMPUTE_DTYPES", "known_models", "build_model", "export_model"]
 
@@ -16,49 +22,13 @@ COMPUTE_DTYPES = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloa
 """Precision name (Keras policy) -> dtype the built-in models compute in; inputs and outputs stay float32."""
 
 
-def _matcher(compute_dtype: str) -> tf.Module:
-    from mcrgpu.images.models.matcher import build_matcher
-
-    return build_matcher(compute_dtype=compute_dtype)
-
-
-def _colour_transfer(compute_dtype: str) -> tf.Module:
-    from mcrgpu.images.models.colour_transfer import build_colour_transfer
-
-    return build_colour_transfer(compute_dtype=compute_dtype)
-
-
-def _segment_phases(compute_dtype: str) -> tf.Module:
-    from mcrgpu.images.models.segment_phases import build_segment_phases
-
-    return build_segment_phases(compute_dtype=compute_dtype)
-
-
-def _image_statistics(compute_dtype: str) -> tf.Module:
-    from mcrgpu.images.models.image_statistics import build_image_statistics
-
-    return build_image_statistics(compute_dtype=compute_dtype)
-
-
-def _microstructure_descriptors(compute_dtype: str) -> tf.Module:
-    from mcrgpu.images.models.microstructure_descriptors import build_microstructure_descriptors
-
-    return build_microstructure_descriptors(compute_dtype=compute_dtype)
-
-
-def _faces(compute_dtype: str) -> tf.Module:
-    from mcrgpu.images.models.faces import build_face_detector
-
-    return build_face_detector(compute_dtype=compute_dtype)
-
-
 _BUILDERS = {
-    "matcher": _matcher,  # pair model: image0, image1 -> keypoints0/1, matches0, match_scores0
-    "colour_transfer": _colour_transfer,  # grid model: image, reference, seed -> image, strength
-    "segment_phases": _segment_phases,  # tile model: image -> labels (declares its receptive radius)
-    "image_statistics": _image_statistics,  # binning: image -> sharpness, edge_density, entropy, ...
-    "microstructure_descriptors": _microstructure_descriptors,  # binning: micrograph -> phase_fraction, ...
-    "faces": _faces,  # binning: image -> face_count, max_confidence (MTCNN; needs the [faces] extra)
+    "matcher": build_matcher,  # pair model: image0, image1 -> keypoints0/1, matches0, match_scores0
+    "colour_transfer": build_colour_transfer,  # grid model: image, reference, seed -> image, strength
+    "segment_phases": build_segment_phases,  # tile model: image -> labels (declares its receptive radius)
+    "image_statistics": build_image_statistics,  # binning: image -> sharpness, edge_density, entropy, ...
+    "microstructure_descriptors": build_microstructure_descriptors,  # binning: micrograph -> phase_fraction, ...
+    "faces": build_face_detector,  # binning: image -> face_count, max_confidence (MTCNN; needs the [faces] extra)
 }
 
 
@@ -87,7 +57,7 @@ def build_model(name: str, *, precision: str = "float32") -> tf.Module:
         raise InvalidInputError(f"unknown model {name!r}; known models: {', '.join(known_models())}")
     if precision not in COMPUTE_DTYPES:
         raise InvalidInputError(f"precision must be one of {', '.join(COMPUTE_DTYPES)}; received {precision!r}")
-    return _BUILDERS[name](COMPUTE_DTYPES[precision])
+    return _BUILDERS[name](compute_dtype=COMPUTE_DTYPES[precision])
 
 
 def export_model(name: str, directory: str | Path, *, precision: str = "float32") -> Path:
