@@ -29,9 +29,16 @@ class MatchResult:
 
 
 def steady_seconds_per_evaluation(history: ConvergenceData) -> float:
-    """Median wall time between consecutive evaluations after the first one (which traces the graph)."""
-    steps = np.diff(history.seconds[1:])
-    return float(np.median(steps)) if steps.size else float("nan")
+    """Mean wall time per evaluation after the first TensorFlow call (which traces the graph).
+
+    The device optimiser records a whole chunk of evaluations at once, so the first call is every
+    evaluation stamped with the first time; SciPy's optimiser records one evaluation per call.
+    """
+    seconds = np.asarray(history.seconds, dtype=float)
+    warm = int(np.count_nonzero(seconds == seconds[0])) if seconds.size else 0
+    if seconds.size <= warm:
+        return float("nan")
+    return float((seconds[-1] - seconds[warm - 1]) / (seconds.size - warm))
 
 
 def match(structure: Microstructure | np.ndarray, descriptor_types: Sequence[str] = ("Correlations",

@@ -29,3 +29,15 @@ def test_shared_structure_is_matched_by_a_new_one(data_dir):
     """The structure and budget of the project's before-stop check (it copied the input before)."""
     original = load_microstructure(data_dir / "pymks_ms_64x64_1.npy")
     _check_new_and_faithful(match(original, max_iter=300, seed=1), original)
+
+
+@pytest.mark.parametrize("seconds, expected", [
+    ([2.0, 2.0, 2.0, 2.5, 2.5, 2.5, 3.0, 3.0, 3.0], 1.0 / 6),  # device optimiser: chunks of 3 share a time
+    ([1.0, 1.1, 1.2, 1.3], 0.1),                              # SciPy: one evaluation per call
+])
+def test_steady_seconds_per_evaluation_leaves_out_the_first_call(seconds, expected):
+    from mcrgpu.mcr.convergence import ConvergenceData
+    from mcrgpu.mcr.matching import steady_seconds_per_evaluation
+
+    assert steady_seconds_per_evaluation(ConvergenceData(seconds=seconds)) == pytest.approx(expected)
+    assert np.isnan(steady_seconds_per_evaluation(ConvergenceData(seconds=[4.0, 4.0])))
