@@ -116,7 +116,8 @@ def auto_slice_batch_size(descriptors, height: int, width: int, channels: int, *
     return max(1, budget_bytes // per_slice)
 
 
-def fit_slice_batch(make_loss: Callable[[int], "SliceDistributedLoss"], slice_batch_size: int) -> "SliceDistributedLoss":
+def fit_slice_batch(make_loss: Callable[[int], SliceDistributedLoss],
+                    slice_batch_size: int) -> SliceDistributedLoss:
     """The loss ``make_loss(size)`` for the largest size of ``slice_batch_size``, its half, quarter, ...
     whose first chunk runs on every replica without running out of memory.
 
