@@ -136,6 +136,7 @@ def characterize_command(files, more_files, descriptor_types, limit_to, no_multi
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
     chief = strategy is None or is_chief(strategy)
     with result_lock(data_folder, stems if chief else ()):
+        check_existing(data_folder, stems, suffixes, overwrite=overwrite)  # a run that ended meanwhile
         written = _characterize_all(paths, stems, microstructures, descriptor_types, limit_to, no_multigrid_descriptor,
                                     non_periodic, threshold_steepness, use_multiphase, isotropic, plot, strategy,
                                     slice_batch_size, data_folder, chief)

@@ -66,6 +66,8 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
     chief = strategy is None or is_chief(strategy)
     with result_lock(data_folder, stems if chief else ()):
+        check_existing(data_folder, stems, (CHARACTERIZATION, RECONSTRUCTION, CONVERGENCE),
+                       overwrite=overwrite)  # a run that ended meanwhile
         for path, stem, ms in zip(paths, stems, structures):
             target = characterize(ms, list(descriptor_types), limit_to=limit_to,
                                   use_multigrid=not no_multigrid_descriptor, use_multiphase=True,
@@ -155,6 +157,8 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
     check_existing(data_folder, [stem], (RECONSTRUCTION, CONVERGENCE), overwrite=overwrite or continues)
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
     with result_lock(data_folder, [stem] if strategy is None or is_chief(strategy) else ()):
+        check_existing(data_folder, [stem], (RECONSTRUCTION, CONVERGENCE),
+                       overwrite=overwrite or continues)  # a run that ended meanwhile
         history = _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder,
                                slice_batch_size, strategy, options)[1]
     _exit_if_interrupted(history)
