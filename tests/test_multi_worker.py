@@ -1,4 +1,5 @@
-"""Two worker processes on 127.0.0.1 (CPU, TF_CONFIG) give the single-process loss and gradient.
+"""Two worker processes on 127.0.0.1 (CPU, TF_CONFIG) give the single-process loss, gradient and
+reconstruction, and only the chief writes files.
 
 Each worker runs under a hard timeout that ends in SIGKILL: a worker whose peer never joins
 blocks in MultiWorkerMirroredStrategy's constructor and ignores SIGTERM.
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from conftest import cpu_strategy
-from multi_worker_job import loss_and_gradient
+from multi_worker_job import loss_and_gradient, reconstruction
 
 JOB = Path(__file__).with_name("multi_worker_job.py")
 TIMEOUT_S = 240
@@ -69,3 +70,12 @@ def test_two_workers_equal_one_process(tmp_path):
         assert int(result["n_workers"]) == 2 and int(result["replicas"]) == 2
         np.testing.assert_allclose(result["loss"], loss_1, rtol=2e-6)
         np.testing.assert_allclose(result["gradient"], gradient_1, rtol=2e-6, atol=1e-6)
+    # seed=None: both workers start from the chief's field and follow the single-process loss curve
+    np.testing.assert_array_equal(results[1]["start"], results[0]["start"])
+    _, losses_1 = reconstruction(cpu_strategy(1), tmp_path / "single", start=results[0]["start"])
+    assert len(losses_1) >= 5
+    for result in results:
+        np.testing.assert_allclose(result["losses"], losses_1, rtol=1e-4)
+    assert sorted(path.name for path in (tmp_path / "results0").iterdir()) == [
+        "ms_convergence.npz", "ms_reconstruction.npy"]
+    assert not (tmp_path / "results1").exists()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from mcrgpu.cli.options import McrCommand, MultiValueOption, descriptor_options, gpu_options, mcrpy_only_options
+from mcrgpu.cli.options import (McrCommand, MultiValueOption, descriptor_options, gpu_options, mcrpy_only_options,
+                                overwrite_option)
 
 __all__ = ["characterize_command", "result_stem", "check_output_folder", "MAX_STEM_LENGTH"]
 
@@ -111,18 +112,16 @@ def unique_stems(paths, information: str | None) -> list[str]:
 @click.option("--slice_mode", type=click.Choice(["average"]), default="average",
               help="3D: average the descriptors over all slices (the only mode).")
 @click.option("--plot", is_flag=True, help="Also write a PNG figure of the descriptors.")
+@overwrite_option
 @mcrpy_only_options("grey_values", "symmetry", "nl_method", "gram_weights_filename", "logfile_name",
                     "logfile_date", "logging_level")
 @gpu_options
 def characterize_command(files, more_files, descriptor_types, limit_to, no_multigrid_descriptor, non_periodic,
                          threshold_steepness, threshold, data_folder, information, slice_batch_size,
-                         use_multiphase, isotropic, slice_mode, plot, gpu_config) -> None:
+                         use_multiphase, isotropic, slice_mode, plot, overwrite, gpu_config) -> None:
     """Characterize microstructure files (.npy, .tif, .png, .bmp) by statistical descriptors."""
-    import dataclasses
-
-    from mcrgpu.mcr.characterization import characterize
-    from mcrgpu.mcr.characterization_files import save_characterization
-    from mcrgpu.gpu_manager import setup_gpus
+    from mcrgpu.cli.result_files import CHARACTERIZATION, check_existing, result_lock
+    from mcrgpu.gpu_manager import is_chief, setup_gpus
     from mcrgpu.mcr.microstructure_io import load_microstructure
 
     start = time.perf_counter()
@@ -131,8 +130,29 @@ def characterize_command(files, more_files, descriptor_types, limit_to, no_multi
         raise click.UsageError("Give at least one microstructure file (FILES or --microstructure_filenames)")
     stems = unique_stems(paths, information)
     check_output_folder(data_folder)
+    suffixes = (CHARACTERIZATION, CHARACTERIZATION.replace(".npz", ".png")) if plot else (CHARACTERIZATION,)
+    check_existing(data_folder, stems, suffixes, overwrite=overwrite)
     microstructures = [load_microstructure(path, threshold=threshold) for path in paths]  # fail early
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    chief = strategy is None or is_chief(strategy)
+    with result_lock(data_folder, stems if chief else ()):
+        check_existing(data_folder, stems, suffixes, overwrite=overwrite)  # a run that ended meanwhile
+        written = _characterize_all(paths, stems, microstructures, descriptor_types, limit_to, no_multigrid_descriptor,
+                                    non_periodic, threshold_steepness, use_multiphase, isotropic, plot, strategy,
+                                    slice_batch_size, data_folder, chief)
+    click.echo(f"Wrote {len(written)} file(s) to {data_folder} in {time.perf_counter() - start:.1f} s")
+
+
+def _characterize_all(paths, stems, microstructures, descriptor_types, limit_to, no_multigrid_descriptor, non_periodic,
+                      threshold_steepness, use_multiphase, isotropic, plot, strategy, slice_batch_size, data_folder,
+                      chief) -> list[Path]:
+    """Characterize each structure and save it (on the chief only); the files written."""
+    import dataclasses
+
+    from mcrgpu.cli.result_files import CHARACTERIZATION
+    from mcrgpu.mcr.characterization import characterize
+    from mcrgpu.mcr.characterization_files import save_characterization
+
     written = []
     for path, stem, ms in zip(paths, stems, microstructures):
         result = characterize(ms, list(descriptor_types), limit_to=limit_to,
@@ -141,7 +161,9 @@ def characterize_command(files, more_files, descriptor_types, limit_to, no_multi
                               strategy=strategy, slice_batch_size=slice_batch_size, source=str(path))
         if isotropic and result.is_3d:
             result = dataclasses.replace(result, axis_descriptors=None)
-        out = Path(data_folder) / f"{stem}_characterization.npz"
+        out = Path(data_folder) / f"{stem}{CHARACTERIZATION}"
+        if not chief:
+            continue
         save_characterization(out, result)
         written.append(out)
         fractions = ", ".join(f"{v:.4f}" for v in result.volume_fractions)
@@ -154,4 +176,4 @@ def characterize_command(files, more_files, descriptor_types, limit_to, no_multi
             figure_path = save_figure(plot_characterization(result), out.with_suffix(".png"))
             written.append(figure_path)
             click.echo(f"  figure -> {figure_path}")
-    click.echo(f"Wrote {len(written)} file(s) to {data_folder} in {time.perf_counter() - start:.1f} s")
+    return written

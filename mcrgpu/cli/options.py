@@ -12,7 +12,7 @@ from typing import Callable
 import click
 
 __all__ = ["MultiValueOption", "McrCommand", "gpu_options", "GPU_OPTION_NAMES", "set_verbose",
-           "quiet_stderr", "error_message"]
+           "quiet_stderr", "error_message", "overwrite_option"]
 
 DESCRIPTOR_NAMES = "Correlations, FFTCorrelations, LinealPath, TwoPointCorrelations, Variation, VolumeFractions"
 """For --help (mcrgpu.known_descriptors() without importing TensorFlow; a test keeps them equal)."""
@@ -276,6 +276,13 @@ def descriptor_options(command: Callable) -> Callable:
                      help="Largest number of 2D slices one device processes at once (bounds memory; "
                           "default: as many as fit in about 128 MiB)."),
     ], command)
+
+
+def overwrite_option(command: Callable) -> Callable:
+    """--overwrite (characterize, match, reconstruct): replace results of an earlier run of the same name."""
+    return click.option("--overwrite", is_flag=True,
+                        help="Replace existing results of the same name in --data_folder (without it, an "
+                             "existing result is an error and nothing is computed).")(command)
 
 
 def reconstruction_options(command: Callable) -> Callable:

@@ -9,7 +9,7 @@ import click
 
 from mcrgpu.cli.characterize import check_output_folder, result_stem, unique_stems
 from mcrgpu.cli.options import (DESCRIPTOR_NAMES, McrCommand, MultiValueOption, descriptor_options, gpu_options,
-                                mcrpy_only_options, reconstruction_options)
+                                mcrpy_only_options, overwrite_option, reconstruction_options)
 
 __all__ = ["match_command", "reconstruct_command"]
 
@@ -40,17 +40,19 @@ RECONSTRUCT_EPILOG = """Example:
 @click.option("--slice_mode", type=click.Choice(["average"]), default="average", help="3D input: average slices.")
 @descriptor_options
 @reconstruction_options
+@overwrite_option
 @mcrpy_only_options(*_MCRPY_ONLY)
 @gpu_options
 def match_command(files, more_files, add_dimension, isotropic, slice_mode, descriptor_types, limit_to,
                   no_multigrid_descriptor, non_periodic, threshold_steepness, threshold, data_folder, information,
-                  slice_batch_size, gpu_config, **options) -> None:
+                  slice_batch_size, overwrite, gpu_config, **options) -> None:
     """Characterize structures, then reconstruct new ones with the same descriptors."""
     import dataclasses
 
     from mcrgpu.mcr.characterization import characterize
     from mcrgpu.mcr.characterization_files import save_characterization
-    from mcrgpu.gpu_manager import setup_gpus
+    from mcrgpu.cli.result_files import CHARACTERIZATION, CONVERGENCE, RECONSTRUCTION, check_existing, result_lock
+    from mcrgpu.gpu_manager import is_chief, setup_gpus
     from mcrgpu.mcr.microstructure_io import load_microstructure
 
     start = time.perf_counter()
@@ -59,30 +61,38 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
         raise click.UsageError("Give a microstructure file (FILES or --microstructure_filename)")
     stems = unique_stems(paths, information)
     _check_before_writing(descriptor_types, data_folder, options)
+    check_existing(data_folder, stems, (CHARACTERIZATION, RECONSTRUCTION, CONVERGENCE), overwrite=overwrite)
     structures = [load_microstructure(path, threshold=threshold) for path in paths]
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
-    for path, stem, ms in zip(paths, stems, structures):
-        target = characterize(ms, list(descriptor_types), limit_to=limit_to,
-                              use_multigrid=not no_multigrid_descriptor, use_multiphase=True,
-                              periodic=not non_periodic, threshold_steepness=threshold_steepness,
-                              strategy=strategy, source=str(path))
-        if isotropic and target.is_3d:
-            target = dataclasses.replace(target, axis_descriptors=None)
-        save_characterization(Path(data_folder) / f"{stem}_characterization.npz", target)
-        shape = ms.shape if add_dimension is None or ms.is_3d else (add_dimension, *ms.shape)
-        history_path, history, result = _reconstruct(target, shape, stem, descriptor_types, data_folder,
-                                                     slice_batch_size, strategy, dict(options))
-        _compare_and_record(ms, result, history, history_path, limit_to, stem)
+    chief = strategy is None or is_chief(strategy)
+    with result_lock(data_folder, stems if chief else ()):
+        check_existing(data_folder, stems, (CHARACTERIZATION, RECONSTRUCTION, CONVERGENCE),
+                       overwrite=overwrite)  # a run that ended meanwhile
+        for path, stem, ms in zip(paths, stems, structures):
+            target = characterize(ms, list(descriptor_types), limit_to=limit_to,
+                                  use_multigrid=not no_multigrid_descriptor, use_multiphase=True,
+                                  periodic=not non_periodic, threshold_steepness=threshold_steepness,
+                                  strategy=strategy, source=str(path))
+            if isotropic and target.is_3d:
+                target = dataclasses.replace(target, axis_descriptors=None)
+            if chief:
+                save_characterization(Path(data_folder) / f"{stem}{CHARACTERIZATION}", target)
+            shape = ms.shape if add_dimension is None or ms.is_3d else (add_dimension, *ms.shape)
+            history_path, history, result = _reconstruct(target, shape, stem, descriptor_types, data_folder,
+                                                         slice_batch_size, strategy, dict(options))
+            _compare_and_record(ms, result, history, history_path if chief else None, limit_to, stem)
     click.echo(f"Wrote the results of {len(paths)} structure(s) to {data_folder} in {time.perf_counter() - start:.1f} s")
 
 
 def _compare_and_record(original, result, history, history_path, limit, stem) -> None:
-    """Print how the result compares with the original and store it in the convergence file."""
+    """Print how the result compares with the original and store it in the convergence file (when
+    ``history_path`` is given: on the chief)."""
     from mcrgpu.mcr.compare import compare
     from mcrgpu.mcr.matching import comparison_lines
 
     history.comparison = compare(original, result, limit=limit)
-    history.save(history_path)
+    if history_path is not None:
+        history.save(history_path)
     for line in comparison_lines(history.comparison, [stem]):
         click.echo(line, err=line.startswith("WARNING"))
     _exit_if_interrupted(history)
@@ -109,19 +119,21 @@ def _compare_and_record(original, result, history, history_path, limit, stem) ->
 @click.option("--no_multigrid_descriptor", is_flag=True, default=None, hidden=True)
 @click.option("--non_periodic", is_flag=True, default=None, hidden=True)
 @reconstruction_options
+@overwrite_option
 @mcrpy_only_options(*_MCRPY_ONLY)
 @gpu_options
 def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent_y, extent_z, data_folder,
                         information, slice_batch_size, limit_to, threshold_steepness, no_multigrid_descriptor,
-                        non_periodic, gpu_config, **options) -> None:
+                        non_periodic, overwrite, gpu_config, **options) -> None:
     """Reconstruct a structure of a given extent from a saved characterization.
 
     The descriptor settings (limit_to, multigrid, periodicity, steepness) are those stored in the file;
     the corresponding options are accepted for MCRpy users and must agree with it.
     """
     from mcrgpu.mcr.characterization import combine_axes
+    from mcrgpu.cli.result_files import CONVERGENCE, RECONSTRUCTION, check_existing, result_lock
     from mcrgpu.mcr.characterization_files import load_characterization
-    from mcrgpu.gpu_manager import setup_gpus
+    from mcrgpu.gpu_manager import is_chief, setup_gpus
 
     start = time.perf_counter()
     if len(descriptor_filenames) not in (1, 3):
@@ -140,9 +152,15 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
                                    "characterize again with the settings you want")
     shape = (extent_x, extent_y) if extent_z in (0, 1) else (extent_x, extent_y, extent_z)
     _check_before_writing(descriptor_types or target.descriptor_types, data_folder, options)
+    resume = options["resume"]
+    continues = resume and Path(resume).resolve() == (Path(data_folder) / f"{stem}{CONVERGENCE}").resolve()
+    check_existing(data_folder, [stem], (RECONSTRUCTION, CONVERGENCE), overwrite=overwrite or continues)
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
-    history = _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder,
-                           slice_batch_size, strategy, options)[1]
+    with result_lock(data_folder, [stem] if strategy is None or is_chief(strategy) else ()):
+        check_existing(data_folder, [stem], (RECONSTRUCTION, CONVERGENCE),
+                       overwrite=overwrite or continues)  # a run that ended meanwhile
+        history = _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder,
+                               slice_batch_size, strategy, options)[1]
     _exit_if_interrupted(history)
     click.echo(f"Wrote the results to {data_folder} in {time.perf_counter() - start:.1f} s")
 

@@ -18,7 +18,7 @@ from mcrgpu.mcr.characterization import Characterization, combine_axes
 from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
 from mcrgpu.mcr.descriptors import get_descriptor
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.gpu_manager import GPUConfig, setup_gpus
+from mcrgpu.gpu_manager import GPUConfig, is_chief, setup_gpus, worker_rank
 from mcrgpu.io import atomic_save_npz
 from mcrgpu.mcr.microstructure_io import save_microstructure
 from mcrgpu.mcr.labelling import label_field
@@ -27,7 +27,8 @@ from mcrgpu.mcr.microstructure import Microstructure
 from mcrgpu.mcr.lbfgs import BoxLBFGS
 from mcrgpu.mcr.optimizers import (OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_on_device,
                                    minimize_steps)
-from mcrgpu.mcr.slices import SliceDistributedLoss, auto_slice_batch_size, slice_axes, slice_budget_bytes
+from mcrgpu.mcr.slices import (SliceDistributedLoss, auto_slice_batch_size, fit_slice_batch, slice_axes,
+                               slice_budget_bytes)
 
 __all__ = ["ReconstructionSettings", "DMCR"]
 
@@ -127,6 +128,7 @@ class DMCR:
         else TensorFlow's current strategy.
     save_to : str or Path, optional
         Folder for the results (final microstructure, convergence history). None saves nothing.
+        With several workers only the chief writes (and shows progress).
     name : str, optional
         Stem of the result file names; default the target's source file name.
     information : str, optional
@@ -160,11 +162,16 @@ class DMCR:
         if strategy is None:
             strategy = setup_gpus(gpu_config) if gpu_config is not None else tf.distribute.get_strategy()
         self.strategy = strategy
-        self.save_to = Path(save_to) if save_to is not None else None
+        self._save_to = Path(save_to) if save_to is not None else None
         self.name = name
         self.information = information
         self.initial_microstructure = initial_microstructure
         self.progress = progress
+
+    @property
+    def save_to(self) -> Path | None:
+        """The results folder; None on workers other than the chief, which write nothing."""
+        return self._save_to if is_chief(self.strategy) else None
 
     # -- public ---------------------------------------------------------------------------------
     def reconstruct(self, desired: Characterization | Sequence[Characterization], shape: Sequence[int], *,
@@ -219,6 +226,11 @@ class DMCR:
 
     # -- steps ----------------------------------------------------------------------------------
     def _initial_field(self, shape, channels, resume_from, history) -> np.ndarray:
+        """The start: the resumed field, the initial microstructure or noise, taken from the chief so
+        that every worker starts from the same field (with seed=None each would draw its own)."""
+        return _broadcast_from_chief(self.strategy, self._local_initial_field(shape, channels, resume_from, history))
+
+    def _local_initial_field(self, shape, channels, resume_from, history) -> np.ndarray:
         if resume_from is not None:
             previous = load_convergence(resume_from)
             if previous.last_field is None or previous.last_field.shape != (*shape, channels):
@@ -292,8 +304,8 @@ class DMCR:
         batch = settings.slice_batch_size or auto_slice_batch_size(
             largest.descriptors, *largest.slice_shape, volume.shape[-1],
             budget_bytes=slice_budget_bytes(_first_device(strategy)))
-        distributed = SliceDistributedLoss(strategy, variable, losses, slice_batch_size=batch,
-                                           jit_compile=settings.jit_compile)
+        distributed = fit_slice_batch(lambda size: SliceDistributedLoss(
+            strategy, variable, losses, slice_batch_size=size, jit_compile=settings.jit_compile), batch)
         rng = np.random.default_rng(None if settings.seed is None else settings.seed + 1)
 
         def tables():
@@ -302,7 +314,7 @@ class DMCR:
             return full
 
         full = tf.nest.map_structure(tf.constant, distributed.full_tables())  # converted once
-        progress = tqdm(total=settings.max_iter, disable=not self.progress, unit="it",
+        progress = tqdm(total=settings.max_iter, disable=not (self.progress and is_chief(self.strategy)), unit="it",
                         desc=f"stage {stage}" if stage else "reconstruct", dynamic_ncols=True)
 
         def record(loss, field_value, snapshot_value=None):
@@ -357,7 +369,7 @@ class DMCR:
 
     def result_paths(self, desired: Characterization) -> tuple[Path, Path]:
         """Where the final microstructure and the convergence history are saved."""
-        base = (self.save_to or Path(".")) / self._stem(desired)
+        base = (self._save_to or Path(".")) / self._stem(desired)
         return base.with_name(base.name + "_reconstruction.npy"), base.with_name(base.name + "_convergence.npz")
 
     def _save(self, desired, history, result) -> None:
@@ -385,6 +397,22 @@ def _first_device(strategy: tf.distribute.Strategy) -> str:
     except RuntimeError:  # the default strategy has no device list
         gpus = tf.config.list_logical_devices("GPU")
         return gpus[0].name if gpus else "/device:CPU:0"
+
+
+def _broadcast_from_chief(strategy: tf.distribute.Strategy, field: np.ndarray) -> np.ndarray:
+    """The chief's ``field`` on every worker: an all-reduce of the chief's first replica's copy and
+    zeros elsewhere (exact: adding zeros rounds nothing). ``field`` itself on one worker."""
+    if worker_rank(strategy)[1] == 1:
+        return field
+    value = tf.constant(field)
+
+    def replica_fn():
+        context = tf.distribute.get_replica_context()
+        mine = tf.where(tf.equal(context.replica_id_in_sync_group, 0), value, tf.zeros_like(value))
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, mine)
+
+    shared = strategy.run(tf.function(replica_fn))
+    return strategy.experimental_local_results(shared)[0].numpy()
 
 
 def _assign_and_evaluate(variable, distributed, x, tables):

@@ -12,15 +12,16 @@ replica count. With one replica it is the same code.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from mcrgpu.errors import InvalidInputError
+from mcrgpu.errors import DeviceConfigError, InvalidInputError
 
-__all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "slice_table", "gather_slices", "scatter_slices", "slice_axes", "replica_slice_sum",
+__all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "fit_slice_batch", "slice_table", "gather_slices", "scatter_slices", "slice_axes", "replica_slice_sum",
            "SliceDistributedLoss"]
 
 # Transposes that turn a gather along axis a of (D, H, W, C) into a batch of slices (b, h, w, C);
@@ -38,6 +39,8 @@ def gather_slices(field: tf.Tensor, indices: tf.Tensor, axis: int) -> tf.Tensor:
     batch = tf.gather(field, indices, axis=axis)
     return batch if _TO_BATCH[axis] is None else tf.transpose(batch, _TO_BATCH[axis])
 
+
+logger = logging.getLogger(__name__)
 
 SliceTable = tuple[np.ndarray, np.ndarray]
 """(indices, weights), both (replicas, chunks, chunk_size): which slices each replica computes in
@@ -111,6 +114,32 @@ def auto_slice_batch_size(descriptors, height: int, width: int, channels: int, *
     """
     per_slice = 8 * 4 * height * width * channels * max(d.maps_per_pixel() for d in descriptors)
     return max(1, budget_bytes // per_slice)
+
+
+def fit_slice_batch(make_loss: Callable[[int], SliceDistributedLoss],
+                    slice_batch_size: int) -> SliceDistributedLoss:
+    """The loss ``make_loss(size)`` for the largest size of ``slice_batch_size``, its half, quarter, ...
+    whose first chunk runs on every replica without running out of memory.
+
+    An out-of-memory error (tf.errors.ResourceExhaustedError) halves the size and tries again,
+    with one logged warning; DeviceConfigError with the ways out when one slice does not fit.
+    """
+    size = slice_batch_size
+    while True:
+        loss = make_loss(size)
+        try:
+            loss.try_first_chunks()
+            return loss
+        except tf.errors.ResourceExhaustedError:
+            if size == 1:
+                raise DeviceConfigError(
+                    "Out of device memory for one slice of the field; use a GPU with more memory, raise or drop "
+                    "--memory_limit, or reconstruct a smaller volume (or fewer descriptors or a smaller limit_to)"
+                ) from None
+            if size == slice_batch_size:
+                logger.warning("Out of device memory with %d slices per chunk; halving the slice batch until "
+                               "it fits (set --slice_batch_size to choose it)", size)
+            size //= 2
 
 
 def slice_table(slice_ids: Sequence[int] | np.ndarray, n_replicas: int,
@@ -223,6 +252,13 @@ class SliceDistributedLoss:
         """Tables covering every slice of every axis once."""
         return {axis: slice_table(np.arange(self.field.shape[axis]), self.n_replicas,
                                   self.slice_batch_size) for axis in self.axes}
+
+    def try_first_chunks(self) -> None:
+        """Compute the first chunk of every axis on every replica, without the sum across replicas
+        (no collective a failing worker would leave waiting): raises tf.errors.ResourceExhaustedError
+        where one chunk does not fit in memory."""
+        tables = {axis: (indices[:, :1], weights[:, :1]) for axis, (indices, weights) in self.full_tables().items()}
+        self.strategy.run(self.replica_loss_and_gradient, args=(tables,))
 
     def random_tables(self, batch_size: int, rng: np.random.Generator) -> dict[int, SliceTable]:
         """Tables of ``batch_size`` random slices per axis (with replacement), for greedy steps."""
