@@ -41,3 +41,10 @@ def data_dir():
     if not DATA_DIR.is_dir():
         pytest.skip(f"shared microstructures not found at {DATA_DIR}")
     return DATA_DIR
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path, monkeypatch):
+    """Every test runs in its own temporary folder, so default outputs (``results/``) never land in
+    the repository or meet another test's files."""
+    monkeypatch.chdir(tmp_path)
