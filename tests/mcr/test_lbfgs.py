@@ -160,3 +160,38 @@ def test_interrupt_keeps_the_best_evaluated_state():
     assert history.n_evaluations == 10  # the chunk under way is recorded to its end
     assert history.best_loss == min(history.losses)
     assert tf_loss(tf.constant(history.best_field))[0].numpy() == np.float32(history.best_loss)
+
+
+def two_loop_direction(g, s_pairs, y_pairs):
+    """-H g by the two-loop recursion over pairs in age order (oldest first), H0 = s'y / y'y."""
+    q, alphas = g.copy(), []
+    for s, y in zip(s_pairs[::-1], y_pairs[::-1]):
+        alpha = s @ q / (y @ s)
+        alphas.append(alpha)
+        q -= alpha * y
+    r = q * (s_pairs[-1] @ y_pairs[-1]) / (y_pairs[-1] @ y_pairs[-1])
+    for s, y, alpha in zip(s_pairs, y_pairs, alphas[::-1]):
+        r += s * (alpha - y @ r / (y @ s))
+    return -r
+
+
+def test_ring_buffered_pairs_give_the_lbfgs_direction_after_wrapping_around():
+    """With no bound near, the step is the two-loop recursion's over the pairs in age order, also
+    once the newest pairs have overwritten the oldest in the ring buffers."""
+    rng = np.random.default_rng(3)
+    n, memory = 25, 3
+    m = rng.normal(size=(n, n))
+    tf_loss, _ = quadratic(m @ m.T / n + 0.5 * np.eye(n), rng.uniform(0.0, 1.0, n))
+    optimizer = BoxLBFGS(tf.distribute.get_strategy(), tf_loss, np.full(n, 0.5, np.float32),
+                         bounds=(-100.0, 100.0), memory=memory)
+    checked = 0
+    for _ in range(15):
+        optimizer.run(1)
+        state = {name: variable.numpy() for name, variable in optimizer.state.items()}
+        if state["searched"] == 0 and state["pairs"] == memory and state["head"] != 0:
+            order = (state["head"] + np.arange(memory)) % memory
+            s, y = state["s"][order].astype(np.float64), state["y"][order].astype(np.float64)
+            expected = two_loop_direction(state["g"].astype(np.float64), s, y)
+            np.testing.assert_allclose(state["d"], expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())
+            checked += 1
+    assert checked >= 2
