@@ -153,3 +153,12 @@ def test_three_2d_targets_reconstruct_an_anisotropic_volume():
     other = characterize(cuts[0], ["FFTCorrelations"], limit_to=4)
     with pytest.raises(InvalidInputError, match="must share descriptors, settings and phases"):
         combine_axes([targets[0], targets[1], other])
+
+
+@pytest.mark.parametrize("loss_type", ["RMS", "L2"])
+def test_root_losses_starting_from_the_original_stay_finite(structure_2d, loss_type):
+    target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4)
+    history, result = DMCR(["FFTCorrelations"], max_iter=3, loss_type=loss_type,
+                           initial_microstructure=structure_2d).reconstruct(target, (32, 32))
+    assert np.isfinite(history.losses).all() and history.losses[0] == pytest.approx(0.0, abs=1e-6)
+    assert np.array_equal(result.labels, structure_2d.labels)
