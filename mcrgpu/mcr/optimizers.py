@@ -100,7 +100,7 @@ def minimize_on_device(optimizer: BoxLBFGS, *args, max_iter: int, chunk: int, re
     on large volumes.
     """
     done = 0
-    limit = chunk
+    limit = chunk if max_seconds is None else 1  # the first call times one evaluation (and the tracing)
     while done < max_iter:
         length = min(chunk - (evaluations_before + done) % chunk, max_iter - done, limit)
         started = time.perf_counter()
