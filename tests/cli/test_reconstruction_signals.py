@@ -18,8 +18,9 @@ from mcrgpu.mcr.synthetic import gaussian_random_structure
 def start_match(tmp_path):
     structure = gaussian_random_structure((32, 32), volume_fractions=(0.6, 0.4), correlation_length=2.0, seed=3)
     np.save(tmp_path / "s.npy", structure.labels)
-    command = [sys.executable, "-c", "from mcrgpu.cli import main; main()", "match", str(tmp_path / "s.npy"), "--add_dimension", "32",
-               "--descriptor_types", "FFTCorrelations", "--limit_to", "4", "--max_iter", "1000000",
+    command = [sys.executable, "-c", "from mcrgpu.cli import main; main()", "match", str(tmp_path / "s.npy"),
+               "--add_dimension", "32", "--descriptor_types", "FFTCorrelations", "--limit_to", "4",
+               "--max_iter", "1000000",
                "--tolerance", "0", "--data_folder", str(tmp_path / "out"), "--progress"]
     # started with SIGINT ignored, as a background job of a non-interactive shell is
     return subprocess.Popen(command, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stdout=subprocess.PIPE,
