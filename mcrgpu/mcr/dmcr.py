@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from mcrgpu.mcr.characterization import Characterization, combine_axes
 from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
 from mcrgpu.mcr.descriptors import get_descriptor
+from mcrgpu.mcr.interrupts import NonFiniteLoss, stop_on_signals
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.gpu_manager import GPUConfig, is_chief, setup_gpus, worker_rank
 from mcrgpu.io import atomic_save_npz
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 _INITIAL_FIELD_SALT = 0x4D4352  # see DMCR._initial_field
 _SCALE_FREE = ("VolumeFractions",)  # descriptors whose target does not depend on the resolution
 _DEVICE_CHUNK = 20  # evaluations per TensorFlow call of the device L-BFGS without convergence snapshots
+_DEVICE_CHUNK_SECONDS = 2.0  # and at most about this long, so that Ctrl+C or SIGTERM acts within seconds
 
 
 @dataclass(frozen=True)
@@ -179,12 +181,14 @@ class DMCR:
         """Reconstruct a microstructure of ``shape`` whose descriptors match ``desired``.
 
         ``desired`` is one characterization (2D: isotropic; 3D: one target per axis), or three 2D
-        characterizations, one per axis, for an anisotropic volume. Ctrl+C stops the
-        optimisation; the best state so far is returned (and saved).
+        characterizations, one per axis, for an anisotropic volume. Ctrl+C or SIGTERM stops the
+        optimisation (``history.interrupted``), and so does a NaN or infinite loss or gradient
+        (``history.stop_reason``); the best state so far is returned (and saved). Stopped before
+        the first evaluation finished, nothing is saved and the result is None.
 
         Returns
         -------
-        (ConvergenceData, Microstructure)
+        (ConvergenceData, Microstructure or None)
             The history, and the best state found, as phase labels with the target's phase
             fractions (see :func:`mcrgpu.mcr.labelling.label_field`).
         """
@@ -207,15 +211,10 @@ class DMCR:
                                             "multiphase": multiphase})
         field = self._initial_field(shape, channels, resume_from, history)
         stages = self._stages(desired, shape)
-        try:
-            for stage in stages:
-                stage_shape = tuple(-(-size // 2**stage) for size in shape)
-                field = _resample(field, stage_shape)
-                history.start_stage()
-                field = self._run_stage(desired, field, stage, multiphase, history)
-        except KeyboardInterrupt:
-            history.interrupted = True
-            logger.warning("Interrupted: keeping the best state so far (loss %.4g)", history.best_loss)
+        evaluated_before = history.n_evaluations
+        field = self._run_stages(desired, field, stages, shape, multiphase, history)
+        if history.n_evaluations == evaluated_before:  # stopped before a state was evaluated
+            return history, None
         best = history.best_field if history.best_field is not None else field
         if best.shape[:-1] != shape:  # interrupted in a coarse stage
             best = _resample(best, shape)
@@ -225,6 +224,28 @@ class DMCR:
         return history, result
 
     # -- steps ----------------------------------------------------------------------------------
+    def _run_stages(self, desired, field, stages, shape, multiphase, history) -> np.ndarray:
+        """Run the multigrid stages, coarsest first, with SIGINT and SIGTERM stopping them.
+
+        A signal or a non-finite loss ends the run; the best state stays in ``history``.
+        """
+        with stop_on_signals():
+            try:
+                for stage in stages:
+                    stage_shape = tuple(-(-size // 2**stage) for size in shape)
+                    field = _resample(field, stage_shape)
+                    history.start_stage()
+                    field = self._run_stage(desired, field, stage, multiphase, history)
+            except KeyboardInterrupt as error:
+                history.interrupted = True
+                history.stop_reason = getattr(error, "signal_name", "SIGINT")
+                logger.warning("Interrupted (%s): keeping the best state so far (loss %.4g)",
+                               history.stop_reason, history.best_loss)
+            except NonFiniteLoss as error:
+                history.stop_reason = str(error)
+                logger.warning("%s", error)
+        return field
+
     def _initial_field(self, shape, channels, resume_from, history) -> np.ndarray:
         """The start: the resumed field, the initial microstructure or noise, taken from the chief so
         that every worker starts from the same field (with seed=None each would draw its own)."""
@@ -318,6 +339,8 @@ class DMCR:
                         desc=f"stage {stage}" if stage else "reconstruct", dynamic_ncols=True)
 
         def record(loss, field_value, snapshot_value=None):
+            if not np.isfinite(loss):
+                raise NonFiniteLoss(self._non_finite_message(loss, history))
             history.record(loss, lambda: np.reshape(field_value(), field.shape),
                            None if snapshot_value is None else lambda: np.reshape(snapshot_value(), field.shape),
                            stage=stage, snapshot_every=settings.convergence_data_steps)
@@ -332,17 +355,19 @@ class DMCR:
         try:
             if settings.optimizer_type == "LBFGSB":
                 with strategy.scope():
-                    optimizer = BoxLBFGS(strategy, lambda x, t: distributed.loss_and_gradient(t, x), volume,
-                                         tolerance=settings.tolerance)
+                    optimizer = BoxLBFGS(strategy, lambda x, t: _finite(*distributed.loss_and_gradient(t, x)),
+                                         volume, tolerance=settings.tolerance)
                 read_state = optimizer.current
                 minimize_on_device(optimizer, max_iter=settings.max_iter, record=record,
                                    chunk=settings.convergence_data_steps or _DEVICE_CHUNK,
+                                   max_seconds=_DEVICE_CHUNK_SECONDS,
                                    evaluations_before=history.n_evaluations, tables=lambda: (tables(),))
             elif settings.optimizer_type == "LBFGSB_SCIPY":
                 evaluate = tf.function(lambda x, t: _assign_and_evaluate(variable, distributed, x, t))
 
                 def evaluate_numpy(x):
-                    loss, gradient = evaluate(tf.constant(np.reshape(x, volume.shape), tf.float32), tables())
+                    loss, gradient = _finite(*evaluate(tf.constant(np.reshape(x, volume.shape), tf.float32),
+                                                       tables()))
                     return float(loss), gradient.numpy().astype(np.float64).ravel()
 
                 minimize_lbfgsb(evaluate_numpy, volume, max_iter=settings.max_iter,
@@ -358,8 +383,16 @@ class DMCR:
                                tolerance=settings.tolerance, record=record)
         finally:
             progress.close()
-            history.last_field = np.reshape(read_state(), field.shape)
+            last = np.reshape(read_state(), field.shape)
+            history.last_field = last if np.isfinite(last).all() or history.best_field is None else history.best_field
         return history.best_field if history.best_field is not None else history.last_field
+
+    def _non_finite_message(self, loss, history) -> str:
+        advice = ("retry with a smaller learning_rate (now {:g})".format(self.settings.learning_rate)
+                  if self.settings.optimizer_type not in ("LBFGSB", "LBFGSB_SCIPY")
+                  else "check the target and the descriptor weights")
+        return (f"The loss or its gradient was {loss} at evaluation {history.n_evaluations + 1}: stopped, "
+                f"keeping the best state (loss {history.best_loss:.4g}); {advice}")
 
     # -- files ----------------------------------------------------------------------------------
     def _stem(self, desired: Characterization) -> str:
@@ -420,9 +453,17 @@ def _assign_and_evaluate(variable, distributed, x, tables):
     return distributed.loss_and_gradient(tables)
 
 
+def _finite(loss, gradient):
+    """(loss, gradient), or (NaN, zeros) if either is not finite: a NaN or infinite gradient never
+    reaches the field, and the NaN loss stops the run (see DMCR._run_stage)."""
+    finite = tf.math.is_finite(loss) & tf.reduce_all(tf.math.is_finite(gradient))
+    return (tf.where(finite, loss, tf.constant(np.nan, loss.dtype)),
+            tf.where(finite, gradient, tf.zeros_like(gradient)))
+
+
 def _keras_step(strategy, optimizer, variable, distributed, tables):
     def replica_step(tables):
-        loss, gradient = distributed.replica_loss_and_gradient(tables)
+        loss, gradient = _finite(*distributed.replica_loss_and_gradient(tables))
         optimizer.apply_gradients([(gradient, variable)])  # Keras sums the replicas' gradients
         return loss
 

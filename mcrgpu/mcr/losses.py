@@ -192,7 +192,14 @@ def _reduce(differences: tf.Tensor, loss_type: str) -> tf.Tensor:
     if loss_type == "SSE":
         return tf.reduce_sum(differences**2, axis=1)
     if loss_type == "RMS":
-        return tf.sqrt(tf.reduce_mean(differences**2, axis=1))
+        return _safe_sqrt(tf.reduce_mean(differences**2, axis=1))
     if loss_type == "L1":
         return tf.reduce_mean(tf.abs(differences), axis=1)
-    return tf.norm(differences, axis=1)
+    return _safe_sqrt(tf.reduce_sum(differences**2, axis=1))
+
+
+def _safe_sqrt(value: tf.Tensor) -> tf.Tensor:
+    """Square root with gradient 0 at 0 (``tf.sqrt`` gives 0 * inf = NaN there, e.g. when a run
+    starts from the original structure); the unused branch is fed 1 so that it stays finite."""
+    positive = value > 0
+    return tf.where(positive, tf.sqrt(tf.where(positive, value, tf.ones_like(value))), tf.zeros_like(value))

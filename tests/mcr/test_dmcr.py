@@ -153,3 +153,57 @@ def test_three_2d_targets_reconstruct_an_anisotropic_volume():
     other = characterize(cuts[0], ["FFTCorrelations"], limit_to=4)
     with pytest.raises(InvalidInputError, match="must share descriptors, settings and phases"):
         combine_axes([targets[0], targets[1], other])
+
+
+@pytest.mark.parametrize("loss_type", ["RMS", "L2"])
+def test_root_losses_starting_from_the_original_stay_finite(structure_2d, loss_type):
+    target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4)
+    history, result = DMCR(["FFTCorrelations"], max_iter=3, loss_type=loss_type,
+                           initial_microstructure=structure_2d).reconstruct(target, (32, 32))
+    assert np.isfinite(history.losses).all() and history.losses[0] == pytest.approx(0.0, abs=1e-6)
+    assert np.array_equal(result.labels, structure_2d.labels)
+
+
+@pytest.mark.parametrize("optimizer_type, evaluations", [("LBFGSB", 8), ("LBFGSB_SCIPY", 6), ("Adam", 6)])
+def test_a_nan_loss_stops_the_run_and_keeps_the_best_state(structure_2d, tmp_path, monkeypatch,
+                                                           optimizer_type, evaluations):
+    import tensorflow as tf
+
+    from mcrgpu.mcr.losses import SliceLoss
+
+    poison = tf.Variable(0.0)  # NaN from the 7th evaluation on: loss and gradient
+    call = SliceLoss.__call__
+    monkeypatch.setattr(SliceLoss, "__call__", lambda self, slices: call(self, slices) * (1.0 + poison))
+    record = ConvergenceData.record
+
+    def poison_after_6(self, loss, *args, **kwargs):
+        record(self, loss, *args, **kwargs)
+        if self.n_evaluations == 6:
+            poison.assign(float("nan"))
+
+    monkeypatch.setattr(ConvergenceData, "record", poison_after_6)
+    target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4)
+    dmcr = DMCR(["FFTCorrelations"], max_iter=50, seed=0, optimizer_type=optimizer_type, save_to=tmp_path,
+                convergence_data_steps=4, learning_rate=0.05)
+    history, result = dmcr.reconstruct(target, (32, 32))
+    assert history.n_evaluations == evaluations and np.isfinite(history.losses).all()
+    assert "was nan at evaluation" in history.stop_reason and not history.interrupted
+    assert ("smaller learning_rate" in history.stop_reason) == (optimizer_type == "Adam")
+    assert np.isfinite(history.best_field).all() and np.isfinite(history.last_field).all()
+    assert history.best_loss == min(history.losses)
+    saved = load_convergence(dmcr.result_paths(target)[1])
+    assert saved.stop_reason == history.stop_reason and saved.best_loss == history.best_loss
+    assert np.array_equal(load_microstructure(dmcr.result_paths(target)[0]).labels, result.labels)
+
+
+def test_a_stop_before_the_first_evaluation_saves_nothing(structure_2d, tmp_path, monkeypatch):
+    from mcrgpu.mcr.losses import SliceLoss
+
+    def interrupt(self, slices):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SliceLoss, "__call__", interrupt)
+    target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4)
+    history, result = DMCR(["FFTCorrelations"], max_iter=5, save_to=tmp_path).reconstruct(target, (32, 32))
+    assert result is None and history.interrupted and history.stop_reason == "SIGINT"
+    assert list(tmp_path.iterdir()) == []

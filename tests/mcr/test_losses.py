@@ -99,3 +99,17 @@ def test_unused_coarse_levels_and_nan_targets_are_left_out():
                      settings=LossSettings())
     assert loss._levels == [2]  # the 4-pixel level (2 x limit_to) is not computed
     assert np.isfinite(loss(tf.random.uniform((2, 16, 16, 1))).numpy()).all()
+
+
+@pytest.mark.parametrize("loss_type", ["RMS", "L2"])
+def test_root_losses_have_a_zero_gradient_at_a_perfect_match(loss_type):
+    descriptor = get_descriptor("FFTCorrelations", DescriptorSettings(limit_to=3))
+    slices = tf.constant(np.random.default_rng(0).random((2, 8, 8, 1)), tf.float32)
+    target = {"FFTCorrelations": descriptor(slices[:1]).numpy()[0]}
+    loss = SliceLoss([descriptor], target, [1.0], slice_shape=(8, 8), multiphase=False,
+                     settings=LossSettings(loss_type))
+    with tf.GradientTape() as tape:
+        tape.watch(slices)
+        values = loss(slices[:1])
+    gradient = tape.gradient(values, slices)
+    assert values.numpy()[0] == 0.0 and np.isfinite(gradient.numpy()).all()

@@ -1,0 +1,55 @@
+"""Stopping a reconstruction cleanly on Ctrl+C (SIGINT) or SIGTERM, and on a non-finite loss."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from typing import Iterator
+
+__all__ = ["Interrupted", "NonFiniteLoss", "exit_code", "stop_on_signals"]
+
+logger = logging.getLogger(__name__)
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal arrived; a KeyboardInterrupt so that code waiting for Ctrl+C handles it alike."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signal_name = signal.Signals(signum).name
+
+
+class NonFiniteLoss(Exception):
+    """The loss or its gradient was NaN or infinite: the optimisation cannot continue from there."""
+
+
+def exit_code(signal_name: str) -> int:
+    """The shell's exit code for a process stopped by ``signal_name`` (128 + its number)."""
+    return 128 + int(signal.Signals[signal_name])
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` inside the block, then restore the handlers.
+
+    Installed explicitly because a background job of a non-interactive shell starts with SIGINT
+    ignored, and SIGTERM's default ends the process without saving anything. Outside the main
+    thread Python cannot install handlers; the block then runs with the handlers it has.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_interrupted(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, raise_interrupted) for signum in _SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
