@@ -14,7 +14,7 @@ from mcrgpu._version import __version__
 from mcrgpu.errors import FileFormatError
 from mcrgpu.io import atomic_save_npz, read_npz_with_header
 
-__all__ = ["ConvergenceData", "load_convergence"]
+__all__ = ["ConvergenceData", "convergence_from_arrays", "load_convergence"]
 
 FORMAT_NAME = "mcrgpu-convergence"
 FORMAT_VERSION = 1
@@ -71,10 +71,13 @@ class ConvergenceData:
         return len(self.losses)
 
     def continue_from(self, previous: ConvergenceData) -> None:
-        """Take over the evaluations of an earlier run (resume), its clock included."""
+        """Take over the evaluations of an earlier run (resume): its clock, its best state (of its
+        last stage) and its snapshots (and where they are kept)."""
         self.losses, self.stages = list(previous.losses), list(previous.stages)
         self.seconds = list(previous.seconds)
         self._started = time.perf_counter() - (previous.seconds[-1] if previous.seconds else 0.0)
+        self.best_loss, self.best_field = previous.best_loss, previous.best_field
+        self.snapshots, self.snapshot_dir = dict(previous.snapshots), previous.snapshot_dir
 
     def start_stage(self) -> None:
         """Forget the best state: losses of another multigrid resolution are not comparable."""
@@ -111,6 +114,12 @@ class ConvergenceData:
 
     def save(self, path) -> Path:
         """Write an ``.npz`` of arrays with a JSON header (no pickle), atomically."""
+        header, arrays = self.as_arrays(with_snapshots=True)
+        return atomic_save_npz(path, header=np.array(json.dumps(header)), **arrays)
+
+    def as_arrays(self, *, with_snapshots: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(JSON header, arrays) of the file; without the snapshots (a checkpoint's history), the
+        header names ``snapshot_dir``, where they stay as files."""
         header = {
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "mcrgpu_version": __version__,
             "best_loss": self.best_loss, "interrupted": self.interrupted,
@@ -126,8 +135,11 @@ class ConvergenceData:
         for name in ("best_field", "last_field"):
             if getattr(self, name) is not None:
                 arrays[name] = np.asarray(getattr(self, name), dtype=np.float32)
-        arrays.update({f"snapshot_{k}": np.asarray(v, np.float32) for k, v in self.snapshots.items()})
-        return atomic_save_npz(path, header=np.array(json.dumps(header)), **arrays)
+        if with_snapshots:
+            arrays.update({f"snapshot_{k}": np.asarray(v, np.float32) for k, v in self.snapshots.items()})
+        else:
+            header["snapshot_dir"] = None if self.snapshot_dir is None else str(self.snapshot_dir)
+        return header, arrays
 
 
 def load_convergence(path) -> ConvergenceData:
@@ -136,12 +148,35 @@ def load_convergence(path) -> ConvergenceData:
     Raises
     ------
     FileFormatError
-        Missing, truncated or corrupt file, or not a convergence history.
+        Missing, truncated or corrupt file, not a convergence history, or one of a newer format.
     """
     header, arrays = read_npz_with_header(path, what="convergence history")
+    return convergence_from_arrays(header, arrays, path, format_name=FORMAT_NAME)
+
+
+def convergence_from_arrays(header: dict, arrays: dict[str, np.ndarray], path, *, format_name: str
+                            ) -> ConvergenceData:
+    """The history stored by :meth:`ConvergenceData.as_arrays` in a file of ``format_name``.
+
+    Snapshots missing from ``arrays`` are read from the header's ``snapshot_dir`` (memory maps);
+    those no longer there are left out.
+    """
+    what = "convergence" if format_name == FORMAT_NAME else "checkpoint"
     try:
-        if header.get("format") != FORMAT_NAME:
+        if header.get("format") != format_name:
             raise KeyError("format")
+        if int(header.get("format_version", 0)) > FORMAT_VERSION:
+            raise FileFormatError(
+                f"{str(path)!r} was written by a newer mcrgpu ({what} format version "
+                f"{header['format_version']}; this one reads up to {FORMAT_VERSION}): upgrade mcrgpu"
+            )
+        snapshot_dir = Path(header["snapshot_dir"]) if header.get("snapshot_dir") else None
+        snapshots = {}
+        for k in header["snapshots"]:
+            if f"snapshot_{k}" in arrays:
+                snapshots[k] = arrays[f"snapshot_{k}"]
+            elif snapshot_dir is not None and (snapshot_dir / f"snapshot_{k:07d}.npy").is_file():
+                snapshots[k] = np.load(snapshot_dir / f"snapshot_{k:07d}.npy", mmap_mode="r")
         return ConvergenceData(
             losses=arrays["loss"].tolist(),
             seconds=arrays["seconds"].tolist(),
@@ -149,13 +184,16 @@ def load_convergence(path) -> ConvergenceData:
             best_loss=float(header["best_loss"]),
             best_field=arrays.get("best_field"),
             last_field=arrays.get("last_field"),
-            snapshots={k: arrays[f"snapshot_{k}"] for k in header["snapshots"]},
+            snapshots=snapshots,
             interrupted=bool(header["interrupted"]),
             stop_reason=header.get("stop_reason"),
             settings=header["settings"],
             comparison=header.get("comparison"),
+            snapshot_dir=snapshot_dir,
         )
+    except FileFormatError:
+        raise
     except (KeyError, TypeError, ValueError) as error:
         raise FileFormatError(
-            f"{str(path)!r} is not a valid mcrgpu convergence file (problem: {error})"
+            f"{str(path)!r} is not a valid mcrgpu {what} file (problem: {error})"
         ) from None

@@ -15,7 +15,9 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from mcrgpu.mcr.characterization import Characterization, combine_axes
-from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
+from mcrgpu.mcr.checkpoint import (Checkpoint, load_resume_point, save_checkpoint, settings_differences,
+                                   target_fingerprint)
+from mcrgpu.mcr.convergence import ConvergenceData
 from mcrgpu.mcr.descriptors import get_descriptor
 from mcrgpu.mcr.interrupts import NonFiniteLoss, stop_on_signals
 from mcrgpu.errors import InvalidInputError
@@ -66,6 +68,7 @@ class ReconstructionSettings:
     jit_compile: bool = False
     convergence_data_steps: int | None = 10
     outfile_data_steps: int | None = None
+    checkpoint_every: int | None = None
     oor_multiplier: float = 1000.0
     phase_sum_multiplier: float = 1000.0
     full_level_windows: float = 4.0
@@ -98,7 +101,8 @@ class ReconstructionSettings:
         for name in ("max_iter", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be an integer >= 1; received {getattr(self, name)!r}")
-        for name in ("slice_batch_size", "convergence_data_steps", "outfile_data_steps", "minimal_resolution"):
+        for name in ("slice_batch_size", "convergence_data_steps", "outfile_data_steps", "checkpoint_every",
+                     "minimal_resolution"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise InvalidInputError(f"{name} must be None or an integer >= 1; received {value!r}")
@@ -177,14 +181,23 @@ class DMCR:
 
     # -- public ---------------------------------------------------------------------------------
     def reconstruct(self, desired: Characterization | Sequence[Characterization], shape: Sequence[int], *,
-                    resume_from: str | Path | None = None) -> tuple[ConvergenceData, Microstructure]:
+                    resume_from: str | Path | None = None, override_settings: bool = False
+                    ) -> tuple[ConvergenceData, Microstructure]:
         """Reconstruct a microstructure of ``shape`` whose descriptors match ``desired``.
 
         ``desired`` is one characterization (2D: isotropic; 3D: one target per axis), or three 2D
         characterizations, one per axis, for an anisotropic volume. Ctrl+C or SIGTERM stops the
         optimisation (``history.interrupted``), and so does a NaN or infinite loss or gradient
-        (``history.stop_reason``); the best state so far is returned (and saved). Stopped before
-        the first evaluation finished, nothing is saved and the result is None.
+        (``history.stop_reason``); the best state so far is returned (and saved, with a checkpoint
+        to resume from). Stopped before the first evaluation finished, nothing is saved and the
+        result is None.
+
+        ``resume_from`` a checkpoint (``NAME_checkpoint.npz``) goes on exactly where that run
+        stopped: its stage, its last accepted iterate, the optimiser's state, its best state and
+        its evaluation budget; the settings must be the stored ones (``override_settings`` allows
+        others, e.g. a larger ``max_iter``). From a convergence file of a finished run, it runs
+        ``max_iter`` more evaluations from the last state of its last stage with a fresh optimiser,
+        keeping the best state unless bettered.
 
         Returns
         -------
@@ -209,10 +222,14 @@ class DMCR:
         channels = n_phases if multiphase else 1
         history = ConvergenceData(settings={**dataclasses.asdict(settings), "shape": list(shape),
                                             "multiphase": multiphase})
-        field = self._initial_field(shape, channels, resume_from, history)
-        stages = self._stages(desired, shape)
+        resume = None
+        if resume_from is not None:
+            resume = self._resume_point(resume_from, desired, history.settings, override_settings)
+            history.continue_from(resume.history)
+        field = self._initial_field(shape, channels, resume, history)
+        stages = [stage for stage in self._stages(desired, shape) if resume is None or stage <= resume.stage]
         evaluated_before = history.n_evaluations
-        field = self._run_stages(desired, field, stages, shape, multiphase, history)
+        field = self._run_stages(desired, field, stages, shape, multiphase, history, resume)
         if history.n_evaluations == evaluated_before:  # stopped before a state was evaluated
             return history, None
         best = history.best_field if history.best_field is not None else field
@@ -224,8 +241,9 @@ class DMCR:
         return history, result
 
     # -- steps ----------------------------------------------------------------------------------
-    def _run_stages(self, desired, field, stages, shape, multiphase, history) -> np.ndarray:
-        """Run the multigrid stages, coarsest first, with SIGINT and SIGTERM stopping them.
+    def _run_stages(self, desired, field, stages, shape, multiphase, history, resume=None) -> np.ndarray:
+        """Run the multigrid stages, coarsest first, with SIGINT and SIGTERM stopping them; the
+        first one goes on from ``resume`` when given.
 
         A signal or a non-finite loss ends the run; the best state stays in ``history``.
         """
@@ -234,8 +252,10 @@ class DMCR:
                 for stage in stages:
                     stage_shape = tuple(-(-size // 2**stage) for size in shape)
                     field = _resample(field, stage_shape)
-                    history.start_stage()
-                    field = self._run_stage(desired, field, stage, multiphase, history)
+                    if resume is None:
+                        history.start_stage()
+                    field = self._run_stage(desired, field, stage, multiphase, history, resume)
+                    resume = None
             except KeyboardInterrupt as error:
                 history.interrupted = True
                 history.stop_reason = getattr(error, "signal_name", "SIGINT")
@@ -246,20 +266,37 @@ class DMCR:
                 logger.warning("%s", error)
         return field
 
-    def _initial_field(self, shape, channels, resume_from, history) -> np.ndarray:
+    def _resume_point(self, path, desired, settings: dict, override_settings: bool) -> Checkpoint:
+        """The checkpoint (or finished run) at ``path``, checked against this run's target and settings."""
+        resume = load_resume_point(path)
+        if resume.target is not None and resume.target != target_fingerprint(desired):
+            raise InvalidInputError(
+                f"Cannot resume from {str(path)!r}: it was made for another characterization; give the "
+                "characterization that run reconstructed"
+            )
+        differences = settings_differences(resume.history.settings, settings)
+        if differences and not override_settings:
+            listed = "; ".join(f"{name} {stored!r} there, {value!r} here" for name, stored, value in differences)
+            raise InvalidInputError(
+                f"Cannot resume from {str(path)!r} with other settings ({listed}): use the stored ones, "
+                "or override them on purpose (override_settings=True, --override_settings)"
+            )
+        return resume
+
+    def _initial_field(self, shape, channels, resume, history) -> np.ndarray:
         """The start: the resumed field, the initial microstructure or noise, taken from the chief so
         that every worker starts from the same field (with seed=None each would draw its own)."""
-        return _broadcast_from_chief(self.strategy, self._local_initial_field(shape, channels, resume_from, history))
+        return _broadcast_from_chief(self.strategy, self._local_initial_field(shape, channels, resume))
 
-    def _local_initial_field(self, shape, channels, resume_from, history) -> np.ndarray:
-        if resume_from is not None:
-            previous = load_convergence(resume_from)
-            if previous.last_field is None or previous.last_field.shape != (*shape, channels):
+    def _local_initial_field(self, shape, channels, resume) -> np.ndarray:
+        if resume is not None:
+            stage_shape = (*(-(-size // 2**resume.stage) for size in shape), channels)
+            if resume.field.shape != stage_shape:
                 raise InvalidInputError(
-                    f"Cannot resume from {str(resume_from)!r}: its field does not have shape {(*shape, channels)}"
+                    f"Cannot resume: the stored field has shape {resume.field.shape}, this run's stage "
+                    f"{resume.stage} needs {stage_shape}; give the shape (extents) of that run"
                 )
-            history.continue_from(previous)
-            return previous.last_field
+            return resume.field
         if self.initial_microstructure is not None:
             initial = self.initial_microstructure
             if tuple(initial.shape) != shape:
@@ -314,7 +351,7 @@ class DMCR:
             return self.strategy
         return tf.distribute.OneDeviceStrategy(self.strategy.extended.worker_devices[0])
 
-    def _run_stage(self, desired, field, stage, multiphase, history) -> np.ndarray:
+    def _run_stage(self, desired, field, stage, multiphase, history, resume: Checkpoint | None = None) -> np.ndarray:
         settings = self.settings
         strategy = self._loss_strategy()
         volume = field[None] if field.ndim == 3 else field  # a 2D field is a volume of depth 1
@@ -328,6 +365,11 @@ class DMCR:
         distributed = fit_slice_batch(lambda size: SliceDistributedLoss(
             strategy, variable, losses, slice_batch_size=size, jit_compile=settings.jit_compile), batch)
         rng = np.random.default_rng(None if settings.seed is None else settings.seed + 1)
+        done_before = resume.stage_evaluations if resume is not None else 0
+        stage_start = history.n_evaluations - done_before
+        budget = settings.max_iter - done_before
+        if resume is not None and resume.rng_state is not None:
+            rng.bit_generator.state = resume.rng_state
 
         def tables():
             if settings.greedy:
@@ -335,8 +377,9 @@ class DMCR:
             return full
 
         full = tf.nest.map_structure(tf.constant, distributed.full_tables())  # converted once
-        progress = tqdm(total=settings.max_iter, disable=not (self.progress and is_chief(self.strategy)), unit="it",
-                        desc=f"stage {stage}" if stage else "reconstruct", dynamic_ncols=True)
+        progress = tqdm(total=settings.max_iter, initial=done_before, unit="it", dynamic_ncols=True,
+                        disable=not (self.progress and is_chief(self.strategy)),
+                        desc=f"stage {stage}" if stage else "reconstruct")
 
         def record(loss, field_value, snapshot_value=None):
             if not np.isfinite(loss):
@@ -349,38 +392,67 @@ class DMCR:
             if settings.outfile_data_steps and history.n_evaluations % settings.outfile_data_steps == 0:
                 self._save_intermediate(desired, history, stage)
 
+        def checkpoint():
+            return Checkpoint(history, stage, history.n_evaluations - stage_start, np.reshape(read_state(), field.shape),
+                              optimizer_state(), rng.bit_generator.state if settings.greedy else None,
+                              target_fingerprint(desired))
+
+        written = [history.n_evaluations]  # evaluations at the last checkpoint
+
+        def after_step():
+            every = settings.checkpoint_every
+            if every and history.n_evaluations // every > written[0] // every:
+                self._save_checkpoint(desired, checkpoint())
+                written[0] = history.n_evaluations
+
         if self.save_to is not None and history.snapshot_dir is None and settings.convergence_data_steps:
             history.snapshot_dir = self.save_to / f".{self._stem(desired)}_snapshots"  # on disk, not in RAM
-        read_state = variable.numpy
+        read_state, optimizer_state = variable.numpy, dict
+        common = dict(max_iter=budget, record=record, after_step=after_step, evaluations_before=history.n_evaluations)
         try:
+            if budget <= 0:  # the resumed stage had used its evaluations
+                return field
             if settings.optimizer_type == "LBFGSB":
                 with strategy.scope():
                     optimizer = BoxLBFGS(strategy, lambda x, t: _finite(*distributed.loss_and_gradient(t, x)),
                                          volume, tolerance=settings.tolerance)
-                read_state = optimizer.current
-                minimize_on_device(optimizer, max_iter=settings.max_iter, record=record,
-                                   chunk=settings.convergence_data_steps or _DEVICE_CHUNK,
-                                   max_seconds=_DEVICE_CHUNK_SECONDS,
-                                   evaluations_before=history.n_evaluations, tables=lambda: (tables(),))
+                read_state, optimizer_state = optimizer.current, lambda: _variables_as_arrays(optimizer.state)
+                if resume is not None:
+                    _restore_variables(optimizer.state, resume.optimizer)
+                minimize_on_device(optimizer, chunk=tuple(filter(None, (settings.convergence_data_steps or _DEVICE_CHUNK,
+                                                                        settings.checkpoint_every))),
+                                   # greedy draws slices per chunk: chunks of a fixed length keep it reproducible
+                                   max_seconds=None if settings.greedy else _DEVICE_CHUNK_SECONDS,
+                                   tables=lambda: (tables(),), **common)
             elif settings.optimizer_type == "LBFGSB_SCIPY":
                 evaluate = tf.function(lambda x, t: _assign_and_evaluate(variable, distributed, x, t))
+                accepted = [volume]
+                read_state = lambda: accepted[0]  # noqa: E731  (SciPy's line-search trials are not states)
 
                 def evaluate_numpy(x):
                     loss, gradient = _finite(*evaluate(tf.constant(np.reshape(x, volume.shape), tf.float32),
                                                        tables()))
                     return float(loss), gradient.numpy().astype(np.float64).ravel()
 
-                minimize_lbfgsb(evaluate_numpy, volume, max_iter=settings.max_iter,
-                                tolerance=settings.tolerance, record=record)
+                minimize_lbfgsb(evaluate_numpy, volume, tolerance=settings.tolerance,
+                                accepted=lambda x: accepted.__setitem__(0, x.astype(np.float32)), **common)
             else:
                 with strategy.scope():
                     optimizer = make_keras_optimizer(settings.optimizer_type, settings.learning_rate,
                                                      beta_1=settings.beta_1, beta_2=settings.beta_2,
                                                      rho=settings.rho, momentum=settings.momentum)
                     optimizer.build([variable])
+                keras_variables = {f"{i:03d}": v for i, v in enumerate(optimizer.variables)}
+                optimizer_state = lambda: _variables_as_arrays(keras_variables)  # noqa: E731
+                if resume is not None:
+                    _restore_variables(keras_variables, resume.optimizer)
                 step = tf.function(lambda t: _keras_step(strategy, optimizer, variable, distributed, t))
-                minimize_steps(lambda: float(step(tables())), variable.numpy, max_iter=settings.max_iter,
-                               tolerance=settings.tolerance, record=record)
+                minimize_steps(lambda: float(step(tables())), variable.numpy, tolerance=settings.tolerance,
+                               earlier_losses=history.losses[stage_start:], **common)
+        except KeyboardInterrupt:
+            if history.n_evaluations > 0:
+                self._save_checkpoint(desired, checkpoint())
+            raise
         finally:
             progress.close()
             last = np.reshape(read_state(), field.shape)
@@ -405,15 +477,26 @@ class DMCR:
         base = (self._save_to or Path(".")) / self._stem(desired)
         return base.with_name(base.name + "_reconstruction.npy"), base.with_name(base.name + "_convergence.npz")
 
+    def checkpoint_path(self, desired: Characterization) -> Path:
+        """Where the checkpoint of an unfinished run is kept (see ``checkpoint_every``, ``resume_from``)."""
+        return self.result_paths(desired)[0].with_name(f"{self._stem(desired)}_checkpoint.npz")
+
     def _save(self, desired, history, result) -> None:
         if self.save_to is None:
             return
         microstructure_path, convergence_path = self.result_paths(desired)
         save_microstructure(microstructure_path, result)
         history.save(convergence_path)
-        if history.snapshot_dir is not None:  # the snapshots are in the convergence file now
-            shutil.rmtree(history.snapshot_dir, ignore_errors=True)
+        if history.stop_reason is None:  # finished: the snapshots are in the convergence file now
+            self.checkpoint_path(desired).unlink(missing_ok=True)
+            if history.snapshot_dir is not None:
+                shutil.rmtree(history.snapshot_dir, ignore_errors=True)
         logger.info("Saved %s and %s", microstructure_path, convergence_path)
+
+    def _save_checkpoint(self, desired, checkpoint: Checkpoint) -> None:
+        """Write the checkpoint (on the chief); its snapshots stay in their folder until the run ends."""
+        if self.save_to is not None:
+            save_checkpoint(self.checkpoint_path(desired), checkpoint)
 
     def _save_intermediate(self, desired, history, stage) -> None:
         if self.save_to is None or history.best_field is None:
@@ -446,6 +529,23 @@ def _broadcast_from_chief(strategy: tf.distribute.Strategy, field: np.ndarray) -
 
     shared = strategy.run(tf.function(replica_fn))
     return strategy.experimental_local_results(shared)[0].numpy()
+
+
+def _variables_as_arrays(variables: dict[str, tf.Variable]) -> dict[str, np.ndarray]:
+    return {name: variable.numpy() for name, variable in variables.items()}
+
+
+def _restore_variables(variables: dict[str, tf.Variable], arrays: dict[str, np.ndarray]) -> None:
+    """Assign a checkpoint's optimiser state; a state of another optimiser (settings overridden, or
+    none stored) leaves the optimiser fresh, saying so."""
+    fits = set(arrays) == set(variables) and all(arrays[name].shape == tuple(variables[name].shape)
+                                                 for name in variables)
+    if not fits:
+        if arrays:
+            logger.warning("The checkpoint's optimiser state is of another optimiser: starting it afresh")
+        return
+    for name, variable in variables.items():
+        variable.assign(arrays[name])
 
 
 def _assign_and_evaluate(variable, distributed, x, tables):

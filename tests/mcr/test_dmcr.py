@@ -104,7 +104,9 @@ def test_results_are_saved_and_interrupt_keeps_the_best_state(structure_2d, tmp_
     assert saved.interrupted and saved.losses == history.losses
     assert saved.best_loss == min(history.losses)
     assert sorted(saved.snapshots) == [4, 8]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [history_path.name, structure_path.name]
+    # the checkpoint to resume from, and its snapshots until the run is finished
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".sample_run1_snapshots", "sample_run1_checkpoint.npz",
+                                                          history_path.name, structure_path.name]
 
 
 def test_resume_continues_from_the_saved_state(structure_2d, tmp_path):
