@@ -327,7 +327,14 @@ def reconstruction_options(command: Callable) -> Callable:
         click.option("--initial_microstructure_file", type=click.Path(dir_okay=False), default=None,
                      help="Start from this structure instead of random noise."),
         click.option("--resume", type=click.Path(dir_okay=False), default=None,
-                     help="Continue from a saved *_convergence.npz."),
+                     help="Continue a run: from its NAME_checkpoint.npz exactly where it stopped (its stored "
+                          "settings, stage and optimiser state), or from a finished run's NAME_convergence.npz "
+                          "for --max_iter more evaluations."),
+        click.option("--override_settings", is_flag=True,
+                     help="With --resume: use the options given here where they differ from the stored ones."),
+        click.option("--checkpoint_every", type=click.IntRange(min=1), default=None,
+                     help="Also write NAME_checkpoint.npz every N evaluations, so that a killed run (SIGKILL, "
+                          "power loss) loses at most N; Ctrl+C and SIGTERM always write one."),
         click.option("--seed", type=int, default=None, help="Seed of the random initial structure."),
         click.option("--use_distributed_loss/--no_use_distributed_loss", default=None,
                      help="Spread slices over all replicas (default when there are several)."),

@@ -75,7 +75,8 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
 
     from mcrgpu.mcr.characterization import characterize
     from mcrgpu.mcr.characterization_files import save_characterization
-    from mcrgpu.cli.result_files import CHARACTERIZATION, CONVERGENCE, RECONSTRUCTION, check_existing, result_lock
+    from mcrgpu.cli.result_files import (CHARACTERIZATION, CHECKPOINT, CONVERGENCE, RECONSTRUCTION, check_existing,
+                                         result_lock)
     from mcrgpu.gpu_manager import is_chief, setup_gpus
     from mcrgpu.mcr.microstructure_io import load_microstructure
 
@@ -84,14 +85,23 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
     if not paths:
         raise click.UsageError("Give a microstructure file (FILES or --microstructure_filename)")
     stems = unique_stems(paths, information)
+    if options["resume"] and len(paths) > 1:
+        raise click.UsageError("--resume continues one run: give one structure with it")
     _check_before_writing(descriptor_types, data_folder, options)
-    check_existing(data_folder, stems, (CHARACTERIZATION, RECONSTRUCTION, CONVERGENCE), overwrite=overwrite)
+    options = _stored_settings({**options, "descriptor_types": descriptor_types, "limit_to": limit_to,
+                                "no_multigrid_descriptor": no_multigrid_descriptor, "non_periodic": non_periodic,
+                                "threshold_steepness": threshold_steepness})
+    descriptor_types, limit_to, threshold_steepness = (options.pop(name) for name in (
+        "descriptor_types", "limit_to", "threshold_steepness"))
+    no_multigrid_descriptor, non_periodic = options.pop("no_multigrid_descriptor"), options.pop("non_periodic")
+    suffixes = (CHECKPOINT, CHARACTERIZATION, RECONSTRUCTION, CONVERGENCE)
+    overwrite = overwrite or _continues_own_run(options["resume"], data_folder, stems[0])
+    check_existing(data_folder, stems, suffixes, overwrite=overwrite)
     structures = [load_microstructure(path, threshold=threshold) for path in paths]
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
     chief = strategy is None or is_chief(strategy)
     with result_lock(data_folder, stems if chief else ()):
-        check_existing(data_folder, stems, (CHARACTERIZATION, RECONSTRUCTION, CONVERGENCE),
-                       overwrite=overwrite)  # a run that ended meanwhile
+        check_existing(data_folder, stems, suffixes, overwrite=overwrite)  # a run that ended meanwhile
         for path, stem, ms in zip(paths, stems, structures):
             target = characterize(ms, list(descriptor_types), limit_to=limit_to,
                                   use_multigrid=not no_multigrid_descriptor, use_multiphase=True,
@@ -119,7 +129,7 @@ def _compare_and_record(original, result, history, history_path, limit, stem) ->
         history.save(history_path)
     for line in comparison_lines(history.comparison, [stem]):
         click.echo(line, err=line.startswith("WARNING"))
-    _exit_if_stopped(history)
+    _exit_if_stopped(history, checkpoint=history_path and history_path.with_name(f"{stem}_checkpoint.npz"))
 
 
 @click.command("reconstruct", cls=McrCommand, epilog=RECONSTRUCT_EPILOG)
@@ -157,7 +167,7 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
     SIGTERM saves the best state so far and exits 130 or 143.
     """
     from mcrgpu.mcr.characterization import combine_axes
-    from mcrgpu.cli.result_files import CONVERGENCE, RECONSTRUCTION, check_existing, result_lock
+    from mcrgpu.cli.result_files import CHECKPOINT, CONVERGENCE, RECONSTRUCTION, check_existing, result_lock
     from mcrgpu.mcr.characterization_files import load_characterization
     from mcrgpu.gpu_manager import is_chief, setup_gpus
 
@@ -178,16 +188,19 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
                                    "characterize again with the settings you want")
     shape = (extent_x, extent_y) if extent_z in (0, 1) else (extent_x, extent_y, extent_z)
     _check_before_writing(descriptor_types or target.descriptor_types, data_folder, options)
-    resume = options["resume"]
-    continues = resume and Path(resume).resolve() == (Path(data_folder) / f"{stem}{CONVERGENCE}").resolve()
-    check_existing(data_folder, [stem], (RECONSTRUCTION, CONVERGENCE), overwrite=overwrite or continues)
+    options = _stored_settings({**options, "descriptor_types": descriptor_types})
+    descriptor_types = options.pop("descriptor_types")
+    if options["resume"] and not any(_given(name) for name in ("extent_x", "extent_y", "extent_z")):
+        shape = tuple(_read_stored_settings(options["resume"]).get("shape", shape))
+    overwrite = overwrite or _continues_own_run(options["resume"], data_folder, stem)
+    suffixes = (CHECKPOINT, RECONSTRUCTION, CONVERGENCE)
+    check_existing(data_folder, [stem], suffixes, overwrite=overwrite)
     strategy = setup_gpus(gpu_config) if gpu_config is not None else None
     with result_lock(data_folder, [stem] if strategy is None or is_chief(strategy) else ()):
-        check_existing(data_folder, [stem], (RECONSTRUCTION, CONVERGENCE),
-                       overwrite=overwrite or continues)  # a run that ended meanwhile
+        check_existing(data_folder, [stem], suffixes, overwrite=overwrite)  # a run that ended meanwhile
         history = _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder,
                                slice_batch_size, strategy, options)[1]
-    _exit_if_stopped(history)
+    _exit_if_stopped(history, checkpoint=Path(data_folder) / f"{stem}{CHECKPOINT}")
     click.echo(f"Wrote the results to {data_folder} in {time.perf_counter() - start:.1f} s")
 
 
@@ -195,14 +208,14 @@ STOPPED_EARLY = 3
 """Exit code of a run that a NaN or infinite loss stopped (its best state was saved)."""
 
 
-def _exit_if_stopped(history, *, saved: bool = True) -> None:
-    """A signal or a non-finite loss stopped the run: say what was kept, exit 130 (Ctrl+C), 143
-    (SIGTERM) or 3 (non-finite loss)."""
+def _exit_if_stopped(history, *, saved: bool = True, checkpoint: Path | None = None) -> None:
+    """A signal or a non-finite loss stopped the run: say what was kept (and the ``checkpoint`` to
+    resume from), exit 130 (Ctrl+C), 143 (SIGTERM) or 3 (non-finite loss)."""
     from mcrgpu.mcr.interrupts import exit_code
 
     if history.interrupted:
-        kept = "the best state so far was saved" if saved else \
-            "stopped before the first evaluation finished; nothing was saved"
+        kept = "stopped before the first evaluation finished; nothing was saved" if not saved else \
+            "the best state so far was saved" + (f". Continue with --resume {checkpoint}" if checkpoint else "")
         click.echo(f"Interrupted ({history.stop_reason}): {kept}.", err=True)
         raise SystemExit(exit_code(history.stop_reason))
     if history.stop_reason is not None:
@@ -226,7 +239,60 @@ def _check_before_writing(descriptor_types, data_folder, options) -> None:
         load_microstructure(options["initial_microstructure_file"])
     resume = options["resume"]
     if resume and not Path(resume).is_file():
-        raise InvalidInputError(f"--resume {resume!r} is not a file; give a *_convergence.npz written by mcrgpu")
+        raise InvalidInputError(
+            f"--resume {resume!r} is not a file; give a NAME_checkpoint.npz or NAME_convergence.npz written by mcrgpu"
+        )
+    if options["override_settings"] and not resume:
+        raise click.UsageError("--override_settings only applies with --resume")
+
+
+def _given(name: str) -> bool:
+    """Whether option ``name`` was given on the command line (or by an environment variable)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source not in (None, click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
+
+
+def _read_stored_settings(resume) -> dict:
+    from mcrgpu.mcr.checkpoint import load_resume_point
+
+    return load_resume_point(resume).history.settings
+
+
+def _stored_settings(options: dict) -> dict:
+    """With --resume: the stored settings for every option not given; a given option that differs
+    from the stored value is a usage error unless --override_settings."""
+    import json
+
+    from mcrgpu.mcr.checkpoint import OPERATIONAL_SETTINGS
+
+    if not options["resume"]:
+        return options
+    stored = _read_stored_settings(options["resume"])
+    if stored.get("characterization"):  # the options of match's characterization
+        described = stored["characterization"]
+        stored = {**stored, "limit_to": described["limit_to"], "no_multigrid_descriptor": not described["use_multigrid"],
+                  "non_periodic": not described["periodic"], "threshold_steepness": described["threshold_steepness"]}
+    merged = dict(options)
+    for name, value in merged.items():
+        if name not in stored or name in OPERATIONAL_SETTINGS:
+            continue
+        if not _given(name):
+            merged[name] = tuple(stored[name]) if isinstance(stored[name], list) else stored[name]
+        elif json.loads(json.dumps(value)) != json.loads(json.dumps(stored[name])) and not options["override_settings"]:
+            shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            raise click.UsageError(
+                f"--{name} {shown} differs from the stored setting of the run to resume ({stored[name]}); leave it "
+                "out to continue with the stored settings, or add --override_settings"
+            )
+    return merged
+
+
+def _continues_own_run(resume, data_folder, stem: str) -> bool:
+    """Whether --resume names this run's own checkpoint or convergence file (which it may replace)."""
+    from mcrgpu.cli.result_files import CHECKPOINT, CONVERGENCE
+
+    return bool(resume) and Path(resume).resolve() in [(Path(data_folder) / f"{stem}{suffix}").resolve()
+                                                       for suffix in (CHECKPOINT, CONVERGENCE)]
 
 
 def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, options):
@@ -237,6 +303,7 @@ def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch
 
     initial = options.pop("initial_microstructure_file")
     resume = options.pop("resume")
+    override = options.pop("override_settings")
     progress = options.pop("progress")
     weights = options.pop("descriptor_weights") or None
     if slice_batch_size:
@@ -244,7 +311,7 @@ def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch
     dmcr = DMCR(list(descriptor_types), weights, strategy=strategy, save_to=data_folder, name=stem,
                 progress=progress,
                 initial_microstructure=load_microstructure(initial) if initial else None, **options)
-    history, result = dmcr.reconstruct(target, shape, resume_from=resume)
+    history, result = dmcr.reconstruct(target, shape, resume_from=resume, override_settings=override)
     if result is None:
         _exit_if_stopped(history, saved=False)
     structure_path, history_path = dmcr.result_paths(target)

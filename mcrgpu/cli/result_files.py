@@ -10,11 +10,12 @@ from typing import Iterable, Iterator
 
 from mcrgpu.errors import InvalidInputError
 
-__all__ = ["CHARACTERIZATION", "RECONSTRUCTION", "CONVERGENCE", "check_existing", "result_lock"]
+__all__ = ["CHARACTERIZATION", "CHECKPOINT", "RECONSTRUCTION", "CONVERGENCE", "check_existing", "result_lock"]
 
 CHARACTERIZATION = "_characterization.npz"
 RECONSTRUCTION = "_reconstruction.npy"
 CONVERGENCE = "_convergence.npz"
+CHECKPOINT = "_checkpoint.npz"
 
 
 def check_existing(folder: str | Path, stems: Iterable[str], suffixes: Iterable[str], *, overwrite: bool) -> None:
@@ -31,6 +32,11 @@ def check_existing(folder: str | Path, stems: Iterable[str], suffixes: Iterable[
     for stem in stems:
         for suffix in suffixes:
             path = Path(folder) / f"{stem}{suffix}"
+            if path.exists() and suffix == CHECKPOINT:
+                raise InvalidInputError(
+                    f"{str(path)!r} exists (an unfinished earlier run); continue it with --resume {path}, "
+                    "or pass --overwrite to start afresh"
+                )
             if path.exists():
                 raise InvalidInputError(
                     f"{str(path)!r} exists (a result of an earlier run); pass --overwrite to replace it, or "

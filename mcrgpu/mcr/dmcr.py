@@ -221,7 +221,8 @@ class DMCR:
             raise InvalidInputError(f"The target has {n_phases} phases: reconstruct with use_multiphase")
         channels = n_phases if multiphase else 1
         history = ConvergenceData(settings={**dataclasses.asdict(settings), "shape": list(shape),
-                                            "multiphase": multiphase})
+                                            "multiphase": multiphase,
+                                            "characterization": desired.settings.to_dict()})
         resume = None
         if resume_from is not None:
             resume = self._resume_point(resume_from, desired, history.settings, override_settings)
