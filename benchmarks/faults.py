@@ -64,7 +64,7 @@ def prepare(folder: Path) -> None:
 
 
 CASES = [
-    ("batch allocation without srun", ["gpus"], {"SLURM_JOB_ID": "1", "SLURM_NTASKS": "4"}),
+    ("batch allocation without srun (one worker)", ["gpus"], {"SLURM_JOB_ID": "1", "SLURM_NTASKS": "4"}),
     ("GPU id that does not exist", ["gpus", "--gpu_ids", "3"], {}),
     ("memory limit without a GPU", ["gpus", "--memory_limit", "4000"], {}),
     ("missing file", ["match", "missing.npy", *QUICK], {}),
@@ -80,7 +80,7 @@ CASES = [
     ("4D array", ["match", "four_d.npy", *QUICK], {}),
     ("2x2 image", ["match", "tiny.npy", *QUICK], {}),
     ("983 phases", ["match", "many_phases.npy", *QUICK], {}),
-    ("negative labels", ["match", "negative.npy", *QUICK], {}),
+    ("negative labels (valid: labels name phases)", ["match", "negative.npy", *QUICK], {}),
     ("byte-flipped characterization", ["reconstruct", "--descriptor_filename", "flipped_characterization.npz",
                                        "--extent_x", "16", "--extent_y", "16", "--max_iter", "5"], {}),
     ("characterization of a newer format", ["reconstruct", "--descriptor_filename", "future_characterization.npz",
@@ -99,10 +99,11 @@ CASES = [
 
 
 def run(arguments, folder: Path, env=None, *, stop_after: str | None = None, signum=signal.SIGTERM):
-    """(exit code, last line printed, seconds); with ``stop_after``, ``signum`` once that text appears."""
+    """(exit code, the line to show, seconds, lines printed); with ``stop_after``, ``signum`` once that
+    text appears. The line shown is the last one, or the worker count of ``mcrgpu gpus``."""
     started = time.perf_counter()
     process = subprocess.Popen([*MCRGPU, *arguments], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", **(env or {})})
+                               text=True, env={**os.environ, **(env or {})})
     lines = []
     for line in process.stdout:
         lines.append(line.rstrip("\n"))
@@ -111,12 +112,17 @@ def run(arguments, folder: Path, env=None, *, stop_after: str | None = None, sig
             stop_after = None
     process.wait(timeout=600)
     shown = [line for line in lines if line.strip()]
-    return process.returncode, shown[-1] if shown else "", time.perf_counter() - started, len(shown)
+    workers = [line for line in shown if line.startswith("Workers")]
+    line = " ".join((workers or shown[-1:] or [""])[0].split())
+    return process.returncode, line, time.perf_counter() - started, len(shown)
 
 
-def outputs(folder: Path) -> str:
-    names = sorted(p.name for p in (folder / "results").iterdir()) if (folder / "results").is_dir() else []
-    return ", ".join(names) or "nothing"
+def outputs(folder: Path) -> set[str]:
+    return {p.name for p in (folder / "results").iterdir()} if (folder / "results").is_dir() else set()
+
+
+def written(before: set[str], folder: Path) -> str:
+    return ", ".join(sorted(outputs(folder) - before)) or "nothing"
 
 
 def main() -> None:
@@ -128,17 +134,20 @@ def main() -> None:
         folder = Path(scratch)
         prepare(folder)
         for name, arguments, env in CASES:
+            before = outputs(folder)
             code, line, _, count = run(arguments, folder, env)
             rows.append((name, " ".join(["mcrgpu", *arguments]).replace("n" * 300, "n...n (300)"), code,
-                         f"{line} ({count} lines)" if count > 1 else line, outputs(folder)))
+                         f"{line} ({count} lines)" if count > 1 else line, written(before, folder)))
         for signum in (signal.SIGTERM, signal.SIGINT):
             arguments = ["match", "good.npy", "--add_dimension", "32", "--descriptor_types", "FFTCorrelations",
                          "--limit_to", "4", "--max_iter", "100000", "--tolerance", "0", "--information",
                          signum.name, "--progress"]
+            before = outputs(folder)
             code, line, _, _ = run(arguments, folder, stop_after="loss=", signum=signum)
             rows.append((f"{signum.name} during the run", " ".join(["mcrgpu", *arguments]), code, line,
-                         outputs(folder)))
-    table = ["| case | command | exit | last line printed | files in results/ |", "|---|---|---|---|---|"]
+                         written(before, folder)))
+    table = ["| case | command | exit | line shown (lines printed) | files it wrote in results/ |",
+             "|---|---|---|---|---|"]
     table += [f"| {name} | `{command}` | {code} | {line.replace('|', '/')} | {kept} |"
               for name, command, code, line, kept in rows]
     text = "\n".join(table)

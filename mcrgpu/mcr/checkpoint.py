@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def target_fingerprint(desired: Characterization) -> str:
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` atomically as an ``.npz`` of arrays with a JSON header (no pickle)."""
     header, arrays = checkpoint.history.as_arrays(with_snapshots=False)
+    if header["snapshot_dir"] is not None:  # relative to the checkpoint: found again from another folder
+        header["snapshot_dir"] = os.path.relpath(header["snapshot_dir"], Path(path).parent)
     header.update(format=FORMAT_NAME, stage=checkpoint.stage, stage_evaluations=checkpoint.stage_evaluations,
                   rng_state=checkpoint.rng_state, target=checkpoint.target)
     arrays["field"] = np.asarray(checkpoint.field, np.float32)
@@ -92,6 +95,8 @@ def load_resume_point(path: str | Path) -> Checkpoint:
         if history.last_field is None or not history.stages:
             raise FileFormatError(f"{str(path)!r} holds no evaluated state to resume from")
         return Checkpoint(history, stage=history.stages[-1], stage_evaluations=0, field=history.last_field)
+    if isinstance(header.get("snapshot_dir"), str):
+        header["snapshot_dir"] = str(Path(path).parent / header["snapshot_dir"])
     history = convergence_from_arrays(header, arrays, path, format_name=FORMAT_NAME)
     try:
         return Checkpoint(
