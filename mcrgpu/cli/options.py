@@ -15,6 +15,10 @@ __all__ = ["MultiValueOption", "McrCommand", "gpu_options", "GPU_OPTION_NAMES", 
            "quiet_stderr", "error_message", "overwrite_option"]
 
 DESCRIPTOR_NAMES = "Correlations, FFTCorrelations, LinealPath, TwoPointCorrelations, Variation, VolumeFractions"
+# Written out, as DESCRIPTOR_NAMES, so that --help answers without importing TensorFlow (tests compare
+# them with mcrgpu.mcr.optimizers.OPTIMIZER_TYPES and mcrgpu.mcr.losses.LOSS_TYPES).
+OPTIMIZER_TYPES = ("LBFGSB", "LBFGSB_SCIPY", "Adam", "Adamax", "Nadam", "SGD", "RMSprop", "Adagrad", "Adadelta")
+LOSS_TYPES = ("MSE", "SSE", "RMS", "L1", "L2")
 """For --help (mcrgpu.known_descriptors() without importing TensorFlow; a test keeps them equal)."""
 
 _NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
@@ -287,9 +291,6 @@ def overwrite_option(command: Callable) -> Callable:
 
 def reconstruction_options(command: Callable) -> Callable:
     """Options of the optimisation (match, reconstruct), with MCRpy's names and defaults."""
-    from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES
-    from mcrgpu.mcr.losses import LOSS_TYPES
-
     return _apply([
         click.option("--descriptor_weights", cls=MultiValueOption, type=float,
                      help="One weight per descriptor type (default: Variation 100, others 1)."),

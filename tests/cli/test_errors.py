@@ -121,7 +121,8 @@ def _python(code, *args, **environ):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["gpus", "--help"], ["example", "--help"],
-                                  ["characterize", "--help"], ["view", "--help"]])
+                                  ["characterize", "--help"], ["view", "--help"], ["match", "--help"],
+                                  ["reconstruct", "--help"], ["compare", "--help"]])
 def test_help_and_version_do_not_import_tensorflow(args):
     code = ("import sys\nfrom mcrgpu.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
             "    assert not e.code, e.code\nassert 'tensorflow' not in sys.modules, 'tensorflow imported'\n")
@@ -145,3 +146,11 @@ def test_file_after_a_list_of_names_is_an_input(sample, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "sample_characterization.npz").is_file()
     assert result.output.splitlines()[-1].startswith(f"Wrote 1 file(s) to {tmp_path / 'r'} in ")
+
+
+def test_the_help_lists_the_optimisers_and_losses_there_are():
+    from mcrgpu.cli import options
+    from mcrgpu.mcr.losses import LOSS_TYPES
+    from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES
+
+    assert options.OPTIMIZER_TYPES == OPTIMIZER_TYPES and options.LOSS_TYPES == LOSS_TYPES
