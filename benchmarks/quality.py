@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true", help="skip MCRpy")
     parser.add_argument("--reuse-peer", type=Path, default=None, metavar="quality.json",
                         help="take MCRpy's rows from an earlier run (they do not depend on mcrgpu's code)")
+    parser.add_argument("--peer-only", action="store_true", help="run MCRpy only (rows for a later --reuse-peer)")
     parser.add_argument("--sweep", action="store_true", help="compare rules for the multigrid levels instead")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
@@ -133,7 +134,7 @@ def main() -> None:
     for name in names:
         structure = load(name)
         runs = {"mcrgpu before": [], "mcrgpu after": [], "MCRpy 0.2.0": []}
-        for seed in args.seeds:
+        for seed in [] if args.peer_only else args.seeds:
             for tool, before in (("mcrgpu before", True), ("mcrgpu after", False)):
                 result, info = run_mcrgpu(structure, args.max_iter, seed, before=before)
                 runs[tool].append({**row(compare(structure, result)), **info, "seed": seed})
