@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor, half_plane_shifts
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.mcr.losses import LossSettings, SliceLoss, default_weights, loss_entries, short_range_entries
+from mcrgpu.mcr.losses import (LossSettings, SliceLoss, default_weights, loss_entries, partial_level_factors,
+                               short_range_entries)
 
 SETTINGS = DescriptorSettings(limit_to=2)
 
@@ -100,8 +101,20 @@ def test_coarse_levels_enter_whole_in_part_or_not_at_all():
     nearest = np.abs(shifts).max(axis=1) < 2  # at the 16-pixel level: (0, 0), (0, 1) and (1, -1..1)
     np.testing.assert_array_equal(two_point[2], descriptor.two_point_entries() | (nearest[:, None] & nearest[None, :]))
     assert loss_entries(descriptor, 64, 64, 3, LossSettings(full_level_windows=0.0)).all()
+    np.testing.assert_array_equal(partial_level_factors(default, LossSettings()).ravel(), [1.0, 2.0, 1.0])
     lineal = get_descriptor("LinealPath", DescriptorSettings(limit_to=8))
     np.testing.assert_array_equal(loss_entries(lineal, 64, 64, 3, LossSettings())[1], lineal.two_point_entries())
+
+
+def test_a_level_in_part_weighs_4_instead_of_2():
+    descriptor = get_descriptor("Correlations", DescriptorSettings(limit_to=8))
+    target = descriptor(tf.random.uniform((1, 64, 64, 1), seed=3)).numpy()[0]
+    loss = SliceLoss([descriptor], {descriptor.name: target}, [3.0], slice_shape=(64, 64), multiphase=False,
+                     settings=LossSettings())
+    assert loss._levels == [2] and loss._scales[0][0, 0, 0, 0] == 3.0 and loss._scales[0][0, 1, 0, 0] == 12.0
+    mcrpy_like = LossSettings(full_level_windows=0.0, two_point_level_windows=0.0)  # every level whole: 2**n
+    assert SliceLoss([descriptor], {descriptor.name: target}, [1.0], slice_shape=(64, 64), multiphase=False,
+                     settings=mcrpy_like)._scales[0][0, :, 0, 0].tolist() == [1.0, 2.0, 4.0]
 
 
 def test_unused_coarse_levels_and_nan_targets_are_left_out():
