@@ -1,8 +1,8 @@
 """Reconstruction quality of mcrgpu (before/after issue 10) and MCRpy 0.2.0 at the same evaluation budget.
 
 For every structure: mcrgpu "before" (every multigrid level in the loss, labels cut at 0.5 / arg-max:
-the behaviour before issue 10), mcrgpu "after" (the defaults: coarse levels left out, labels with the
-target fractions) and MCRpy 0.2.0 (``python -m mcrpy.match``, its ``last_frame.npy``), all with
+the behaviour before issue 10), mcrgpu "after" (the defaults: coarse levels in part or not at all,
+see :class:`mcrgpu.mcr.losses.LossSettings`, labels with the target fractions) and MCRpy 0.2.0 (``python -m mcrpy.match``, its ``last_frame.npy``), all with
 Correlations + VolumeFractions, limit_to 8, L-BFGS-B and the same ``max_iter``; then
 :func:`mcrgpu.compare` of each result with the original: S2 error (relative, |r| < 8, all phases but
 the most abundant), largest phase-fraction error, chord distance (Wasserstein-1 over the mean chord
@@ -40,9 +40,11 @@ STRUCTURES = ["pymks_ms_64x64_1", "pymks_ms_64x64_3", "alloy_resized_s", "copoly
               "composite_resized_s", "generated_seed0", "generated_seed1_30pc"]
 DESCRIPTORS = ["Correlations", "VolumeFractions"]
 BEFORE = {"full_level_windows": 0.0, "two_point_level_windows": 0.0}
-RULES = [(0.0, 0.0), (4.0, 2.0), (4.0, 4.0), (8.0, 2.0), (8.0, 4.0), (99.0, 99.0)]
-"""Sweep: every level whole (before); 64 and 32 px whole, 16 px S2 only; 64 and 32 px whole (the default);
-64 px whole, 32 and 16 px S2 only; 64 px whole, 32 px S2 only; level 0 only (at 64x64, limit_to 8)."""
+RULES = [(0.0, 0.0), (4.0, 4.0), (8.0, 4.0), (8.0, 2.0), (8.0, 8.0)]
+"""Sweep (64x64, limit_to 8: levels of 64, 32, 16 px): every level whole (MCRpy's multigrid loss);
+64 and 32 px whole, 16 px out (the rule before the short-range one); 64 px whole, 32 px with S2 and
+the three-point products of shifts within limit_to original pixels, 16 px out (the default); the
+same with the 16 px level in part too; level 0 only."""
 
 
 def load(name: str):
@@ -119,8 +121,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--only", nargs="+", default=None)
     parser.add_argument("--no-peer", action="store_true", help="skip MCRpy")
-    parser.add_argument("--reuse-peer", type=Path, default=None, metavar="quality.json",
-                        help="take MCRpy's rows from an earlier run (they do not depend on mcrgpu's code)")
+    parser.add_argument("--reuse-peer", type=Path, nargs="+", default=[], metavar="quality.json",
+                        help="take MCRpy's rows from earlier runs (they do not depend on mcrgpu's code)")
+    parser.add_argument("--peer-only", action="store_true", help="run MCRpy only (rows for a later --reuse-peer)")
     parser.add_argument("--sweep", action="store_true", help="compare rules for the multigrid levels instead")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
@@ -129,15 +132,17 @@ def main() -> None:
         return sweep(names, args)
     from mcrgpu import compare
 
+    earlier = {}  # read before --out is written (it may be the same file)
+    for path in args.reuse_peer:
+        earlier.update(json.loads(path.read_text())["results"])
     results = {}
     for name in names:
         structure = load(name)
         runs = {"mcrgpu before": [], "mcrgpu after": [], "MCRpy 0.2.0": []}
-        for seed in args.seeds:
+        for seed in [] if args.peer_only else args.seeds:
             for tool, before in (("mcrgpu before", True), ("mcrgpu after", False)):
                 result, info = run_mcrgpu(structure, args.max_iter, seed, before=before)
                 runs[tool].append({**row(compare(structure, result)), **info, "seed": seed})
-        earlier = json.loads(args.reuse_peer.read_text())["results"] if args.reuse_peer else {}
         if name in earlier and "MCRpy 0.2.0" in earlier[name]["runs"]:
             runs["MCRpy 0.2.0"] = earlier[name]["runs"]["MCRpy 0.2.0"]
         elif not args.no_peer:
@@ -158,8 +163,9 @@ def sweep(names: list[str], args) -> None:
     rows = []
     lines = [f"# Which multigrid levels may enter the loss ({args.max_iter} evaluations, seeds {args.seeds})", "",
              "Correlations + VolumeFractions, limit_to 8, 64x64 (levels of 64, 32, 16 px). Rule full:two = a level "
-             "enters whole if its side >= full x limit_to, with S2 only if >= two x limit_to, else not "
-             "(level 0 always). 0:0 = before (every level), 4:4 = the default. IoU: best over shifts and "
+             "enters whole if its side >= full x limit_to; if >= two x limit_to with S2 and the three-point "
+             "products of shifts within limit_to original pixels; else not (level 0 always). 0:0 = before "
+             "(every level), 8:4 = the default. IoU: best over shifts and "
              "flips (largest over seeds); S2 error and clusters after labelling (median over seeds).", "",
              "| structure | rule | IoU | S2 error | chord distance | clusters (original) |", "|---|---|---|---|---|---|"]
     for name in names:

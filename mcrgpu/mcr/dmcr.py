@@ -71,7 +71,7 @@ class ReconstructionSettings:
     checkpoint_every: int | None = None
     oor_multiplier: float = 1000.0
     phase_sum_multiplier: float = 1000.0
-    full_level_windows: float = 4.0
+    full_level_windows: float = 8.0
     two_point_level_windows: float = 4.0
     seed: int | None = None
 

