@@ -139,13 +139,48 @@ class _HalfPlaneDescriptor(Descriptor):
         canvas_width = canvas.shape[3]
         positions_major = tf.transpose(tf.reshape(canvas, [-1, canvas.shape[2] * canvas_width]))
         shifts = half_plane_shifts(limit)
-        offsets = (shifts[:, 0] * canvas_width + shifts[:, 1] + pad).astype(np.int32)  # (K,)
-        # flat canvas index of every position; built in the graph so that no (N, K) table is embedded
-        anchors = tf.reshape(tf.range(h)[:, None] * canvas_width + tf.range(w)[None, :], [-1, 1])
-        shifted = tf.gather(positions_major, anchors + offsets)  # (N, K, B*C)
-        maps = 1.0 + tf.tanh(shifted[:, :1] + shifted)
-        maps = tf.transpose(maps, [2, 0, 1])  # (B*C, N, K)
+        maps = _shifted_tanh(positions_major, shifts, height=h, width=w, canvas_width=canvas_width)
         return tf.reshape(maps, [batch, channels, h * w, len(shifts)])
+
+
+def _shifted_tanh(positions_major: tf.Tensor, shifts: np.ndarray, *, height: int, width: int,
+                  canvas_width: int) -> tf.Tensor:
+    """``1 + tanh(c(p) + c(p + r_k))`` for the ``height x width`` positions ``p`` of a canvas
+    (positions-major, (P, B*C), rows of ``canvas_width``, ``limit - 1`` columns of margin on the left)
+    and the half-plane shifts ``r_k``: (B*C, N, K).
+
+    Forward: one gather of the shifted values. The gradient is written out as a second gather (of
+    the upstream values, zero-padded around the positions, read back at ``q - r_k`` for every canvas
+    position ``q``) and a sum over the shifts, instead of TensorFlow's scatter-add of N*K rows
+    (measured at 2 slices of 64 x 64, L = 8: ~2x faster backward).
+    """
+    pad = int(shifts[:, 1].max())  # limit - 1: the canvas's left margin
+    n_shifts = len(shifts)
+    offsets = (shifts[:, 0] * canvas_width + shifts[:, 1] + pad).astype(np.int32)  # (K,)
+    # flat canvas index of every position; built in the graph so that no (N, K) table is embedded
+    anchors = tf.reshape(tf.range(height)[:, None] * canvas_width + tf.range(width)[None, :], [-1, 1])
+    padded_width = width + 4 * pad
+    back_offsets = (np.arange(n_shifts) - (shifts[:, 0] * padded_width + shifts[:, 1]) * n_shifts).astype(np.int32)
+
+    @tf.custom_gradient
+    def maps_of(positions_major):
+        shifted = tf.gather(positions_major, anchors + offsets)  # (N, K, B*C)
+        tanh = tf.tanh(shifted[:, :1] + shifted)
+
+        def gradient(upstream):
+            u = tf.transpose(upstream, [1, 2, 0]) * (1.0 - tanh * tanh)  # d/dz, (N, K, B*C)
+            u = tf.concat([u[:, :1] + tf.reduce_sum(u, axis=1, keepdims=True), u[:, 1:]], axis=1)
+            grid = tf.reshape(u, [height, width, n_shifts, -1])
+            grid = tf.pad(grid, [[pad, pad], [2 * pad, 2 * pad], [0, 0], [0, 0]])  # zeros outside the positions
+            grid = tf.reshape(grid, [-1, tf.shape(grid)[-1]])
+            rows = tf.range(tf.shape(positions_major)[0]) // canvas_width
+            columns = tf.range(tf.shape(positions_major)[0]) % canvas_width
+            targets = tf.reshape(((rows + pad) * padded_width + columns + pad) * n_shifts, [-1, 1])
+            return tf.reduce_sum(tf.gather(grid, targets + back_offsets), axis=1)
+
+        return tf.transpose(1.0 + tanh, [2, 0, 1]), gradient
+
+    return maps_of(positions_major)
 
 
 class Correlations(_HalfPlaneDescriptor):
