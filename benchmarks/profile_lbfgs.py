@@ -21,14 +21,14 @@ import tensorflow as tf
 from mcrgpu.mcr.characterization import characterize
 from mcrgpu.mcr.dmcr import DMCR
 from mcrgpu.mcr.lbfgs import BoxLBFGS
-from mcrgpu.mcr.slices import SliceDistributedLoss, auto_slice_batch_size
+from mcrgpu.mcr.slices import SliceDistributedLoss, auto_slice_batch_size, slice_budget_bytes
 
 DATA = Path(os.environ.get("MCRGPU_BENCH_DATA", "/work/shared/data/microstructures"))
 CASES = {"fft": ["FFTCorrelations", "Variation"], "corr": ["Correlations", "Variation"]}
 
 
-def build(case: str, size: int):
-    image = np.load(DATA / "pymks_ms_64x64_2.npy")
+def build(case: str, size: int, slice_batch_size: int | None):
+    image = np.load(DATA / "pymks_ms_64x64_2.npy")[:size, :size]
     descriptors = CASES[case]
     c = characterize(image, descriptors, limit_to=8, use_multiphase=False)
     dmcr = DMCR(descriptors, [1.0, 100.0], max_iter=10, seed=0)
@@ -38,7 +38,8 @@ def build(case: str, size: int):
     variable = tf.Variable(field)
     losses = dmcr._slice_losses(c, shape, 0, False)
     largest = max(losses.values(), key=lambda loss: loss.slice_shape[0] * loss.slice_shape[1])
-    batch = auto_slice_batch_size(largest.descriptors, *largest.slice_shape, 1, budget_bytes=128 * 2**20)
+    batch = slice_batch_size or auto_slice_batch_size(  # as DMCR sizes it on this device
+        largest.descriptors, *largest.slice_shape, 1, budget_bytes=slice_budget_bytes(tf.config.list_logical_devices()[0].name))
     distributed = SliceDistributedLoss(strategy, variable, losses, slice_batch_size=batch)
     tables = tf.nest.map_structure(tf.constant, distributed.full_tables())
     return strategy, distributed, tables, field
@@ -57,9 +58,10 @@ def main() -> None:
     parser.add_argument("--evaluations", type=int, default=10)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=None, help="subset of the timings")
+    parser.add_argument("--slice_batch_size", type=int, default=None, help="default: as DMCR chooses it")
     args = parser.parse_args()
     n = args.evaluations
-    strategy, distributed, tables, field = build(args.case, args.size)
+    strategy, distributed, tables, field = build(args.case, args.size, args.slice_batch_size)
     x0 = tf.constant(field)
 
     single = tf.function(lambda x, t: distributed.loss_and_gradient(t, x))
@@ -121,7 +123,7 @@ def main() -> None:
     for _ in range(args.reps):
         for name, job in jobs.items():
             results[name].append(timed(job, n))
-    print(f"{args.case} {args.size}^3, {n} evaluations x {args.reps} reps, ms per evaluation (median; all)")
+    print(f"{args.case} {args.size}^3, slice batch {distributed.slice_batch_size}, {n} evaluations x {args.reps} reps, ms per evaluation (median; all)")
     for name, values in results.items():
         print(f"  {name:32s} {np.median(values):8.1f}   {' '.join(f'{v:.1f}' for v in values)}")
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
