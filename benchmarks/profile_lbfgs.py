@@ -45,6 +45,43 @@ def build(case: str, size: int, slice_batch_size: int | None):
     return strategy, distributed, tables, field
 
 
+def pieces(distributed, batch: int, reps: int) -> None:
+    """Forward + backward time of one chunk of ``batch`` slices of axis 0: the slice loss, each
+    descriptor alone, and for Correlations its level-0 soft-AND maps and Gram matmuls."""
+    from mcrgpu.mcr.descriptors.correlations import _gram
+
+    loss = distributed.slice_losses[0]
+    size = loss.slice_shape[0]
+    x = tf.constant(np.random.default_rng(0).uniform(0, 1, (batch, *loss.slice_shape, 1)).astype(np.float32))
+
+    def forward_backward(fn):
+        @tf.function
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                value = tf.reduce_sum(fn(x))
+            return tape.gradient(value, x)
+        return run
+
+    jobs = {"slice loss": (forward_backward(loss), x)}
+    for descriptor, levels in zip(loss.descriptors, loss._levels):
+        jobs[descriptor.name] = (forward_backward(lambda x, d=descriptor, n=levels: d(x, n_levels=n) ** 2), x)
+        if descriptor.name == "Correlations":
+            jobs["  soft-AND maps, level 0"] = (forward_backward(lambda x, d=descriptor: d._tanh_maps(x) ** 2), x)
+            jobs["  Gram matmuls, level 0"] = (forward_backward(lambda m: _gram(m) ** 2), descriptor._tanh_maps(x))
+    for job, argument in jobs.values():
+        job(argument)
+    results = {name: [] for name in jobs}
+    for _ in range(reps):
+        for name, (job, argument) in jobs.items():
+            results[name].append(timed(lambda: job(argument).numpy(), 1))
+    chunks = 3 * -(-size // batch)
+    print(f"chunks of {batch} slices of {size}^2 ({chunks} per evaluation of {size}^3), forward + backward: "
+          "ms per chunk (median), ms per evaluation")
+    for name, values in results.items():
+        print(f"  {name:32s} {np.median(values):8.2f} {np.median(values) * chunks:8.0f}")
+
+
 def timed(fn, n: int) -> float:
     start = time.perf_counter()
     fn()
@@ -59,9 +96,13 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=None, help="subset of the timings")
     parser.add_argument("--slice_batch_size", type=int, default=None, help="default: as DMCR chooses it")
+    parser.add_argument("--pieces", action="store_true", help="time one chunk's loss and descriptors instead")
     args = parser.parse_args()
     n = args.evaluations
     strategy, distributed, tables, field = build(args.case, args.size, args.slice_batch_size)
+    if args.pieces:
+        pieces(distributed, min(distributed.slice_batch_size, args.size), args.reps)
+        return
     x0 = tf.constant(field)
 
     single = tf.function(lambda x, t: distributed.loss_and_gradient(t, x))
