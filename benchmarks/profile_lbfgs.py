@@ -38,8 +38,8 @@ def build(case: str, size: int, slice_batch_size: int | None):
     variable = tf.Variable(field)
     losses = dmcr._slice_losses(c, shape, 0, False)
     largest = max(losses.values(), key=lambda loss: loss.slice_shape[0] * loss.slice_shape[1])
-    batch = slice_batch_size or auto_slice_batch_size(  # as DMCR sizes it on this device
-        largest.descriptors, *largest.slice_shape, 1, budget_bytes=slice_budget_bytes(tf.config.list_logical_devices()[0].name))
+    budget = slice_budget_bytes(tf.config.list_logical_devices()[0].name)  # as DMCR sizes it on this device
+    batch = slice_batch_size or auto_slice_batch_size(largest.descriptors, *largest.slice_shape, 1, budget_bytes=budget)
     distributed = SliceDistributedLoss(strategy, variable, losses, slice_batch_size=batch)
     tables = tf.nest.map_structure(tf.constant, distributed.full_tables())
     return strategy, distributed, tables, field
@@ -164,7 +164,8 @@ def main() -> None:
     for _ in range(args.reps):
         for name, job in jobs.items():
             results[name].append(timed(job, n))
-    print(f"{args.case} {args.size}^3, slice batch {distributed.slice_batch_size}, {n} evaluations x {args.reps} reps, ms per evaluation (median; all)")
+    print(f"{args.case} {args.size}^3, slice batch {distributed.slice_batch_size}, {n} evaluations x {args.reps} reps, "
+          "ms per evaluation (median; all)")
     for name, values in results.items():
         print(f"  {name:32s} {np.median(values):8.1f}   {' '.join(f'{v:.1f}' for v in values)}")
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

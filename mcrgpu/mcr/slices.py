@@ -21,8 +21,9 @@ import tensorflow as tf
 
 from mcrgpu.errors import DeviceConfigError, InvalidInputError
 
-__all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "fit_slice_batch", "slice_table", "gather_slices", "scatter_slices", "slice_view", "field_from_view", "slice_axes", "replica_slice_sum",
-           "SliceDistributedLoss"]
+__all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "fit_slice_batch",
+           "slice_table", "gather_slices", "scatter_slices", "slice_view", "field_from_view", "slice_axes",
+           "replica_slice_sum", "SliceDistributedLoss"]
 
 # Transposes that turn a gather along axis a of (D, H, W, C) into a batch of slices (b, h, w, C);
 # the same orientation as mcrgpu.mcr.microstructure.volume_slices.
