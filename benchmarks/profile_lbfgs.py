@@ -21,14 +21,14 @@ import tensorflow as tf
 from mcrgpu.mcr.characterization import characterize
 from mcrgpu.mcr.dmcr import DMCR
 from mcrgpu.mcr.lbfgs import BoxLBFGS
-from mcrgpu.mcr.slices import SliceDistributedLoss, auto_slice_batch_size
+from mcrgpu.mcr.slices import SliceDistributedLoss, auto_slice_batch_size, slice_budget_bytes
 
 DATA = Path(os.environ.get("MCRGPU_BENCH_DATA", "/work/shared/data/microstructures"))
 CASES = {"fft": ["FFTCorrelations", "Variation"], "corr": ["Correlations", "Variation"]}
 
 
-def build(case: str, size: int):
-    image = np.load(DATA / "pymks_ms_64x64_2.npy")
+def build(case: str, size: int, slice_batch_size: int | None):
+    image = np.load(DATA / "pymks_ms_64x64_2.npy")[:size, :size]
     descriptors = CASES[case]
     c = characterize(image, descriptors, limit_to=8, use_multiphase=False)
     dmcr = DMCR(descriptors, [1.0, 100.0], max_iter=10, seed=0)
@@ -38,10 +38,48 @@ def build(case: str, size: int):
     variable = tf.Variable(field)
     losses = dmcr._slice_losses(c, shape, 0, False)
     largest = max(losses.values(), key=lambda loss: loss.slice_shape[0] * loss.slice_shape[1])
-    batch = auto_slice_batch_size(largest.descriptors, *largest.slice_shape, 1, budget_bytes=128 * 2**20)
+    budget = slice_budget_bytes(tf.config.list_logical_devices()[0].name)  # as DMCR sizes it on this device
+    batch = slice_batch_size or auto_slice_batch_size(largest.descriptors, *largest.slice_shape, 1, budget_bytes=budget)
     distributed = SliceDistributedLoss(strategy, variable, losses, slice_batch_size=batch)
     tables = tf.nest.map_structure(tf.constant, distributed.full_tables())
     return strategy, distributed, tables, field
+
+
+def pieces(distributed, batch: int, reps: int) -> None:
+    """Forward + backward time of one chunk of ``batch`` slices of axis 0: the slice loss, each
+    descriptor alone, and for Correlations its level-0 soft-AND maps and Gram matmuls."""
+    from mcrgpu.mcr.descriptors.correlations import _gram
+
+    loss = distributed.slice_losses[0]
+    size = loss.slice_shape[0]
+    x = tf.constant(np.random.default_rng(0).uniform(0, 1, (batch, *loss.slice_shape, 1)).astype(np.float32))
+
+    def forward_backward(fn):
+        @tf.function
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                value = tf.reduce_sum(fn(x))
+            return tape.gradient(value, x)
+        return run
+
+    jobs = {"slice loss": (forward_backward(loss), x)}
+    for descriptor, levels in zip(loss.descriptors, loss._levels):
+        jobs[descriptor.name] = (forward_backward(lambda x, d=descriptor, n=levels: d(x, n_levels=n) ** 2), x)
+        if descriptor.name == "Correlations":
+            jobs["  soft-AND maps, level 0"] = (forward_backward(lambda x, d=descriptor: d._tanh_maps(x) ** 2), x)
+            jobs["  Gram matmuls, level 0"] = (forward_backward(lambda m: _gram(m) ** 2), descriptor._tanh_maps(x))
+    for job, argument in jobs.values():
+        job(argument)
+    results = {name: [] for name in jobs}
+    for _ in range(reps):
+        for name, (job, argument) in jobs.items():
+            results[name].append(timed(lambda: job(argument).numpy(), 1))
+    chunks = 3 * -(-size // batch)
+    print(f"chunks of {batch} slices of {size}^2 ({chunks} per evaluation of {size}^3), forward + backward: "
+          "ms per chunk (median), ms per evaluation")
+    for name, values in results.items():
+        print(f"  {name:32s} {np.median(values):8.2f} {np.median(values) * chunks:8.0f}")
 
 
 def timed(fn, n: int) -> float:
@@ -57,9 +95,14 @@ def main() -> None:
     parser.add_argument("--evaluations", type=int, default=10)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=None, help="subset of the timings")
+    parser.add_argument("--slice_batch_size", type=int, default=None, help="default: as DMCR chooses it")
+    parser.add_argument("--pieces", action="store_true", help="time one chunk's loss and descriptors instead")
     args = parser.parse_args()
     n = args.evaluations
-    strategy, distributed, tables, field = build(args.case, args.size)
+    strategy, distributed, tables, field = build(args.case, args.size, args.slice_batch_size)
+    if args.pieces:
+        pieces(distributed, min(distributed.slice_batch_size, args.size), args.reps)
+        return
     x0 = tf.constant(field)
 
     single = tf.function(lambda x, t: distributed.loss_and_gradient(t, x))
@@ -121,7 +164,8 @@ def main() -> None:
     for _ in range(args.reps):
         for name, job in jobs.items():
             results[name].append(timed(job, n))
-    print(f"{args.case} {args.size}^3, {n} evaluations x {args.reps} reps, ms per evaluation (median; all)")
+    print(f"{args.case} {args.size}^3, slice batch {distributed.slice_batch_size}, {n} evaluations x {args.reps} reps, "
+          "ms per evaluation (median; all)")
     for name, values in results.items():
         print(f"  {name:32s} {np.median(values):8.1f}   {' '.join(f'{v:.1f}' for v in values)}")
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -67,6 +67,8 @@ def suite_cases(suite: str) -> list[dict]:
              max_iter=it(20, 30), peer_short=it(6, 10), **CORR_VAR),
         dict(name="3d64_fft_var", kind="match", file="pymks_ms_64x64_2.npy", shape=[64, 64, 64],
              max_iter=it(20, 40), peer_short=it(6, 10), **FFT_VAR),
+        dict(name="3d48_fft_var", kind="match", file="pymks_ms_64x64_2.npy", crop=48, shape=[48, 48, 48],
+             max_iter=it(20, 40), peer_short=it(6, 10), **FFT_VAR),
         dict(name="char256_corr_var", kind="characterize", file="copolymer_resized.npy", **CORR_VAR),
         dict(name="3d128_corr_var", kind="match", file="pymks_ms_128x128_1.npy", shape=[128, 128, 128],
              max_iter=it(20, 30), peer=False, reps=1, optimizers=["LBFGSB"], **CORR_VAR),

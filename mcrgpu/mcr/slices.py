@@ -21,8 +21,9 @@ import tensorflow as tf
 
 from mcrgpu.errors import DeviceConfigError, InvalidInputError
 
-__all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "fit_slice_batch", "slice_table", "gather_slices", "scatter_slices", "slice_axes", "replica_slice_sum",
-           "SliceDistributedLoss"]
+__all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "fit_slice_batch",
+           "slice_table", "gather_slices", "scatter_slices", "slice_view", "field_from_view", "slice_axes",
+           "replica_slice_sum", "SliceDistributedLoss"]
 
 # Transposes that turn a gather along axis a of (D, H, W, C) into a batch of slices (b, h, w, C);
 # the same orientation as mcrgpu.mcr.microstructure.volume_slices.
@@ -38,6 +39,19 @@ def gather_slices(field: tf.Tensor, indices: tf.Tensor, axis: int) -> tf.Tensor:
     """Slices ``indices`` perpendicular to ``axis`` of a (D, H, W, C) field, as (b, h, w, C)."""
     batch = tf.gather(field, indices, axis=axis)
     return batch if _TO_BATCH[axis] is None else tf.transpose(batch, _TO_BATCH[axis])
+
+
+def slice_view(field: tf.Tensor, axis: int) -> tf.Tensor:
+    """The (D, H, W, C) field with its slices along ``axis`` first, each oriented as
+    :func:`gather_slices` returns it: ``slice_view(field, axis)[indices] == gather_slices(field,
+    indices, axis)``."""
+    return field if _TO_BATCH[axis] is None else tf.transpose(field, _TO_BATCH[axis])
+
+
+def field_from_view(view: tf.Tensor, axis: int) -> tf.Tensor:
+    """The inverse of :func:`slice_view`: a tensor in the layout of ``slice_view(field, axis)`` back
+    in the field's layout (e.g. a gradient accumulated slice by slice)."""
+    return view if _TO_BATCH[axis] is None else tf.transpose(view, np.argsort(_TO_BATCH[axis]))
 
 
 logger = logging.getLogger(__name__)
@@ -265,9 +279,10 @@ class SliceDistributedLoss:
         return {axis: slice_table(rng.integers(0, self.field.shape[axis], batch_size), self.n_replicas,
                                   self.slice_batch_size) for axis in self.axes}
 
-    def _chunk_loss_and_gradient(self, field, indices, weights, *, axis):
-        """The chunk's loss and its gradient with respect to the chunk's slices (b, h, w, C)."""
-        batch = gather_slices(field, indices, axis)
+    def _chunk_loss_and_gradient(self, view, indices, weights, *, axis):
+        """The chunk's loss and its gradient with respect to the chunk's slices (b, h, w, C), read
+        from ``view``, the field with the slices of ``axis`` along its first axis."""
+        batch = tf.gather(view, indices)
         with tf.GradientTape() as tape:
             tape.watch(batch)
             loss = tf.reduce_sum(self.slice_losses[axis](batch) * weights)
@@ -276,16 +291,28 @@ class SliceDistributedLoss:
     def replica_loss_and_gradient(self, tables: dict[int, SliceTable],
                                   field: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """In a replica context: this replica's partial loss and gradient w.r.t. the whole field
-        (the variable's value, or ``field`` when given)."""
+        (the variable's value, or ``field`` when given).
+
+        Each axis works on the field transposed once so that its slices lie along the first axis
+        (:func:`slice_view`): a chunk is then a gather of whole rows and its gradient a scatter-add of
+        whole rows into an accumulator of that layout, transposed back once per axis (measured: the
+        scatter into slices along an inner axis took ~7.5 ms of ~40 ms per evaluation at 64^3).
+        """
         field = tf.convert_to_tensor(self.field if field is None else field)
-        initial = (tf.zeros((), field.dtype), tf.zeros_like(field))
+        loss, gradient = tf.zeros((), field.dtype), None
 
         def add(total, part, indices, axis):  # scatter-add: no dense field-sized gradient per chunk
-            return total[0] + part[0], scatter_slices(total[1], part[1], indices, axis)
+            return total[0] + part[0], tf.tensor_scatter_nd_add(total[1], indices[:, None], part[1])
 
-        return replica_slice_sum(
-            tables, lambda indices, weights, axis: self._chunk_functions[axis](field, indices, weights), initial,
-            add=add)
+        for axis, table in tables.items():
+            view = slice_view(field, axis)
+            loss, partial = replica_slice_sum(
+                {axis: table},
+                lambda indices, weights, axis, view=view: self._chunk_functions[axis](view, indices, weights),
+                (loss, tf.zeros_like(view)), add=add)
+            partial = field_from_view(partial, axis)
+            gradient = partial if gradient is None else gradient + partial
+        return loss, gradient
 
     def loss_and_gradient(self, tables: dict[int, SliceTable],
                           field: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:

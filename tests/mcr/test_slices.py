@@ -9,13 +9,14 @@ from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.mcr.losses import LossSettings, SliceLoss
 from mcrgpu.mcr.microstructure import volume_slices
 from mcrgpu.mcr.slices import (CPU_BUDGET_BYTES, DeviceMemory, SliceDistributedLoss, auto_slice_batch_size,
-                               gather_slices, scatter_slices, slice_budget_bytes, slice_table)
+                               field_from_view, gather_slices, scatter_slices, slice_budget_bytes, slice_table,
+                               slice_view)
 
 SETTINGS = DescriptorSettings(limit_to=3)
 
 
-def make_loss(shape_hw, target_seed=1, multiphase=False, channels=1):
-    descriptors = [get_descriptor(name, SETTINGS) for name in ("Correlations", "Variation")]
+def make_loss(shape_hw, target_seed=1, multiphase=False, channels=1, names=("Correlations", "Variation")):
+    descriptors = [get_descriptor(name, SETTINGS) for name in names]
     rng = np.random.default_rng(target_seed)
     target_field = tf.constant((rng.random((1, *shape_hw, channels)) > 0.5).astype("float32"))
     targets = {d.name: d(target_field).numpy()[0] for d in descriptors}
@@ -33,16 +34,20 @@ def reference(field, losses):
     return total.numpy(), tape.gradient(total, x).numpy()
 
 
+@pytest.mark.parametrize("names", [("Correlations", "Variation"), ("FFTCorrelations", "Variation")],
+                         ids=["corr", "fft"])
 @pytest.mark.parametrize("n_replicas", [1, 2, 3])
 @pytest.mark.parametrize("shape, batch", [((1, 12, 12, 1), None), ((7, 8, 9, 1), None),
                                           ((7, 8, 9, 1), 2), ((8, 8, 8, 1), 3)])
-def test_distributed_loss_equals_single_device(n_replicas, shape, batch):
+def test_distributed_loss_equals_single_device(n_replicas, shape, batch, names):
+    """Slice counts 7, 8, 9 over 2 and 3 replicas and chunks of 2 and 3 leave remainders and padding."""
     field = np.random.default_rng(0).random(shape).astype("float32")
     d, h, w, _ = shape
     if d == 1:
-        losses = {0: make_loss((h, w))}
+        losses = {0: make_loss((h, w), names=names)}
     else:  # anisotropic shapes: one target per axis, each for its slice size
-        losses = {0: make_loss((h, w)), 1: make_loss((d, w), 2), 2: make_loss((d, h), 3)}
+        losses = {0: make_loss((h, w), names=names), 1: make_loss((d, w), 2, names=names),
+                  2: make_loss((d, h), 3, names=names)}
     strategy = cpu_strategy(n_replicas)
     with strategy.scope():
         variable = tf.Variable(field)
@@ -89,3 +94,12 @@ def test_scatter_slices_adds_into_the_gathered_slices():
         for index, count in {0: 1.0, 2: 2.0}.items():
             np.testing.assert_array_equal(np.take(total, index, axis=axis), count)
         np.testing.assert_array_equal(np.take(total, 1, axis=axis), 0.0)
+
+
+def test_slice_view_rows_are_the_gathered_slices_and_field_from_view_inverts_it():
+    field = tf.reshape(tf.range(60, dtype=tf.float32), (3, 4, 5, 1))
+    indices = tf.constant([2, 0, 1])
+    for axis in range(3):
+        view = slice_view(field, axis)
+        np.testing.assert_array_equal(tf.gather(view, indices).numpy(), gather_slices(field, indices, axis).numpy())
+        np.testing.assert_array_equal(field_from_view(view, axis).numpy(), field.numpy())

@@ -118,34 +118,70 @@ class _HalfPlaneDescriptor(Descriptor):
         """``w_r(p) = 1 + tanh(z)`` with ``soft_and(x(p), x(p + r)) = a w_r(p) + c`` (see
         :func:`_soft_and_affine`) for every half-plane shift: (B, C, N, K).
 
-        Periodic: ``x`` (as half-logits) is padded periodically once (``L - 1`` rows below,
-        ``L - 1`` columns on either side) and all ``K`` shifted copies are read from it by one
-        gather of whole rows of a positions-major layout (P, B*C), which TensorFlow does several
-        times faster than a gather along an inner axis; the ``N = H * W`` positions are all
-        pixels. Non-periodic: positions are cropped to those where every ``p + r`` lies inside,
+        Periodic: the ``N = H * W`` positions are all pixels and ``p + r`` wraps around.
+        Non-periodic: positions are cropped to those where every ``p + r`` lies inside,
         ``N = (H - L + 1) (W - 2L + 2)``.
         """
-        limit = self.settings.limit_to
-        pad = limit - 1
-        canvas = _half_logit(channels_first(x), self.settings.threshold_steepness)
-        batch, channels, height, width = (tf.shape(canvas)[0], canvas.shape[1], canvas.shape[2],
-                                          canvas.shape[3])
-        if self.settings.periodic:
-            canvas = tf.concat([canvas, canvas[:, :, :pad]], axis=2)
-            canvas = tf.concat([canvas[:, :, :, width - pad :], canvas, canvas[:, :, :, :pad]], 3)
-            h, w = height, width
-        else:
-            h, w = height - pad, width - 2 * pad
-        canvas_width = canvas.shape[3]
-        positions_major = tf.transpose(tf.reshape(canvas, [-1, canvas.shape[2] * canvas_width]))
-        shifts = half_plane_shifts(limit)
-        offsets = (shifts[:, 0] * canvas_width + shifts[:, 1] + pad).astype(np.int32)  # (K,)
-        # flat canvas index of every position; built in the graph so that no (N, K) table is embedded
-        anchors = tf.reshape(tf.range(h)[:, None] * canvas_width + tf.range(w)[None, :], [-1, 1])
-        shifted = tf.gather(positions_major, anchors + offsets)  # (N, K, B*C)
-        maps = 1.0 + tf.tanh(shifted[:, :1] + shifted)
-        maps = tf.transpose(maps, [2, 0, 1])  # (B*C, N, K)
-        return tf.reshape(maps, [batch, channels, h * w, len(shifts)])
+        logits = _half_logit(channels_first(x), self.settings.threshold_steepness)
+        batch, channels, height, width = tf.shape(logits)[0], logits.shape[1], logits.shape[2], logits.shape[3]
+        pixels_major = tf.transpose(tf.reshape(logits, [-1, height * width]))  # (H*W, B*C)
+        shifts = half_plane_shifts(self.settings.limit_to)
+        periodic, pad = self.settings.periodic, self.settings.limit_to - 1
+        maps = _shifted_tanh(pixels_major, shifts, height=height, width=width, periodic=periodic)
+        n_positions = height * width if periodic else (height - pad) * (width - 2 * pad)
+        return tf.reshape(maps, [batch, channels, n_positions, len(shifts)])
+
+
+def _shifted_tanh(pixels_major: tf.Tensor, shifts: np.ndarray, *, height: int, width: int,
+                  periodic: bool) -> tf.Tensor:
+    """``1 + tanh(c(p) + c(p + r_k))`` for the positions ``p`` of a ``height x width`` image of
+    half-logits ``c`` (pixels-major, (H*W, B*C)) and the half-plane shifts ``r_k``: (B*C, N, K).
+
+    Forward: one gather of whole rows of the pixels-major layout (which TensorFlow does several
+    times faster than a gather along an inner axis), at indices computed in the graph so that no
+    (N, K) table is embedded. The gradient is written out: ``dL/dc(q) = sum_k u_k(q - r_k)`` plus, for
+    ``k = 0``, the sum over all shifts at ``q`` (``u = dL/dz``), again as one gather (from ``u``, with a
+    zero row for ``q - r_k`` outside the positions) and a sum over the shifts, instead of
+    TensorFlow's scatter-add of N*K rows.
+    """
+    pad = int(shifts[:, 1].max())  # limit - 1
+    n_shifts = len(shifts)
+    dy, dx = shifts[:, 0].astype(np.int32), shifts[:, 1].astype(np.int32)
+    h, w, left = (height, width, 0) if periodic else (height - pad, width - 2 * pad, pad)
+    n_positions = h * w
+    rows = tf.reshape(tf.range(h)[:, None] + tf.zeros([1, w], tf.int32), [-1, 1])  # (N, 1)
+    columns = tf.reshape(tf.zeros([h, 1], tf.int32) + tf.range(w)[None, :] + left, [-1, 1])
+    target_rows, target_columns = rows + dy, columns + dx
+    if periodic:
+        target_rows, target_columns = target_rows % height, target_columns % width
+    sources = target_rows * width + target_columns  # (N, K): the pixel p + r_k
+    pixel_rows = tf.range(height * width)[:, None] // width
+    pixel_columns = tf.range(height * width)[:, None] % width
+    back_rows, back_columns = pixel_rows - dy, pixel_columns - dx - left  # (H*W, K): the position q - r_k
+    if periodic:
+        back_rows, back_columns = back_rows % height, back_columns % width
+        back = (back_rows * w + back_columns) * n_shifts + np.arange(n_shifts, dtype=np.int32)
+    else:
+        inside = (back_rows >= 0) & (back_rows < h) & (back_columns >= 0) & (back_columns < w)
+        back = tf.where(inside, (back_rows * w + back_columns) * n_shifts + np.arange(n_shifts, dtype=np.int32),
+                        n_positions * n_shifts)  # the zero row
+
+    @tf.custom_gradient
+    def maps_of(pixels_major):
+        shifted = tf.gather(pixels_major, sources)  # (N, K, B*C)
+        tanh = tf.tanh(shifted[:, :1] + shifted)
+
+        def gradient(upstream):
+            u = tf.transpose(upstream, [1, 2, 0]) * (1.0 - tanh * tanh)  # dL/dz, (N, K, B*C)
+            u = tf.concat([u[:, :1] + tf.reduce_sum(u, axis=1, keepdims=True), u[:, 1:]], axis=1)
+            u = tf.reshape(u, [n_positions * n_shifts, -1])
+            if not periodic:
+                u = tf.concat([u, tf.zeros_like(u[:1])], axis=0)
+            return tf.reduce_sum(tf.gather(u, back), axis=1)
+
+        return tf.transpose(1.0 + tanh, [2, 0, 1]), gradient
+
+    return maps_of(pixels_major)
 
 
 class Correlations(_HalfPlaneDescriptor):

@@ -46,3 +46,17 @@ def test_gradient_flows_through_variable():
     grad = tape.gradient(loss, var)
     assert grad is not None and grad.dtype == tf.float32
     assert np.all(np.isfinite(grad.numpy()))
+
+
+@pytest.mark.parametrize("periodic", [True, False], ids=["periodic", "nonperiodic"])
+@pytest.mark.parametrize("name, shape, limit", [
+    ("FFTCorrelations", (5, 7, 1), 4),  # periodic window wider than the slice: shifts repeat modulo its size
+    ("FFTCorrelations", (9, 6, 2), 3),
+    ("Correlations", (7, 9, 1), 3),
+    ("TwoPointCorrelations", (6, 11, 2), 3),
+])
+def test_written_out_gradients_at_odd_sizes(name, shape, limit, periodic):
+    """FFTCorrelations and the half-plane correlations write their gradients out (not TensorFlow's);
+    odd, non-square slices and windows that wrap around must still match finite differences."""
+    x0 = np.random.default_rng(3).uniform(0.1, 0.9, size=shape)
+    check_gradient(get_descriptor(name, DescriptorSettings(limit_to=limit, periodic=periodic)), x0)
