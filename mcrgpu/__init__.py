@@ -18,7 +18,7 @@ _LAZY = {
     "get_descriptor": "mcrgpu.mcr.descriptors",
     "known_descriptors": "mcrgpu.mcr.descriptors",
     "DMCR": "mcrgpu.mcr.dmcr",
-    "ReconstructionSettings": "mcrgpu.mcr.dmcr",
+    "ReconstructionSettings": "mcrgpu.mcr.reconstruction_settings",
     "DeviceConfigError": "mcrgpu.errors",
     "FileFormatError": "mcrgpu.errors",
     "InvalidInputError": "mcrgpu.errors",

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mcrgpu.errors import FileFormatError
+from mcrgpu.errors import FileFormatError, InvalidInputError
 from mcrgpu.io import atomic_save_npz, read_npz_with_header
 from mcrgpu.mcr.characterization import Characterization
 from mcrgpu.mcr.convergence import FORMAT_NAME as CONVERGENCE_FORMAT
 from mcrgpu.mcr.convergence import ConvergenceData, convergence_from_arrays
 
-__all__ = ["OPERATIONAL_SETTINGS", "Checkpoint", "load_resume_point", "save_checkpoint", "settings_differences",
-           "target_fingerprint"]
+__all__ = ["OPERATIONAL_SETTINGS", "Checkpoint", "load_resume_point", "restore_variables", "resume_point",
+           "save_checkpoint", "settings_differences", "target_fingerprint", "variables_as_arrays"]
+
+logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "mcrgpu-checkpoint"
 _OPTIMIZER_PREFIX = "optimizer__"
@@ -125,3 +128,45 @@ def settings_differences(stored: dict, current: dict) -> list[tuple[str, object,
 
     return [(name, stored[name], value) for name, value in current.items()
             if name not in OPERATIONAL_SETTINGS and name in stored and normal(stored[name]) != normal(value)]
+
+
+def resume_point(path, target: str, settings: dict, *, override_settings: bool = False) -> Checkpoint:
+    """:func:`load_resume_point`, checked against this run's target fingerprint and settings.
+
+    Raises
+    ------
+    InvalidInputError
+        The file was made for another target, or with other settings (unless ``override_settings``).
+    """
+    resume = load_resume_point(path)
+    if resume.target is not None and resume.target != target:
+        raise InvalidInputError(
+            f"Cannot resume from {str(path)!r}: it was made for another characterization; give the "
+            "characterization that run reconstructed"
+        )
+    differences = settings_differences(resume.history.settings, settings)
+    if differences and not override_settings:
+        listed = "; ".join(f"{name} {stored!r} there, {value!r} here" for name, stored, value in differences)
+        raise InvalidInputError(
+            f"Cannot resume from {str(path)!r} with other settings ({listed}): use the stored ones, "
+            "or override them on purpose (override_settings=True, --override_settings)"
+        )
+    return resume
+
+
+def variables_as_arrays(variables: dict) -> dict[str, np.ndarray]:
+    """An optimiser's state for a checkpoint: its (TensorFlow) variables by name, as arrays."""
+    return {name: variable.numpy() for name, variable in variables.items()}
+
+
+def restore_variables(variables: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Assign a checkpoint's optimiser state; a state of another optimiser (settings overridden, or
+    none stored) leaves the optimiser fresh, saying so."""
+    fits = set(arrays) == set(variables) and all(arrays[name].shape == tuple(variables[name].shape)
+                                                 for name in variables)
+    if not fits:
+        if arrays:
+            logger.warning("The checkpoint's optimiser state is of another optimiser: starting it afresh")
+        return
+    for name, variable in variables.items():
+        variable.assign(arrays[name])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -15,8 +14,8 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from mcrgpu.mcr.characterization import Characterization, combine_axes
-from mcrgpu.mcr.checkpoint import (Checkpoint, load_resume_point, save_checkpoint, settings_differences,
-                                   target_fingerprint)
+from mcrgpu.mcr.checkpoint import (Checkpoint, restore_variables, resume_point, save_checkpoint, target_fingerprint,
+                                   variables_as_arrays)
 from mcrgpu.mcr.convergence import ConvergenceData
 from mcrgpu.mcr.descriptors import get_descriptor
 from mcrgpu.mcr.interrupts import NonFiniteLoss, stop_on_signals
@@ -25,10 +24,11 @@ from mcrgpu.gpu_manager import GPUConfig, is_chief, setup_gpus, worker_rank
 from mcrgpu.io import atomic_save_npz
 from mcrgpu.mcr.microstructure_io import save_microstructure
 from mcrgpu.mcr.labelling import label_field
-from mcrgpu.mcr.losses import LossSettings, SliceLoss, default_weights
+from mcrgpu.mcr.losses import SliceLoss
 from mcrgpu.mcr.microstructure import Microstructure
+from mcrgpu.mcr.reconstruction_settings import ReconstructionSettings
 from mcrgpu.mcr.lbfgs import BoxLBFGS
-from mcrgpu.mcr.optimizers import (OPTIMIZER_TYPES, make_keras_optimizer, minimize_lbfgsb, minimize_on_device,
+from mcrgpu.mcr.optimizers import (make_keras_optimizer, minimize_lbfgsb, minimize_on_device,
                                    minimize_steps)
 from mcrgpu.mcr.slices import (SliceDistributedLoss, auto_slice_batch_size, fit_slice_batch, slice_axes,
                                slice_budget_bytes)
@@ -41,79 +41,6 @@ _INITIAL_FIELD_SALT = 0x4D4352  # see DMCR._initial_field
 _SCALE_FREE = ("VolumeFractions",)  # descriptors whose target does not depend on the resolution
 _DEVICE_CHUNK = 20  # evaluations per TensorFlow call of the device L-BFGS without convergence snapshots
 _DEVICE_CHUNK_SECONDS = 2.0  # and at most about this long, so that Ctrl+C or SIGTERM acts within seconds
-
-
-@dataclass(frozen=True)
-class ReconstructionSettings:
-    """Everything that decides a reconstruction, validated, saved with the results (JSON)."""
-
-    descriptor_types: tuple[str, ...] = ("Correlations",)
-    descriptor_weights: tuple[float, ...] | None = None
-    loss_type: str = "MSE"
-    optimizer_type: str = "LBFGSB"
-    max_iter: int = 500
-    tolerance: float = 1e-10
-    learning_rate: float = 0.01
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    rho: float = 0.9
-    momentum: float = 0.0
-    use_multigrid_reconstruction: bool = False
-    minimal_resolution: int | None = None
-    use_multiphase: bool | None = None
-    greedy: bool = False
-    batch_size: int = 1
-    slice_batch_size: int | None = None
-    use_distributed_loss: bool | None = None
-    jit_compile: bool = False
-    convergence_data_steps: int | None = 10
-    outfile_data_steps: int | None = None
-    checkpoint_every: int | None = None
-    oor_multiplier: float = 1000.0
-    phase_sum_multiplier: float = 1000.0
-    full_level_windows: float = 8.0
-    two_point_level_windows: float = 4.0
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.descriptor_types, str) or not self.descriptor_types:
-            raise InvalidInputError(
-                f"descriptor_types must be a non-empty list of names; received {self.descriptor_types!r}"
-            )
-        object.__setattr__(self, "descriptor_types", tuple(self.descriptor_types))
-        for name in self.descriptor_types:
-            get_descriptor(name)  # raises with the list of known names
-        weights = self.descriptor_weights
-        if weights is None:
-            weights = default_weights(self.descriptor_types)
-        weights = tuple(float(w) for w in weights)
-        if len(weights) != len(self.descriptor_types) or not all(np.isfinite(weights)):
-            raise InvalidInputError(
-                f"descriptor_weights must be {len(self.descriptor_types)} finite number(s), one per "
-                f"descriptor type; received {list(weights)}"
-            )
-        object.__setattr__(self, "descriptor_weights", weights)
-        self.loss_settings()
-        if self.optimizer_type not in OPTIMIZER_TYPES:
-            raise InvalidInputError(
-                f"Unknown optimizer_type {self.optimizer_type!r}; expected one of {', '.join(OPTIMIZER_TYPES)}"
-            )
-        for name in ("max_iter", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise InvalidInputError(f"{name} must be an integer >= 1; received {getattr(self, name)!r}")
-        for name in ("slice_batch_size", "convergence_data_steps", "outfile_data_steps", "checkpoint_every",
-                     "minimal_resolution"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise InvalidInputError(f"{name} must be None or an integer >= 1; received {value!r}")
-        if not (self.tolerance >= 0 and self.learning_rate > 0):
-            raise InvalidInputError(
-                f"tolerance must be >= 0 and learning_rate > 0; received {self.tolerance!r}, {self.learning_rate!r}"
-            )
-
-    def loss_settings(self) -> LossSettings:
-        return LossSettings(self.loss_type, self.oor_multiplier, self.phase_sum_multiplier,
-                            self.full_level_windows, self.two_point_level_windows)
 
 
 class DMCR:
@@ -225,7 +152,8 @@ class DMCR:
                                             "characterization": desired.settings.to_dict()})
         resume = None
         if resume_from is not None:
-            resume = self._resume_point(resume_from, desired, history.settings, override_settings)
+            resume = resume_point(resume_from, target_fingerprint(desired), history.settings,
+                                  override_settings=override_settings)
             history.continue_from(resume.history)
         field = self._initial_field(shape, channels, resume, history)
         stages = [stage for stage in self._stages(desired, shape) if resume is None or stage <= resume.stage]
@@ -266,23 +194,6 @@ class DMCR:
                 history.stop_reason = str(error)
                 logger.warning("%s", error)
         return field
-
-    def _resume_point(self, path, desired, settings: dict, override_settings: bool) -> Checkpoint:
-        """The checkpoint (or finished run) at ``path``, checked against this run's target and settings."""
-        resume = load_resume_point(path)
-        if resume.target is not None and resume.target != target_fingerprint(desired):
-            raise InvalidInputError(
-                f"Cannot resume from {str(path)!r}: it was made for another characterization; give the "
-                "characterization that run reconstructed"
-            )
-        differences = settings_differences(resume.history.settings, settings)
-        if differences and not override_settings:
-            listed = "; ".join(f"{name} {stored!r} there, {value!r} here" for name, stored, value in differences)
-            raise InvalidInputError(
-                f"Cannot resume from {str(path)!r} with other settings ({listed}): use the stored ones, "
-                "or override them on purpose (override_settings=True, --override_settings)"
-            )
-        return resume
 
     def _initial_field(self, shape, channels, resume, history) -> np.ndarray:
         """The start: the resumed field, the initial microstructure or noise, taken from the chief so
@@ -417,9 +328,9 @@ class DMCR:
                 with strategy.scope():
                     optimizer = BoxLBFGS(strategy, lambda x, t: _finite(*distributed.loss_and_gradient(t, x)),
                                          volume, tolerance=settings.tolerance)
-                read_state, optimizer_state = optimizer.current, lambda: _variables_as_arrays(optimizer.state)
+                read_state, optimizer_state = optimizer.current, lambda: variables_as_arrays(optimizer.state)
                 if resume is not None:
-                    _restore_variables(optimizer.state, resume.optimizer)
+                    restore_variables(optimizer.state, resume.optimizer)
                 minimize_on_device(optimizer, chunk=tuple(filter(None, (settings.convergence_data_steps or _DEVICE_CHUNK,
                                                                         settings.checkpoint_every))),
                                    # greedy draws slices per chunk: chunks of a fixed length keep it reproducible
@@ -444,9 +355,9 @@ class DMCR:
                                                      rho=settings.rho, momentum=settings.momentum)
                     optimizer.build([variable])
                 keras_variables = {f"{i:03d}": v for i, v in enumerate(optimizer.variables)}
-                optimizer_state = lambda: _variables_as_arrays(keras_variables)  # noqa: E731
+                optimizer_state = lambda: variables_as_arrays(keras_variables)  # noqa: E731
                 if resume is not None:
-                    _restore_variables(keras_variables, resume.optimizer)
+                    restore_variables(keras_variables, resume.optimizer)
                 step = tf.function(lambda t: _keras_step(strategy, optimizer, variable, distributed, t))
                 minimize_steps(lambda: float(step(tables())), variable.numpy, tolerance=settings.tolerance,
                                earlier_losses=history.losses[stage_start:], **common)
@@ -530,23 +441,6 @@ def _broadcast_from_chief(strategy: tf.distribute.Strategy, field: np.ndarray) -
 
     shared = strategy.run(tf.function(replica_fn))
     return strategy.experimental_local_results(shared)[0].numpy()
-
-
-def _variables_as_arrays(variables: dict[str, tf.Variable]) -> dict[str, np.ndarray]:
-    return {name: variable.numpy() for name, variable in variables.items()}
-
-
-def _restore_variables(variables: dict[str, tf.Variable], arrays: dict[str, np.ndarray]) -> None:
-    """Assign a checkpoint's optimiser state; a state of another optimiser (settings overridden, or
-    none stored) leaves the optimiser fresh, saying so."""
-    fits = set(arrays) == set(variables) and all(arrays[name].shape == tuple(variables[name].shape)
-                                                 for name in variables)
-    if not fits:
-        if arrays:
-            logger.warning("The checkpoint's optimiser state is of another optimiser: starting it afresh")
-        return
-    for name, variable in variables.items():
-        variable.assign(arrays[name])
 
 
 def _assign_and_evaluate(variable, distributed, x, tables):

@@ -58,7 +58,7 @@ class LossSettings:
         keeps about a tenth of its entries. With 2 (weight 4 on the 32-pixel level of a 64x64 slice)
         the alloy's S2 error after 300 evaluations fell from 0.055-0.064 to 0.038-0.044 (seeds 1, 2),
         the other structures' moved by at most 0.012 either way (``benchmarks/quality.py``). Not a
-        :class:`~mcrgpu.mcr.dmcr.ReconstructionSettings` field: reconstructions use the default.
+        :class:`~mcrgpu.mcr.reconstruction_settings.ReconstructionSettings` field: reconstructions use the default.
     """
 
     loss_type: str = "MSE"

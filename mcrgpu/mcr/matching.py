@@ -70,7 +70,7 @@ def match(structure: Microstructure | np.ndarray, descriptor_types: Sequence[str
         Folder and file stem for the results (see :class:`~mcrgpu.mcr.dmcr.DMCR`); None saves nothing.
     **settings
         Reconstruction settings (``max_iter``, ``seed``, ...), see
-        :class:`~mcrgpu.mcr.dmcr.ReconstructionSettings`.
+        :class:`~mcrgpu.mcr.reconstruction_settings.ReconstructionSettings`.
 
     Returns
     -------

@@ -184,7 +184,7 @@ class Descriptor:
 
         All of it for one- and two-point descriptors; the loss may keep only these entries on coarse
         multigrid levels, where higher-order statistics pin the image down (see
-        :class:`mcrgpu.mcr.losses.LevelRule`).
+        :func:`mcrgpu.mcr.losses.loss_entries`).
         """
         return np.ones(self._level_shape(), dtype=bool)
 

@@ -1,0 +1,87 @@
+"""The settings of a reconstruction (MCRpy's names and defaults), validated and stored with its results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcrgpu.errors import InvalidInputError
+from mcrgpu.mcr.descriptors import get_descriptor
+from mcrgpu.mcr.losses import LossSettings, default_weights
+from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES
+
+__all__ = ["ReconstructionSettings"]
+
+
+@dataclass(frozen=True)
+class ReconstructionSettings:
+    """Everything that decides a reconstruction, validated, saved with the results (JSON)."""
+
+    descriptor_types: tuple[str, ...] = ("Correlations",)
+    descriptor_weights: tuple[float, ...] | None = None
+    loss_type: str = "MSE"
+    optimizer_type: str = "LBFGSB"
+    max_iter: int = 500
+    tolerance: float = 1e-10
+    learning_rate: float = 0.01
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    rho: float = 0.9
+    momentum: float = 0.0
+    use_multigrid_reconstruction: bool = False
+    minimal_resolution: int | None = None
+    use_multiphase: bool | None = None
+    greedy: bool = False
+    batch_size: int = 1
+    slice_batch_size: int | None = None
+    use_distributed_loss: bool | None = None
+    jit_compile: bool = False
+    convergence_data_steps: int | None = 10
+    outfile_data_steps: int | None = None
+    checkpoint_every: int | None = None
+    oor_multiplier: float = 1000.0
+    phase_sum_multiplier: float = 1000.0
+    full_level_windows: float = 8.0
+    two_point_level_windows: float = 4.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.descriptor_types, str) or not self.descriptor_types:
+            raise InvalidInputError(
+                f"descriptor_types must be a non-empty list of names; received {self.descriptor_types!r}"
+            )
+        object.__setattr__(self, "descriptor_types", tuple(self.descriptor_types))
+        for name in self.descriptor_types:
+            get_descriptor(name)  # raises with the list of known names
+        weights = self.descriptor_weights
+        if weights is None:
+            weights = default_weights(self.descriptor_types)
+        weights = tuple(float(w) for w in weights)
+        if len(weights) != len(self.descriptor_types) or not all(np.isfinite(weights)):
+            raise InvalidInputError(
+                f"descriptor_weights must be {len(self.descriptor_types)} finite number(s), one per "
+                f"descriptor type; received {list(weights)}"
+            )
+        object.__setattr__(self, "descriptor_weights", weights)
+        self.loss_settings()
+        if self.optimizer_type not in OPTIMIZER_TYPES:
+            raise InvalidInputError(
+                f"Unknown optimizer_type {self.optimizer_type!r}; expected one of {', '.join(OPTIMIZER_TYPES)}"
+            )
+        for name in ("max_iter", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be an integer >= 1; received {getattr(self, name)!r}")
+        for name in ("slice_batch_size", "convergence_data_steps", "outfile_data_steps", "checkpoint_every",
+                     "minimal_resolution"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InvalidInputError(f"{name} must be None or an integer >= 1; received {value!r}")
+        if not (self.tolerance >= 0 and self.learning_rate > 0):
+            raise InvalidInputError(
+                f"tolerance must be >= 0 and learning_rate > 0; received {self.tolerance!r}, {self.learning_rate!r}"
+            )
+
+    def loss_settings(self) -> LossSettings:
+        return LossSettings(self.loss_type, self.oor_multiplier, self.phase_sum_multiplier,
+                            self.full_level_windows, self.two_point_level_windows)
