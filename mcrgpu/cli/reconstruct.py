@@ -270,8 +270,8 @@ def _stored_settings(options: dict) -> dict:
     stored = _read_stored_settings(options["resume"])
     if stored.get("characterization"):  # the options of match's characterization
         described = stored["characterization"]
-        stored = {**stored, "limit_to": described["limit_to"], "no_multigrid_descriptor": not described["use_multigrid"],
-                  "non_periodic": not described["periodic"], "threshold_steepness": described["threshold_steepness"]}
+        stored = {**stored, "limit_to": described["limit_to"], "threshold_steepness": described["threshold_steepness"],
+                  "no_multigrid_descriptor": not described["use_multigrid"], "non_periodic": not described["periodic"]}
     merged = dict(options)
     for name, value in merged.items():
         if name not in stored or name in OPERATIONAL_SETTINGS:

@@ -305,9 +305,9 @@ class DMCR:
                 self._save_intermediate(desired, history, stage)
 
         def checkpoint():
-            return Checkpoint(history, stage, history.n_evaluations - stage_start, np.reshape(read_state(), field.shape),
-                              optimizer_state(), rng.bit_generator.state if settings.greedy else None,
-                              target_fingerprint(desired))
+            return Checkpoint(history, stage, history.n_evaluations - stage_start,
+                              np.reshape(read_state(), field.shape), optimizer_state(),
+                              rng.bit_generator.state if settings.greedy else None, target_fingerprint(desired))
 
         written = [history.n_evaluations]  # evaluations at the last checkpoint
 
@@ -331,8 +331,8 @@ class DMCR:
                 read_state, optimizer_state = optimizer.current, lambda: variables_as_arrays(optimizer.state)
                 if resume is not None:
                     restore_variables(optimizer.state, resume.optimizer)
-                minimize_on_device(optimizer, chunk=tuple(filter(None, (settings.convergence_data_steps or _DEVICE_CHUNK,
-                                                                        settings.checkpoint_every))),
+                periods = (settings.convergence_data_steps or _DEVICE_CHUNK, settings.checkpoint_every)
+                minimize_on_device(optimizer, chunk=tuple(filter(None, periods)),
                                    # greedy draws slices per chunk: chunks of a fixed length keep it reproducible
                                    max_seconds=None if settings.greedy else _DEVICE_CHUNK_SECONDS,
                                    tables=lambda: (tables(),), **common)
