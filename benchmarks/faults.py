@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -99,9 +98,8 @@ CASES = [
 
 
 def run(arguments, folder: Path, env=None, *, stop_after: str | None = None, signum=signal.SIGTERM):
-    """(exit code, the line to show, seconds, lines printed); with ``stop_after``, ``signum`` once that
-    text appears. The line shown is the last one, or the worker count of ``mcrgpu gpus``."""
-    started = time.perf_counter()
+    """(exit code, the line to show, lines printed); with ``stop_after``, ``signum`` once that text
+    appears. The line shown is the last one, or the worker count of ``mcrgpu gpus``."""
     process = subprocess.Popen([*MCRGPU, *arguments], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env={**os.environ, **(env or {})})
     lines = []
@@ -114,7 +112,7 @@ def run(arguments, folder: Path, env=None, *, stop_after: str | None = None, sig
     shown = [line for line in lines if line.strip()]
     workers = [line for line in shown if line.startswith("Workers")]
     line = " ".join((workers or shown[-1:] or [""])[0].split())
-    return process.returncode, line, time.perf_counter() - started, len(shown)
+    return process.returncode, line, len(shown)
 
 
 def outputs(folder: Path) -> set[str]:
@@ -135,7 +133,7 @@ def main() -> None:
         prepare(folder)
         for name, arguments, env in CASES:
             before = outputs(folder)
-            code, line, _, count = run(arguments, folder, env)
+            code, line, count = run(arguments, folder, env)
             rows.append((name, " ".join(["mcrgpu", *arguments]).replace("n" * 300, "n...n (300)"), code,
                          f"{line} ({count} lines)" if count > 1 else line, written(before, folder)))
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -143,7 +141,7 @@ def main() -> None:
                          "--limit_to", "4", "--max_iter", "100000", "--tolerance", "0", "--information",
                          signum.name, "--progress"]
             before = outputs(folder)
-            code, line, _, _ = run(arguments, folder, stop_after="loss=", signum=signum)
+            code, line, _ = run(arguments, folder, stop_after="loss=", signum=signum)
             rows.append((f"{signum.name} during the run", " ".join(["mcrgpu", *arguments]), code, line,
                          written(before, folder)))
     table = ["| case | command | exit | line shown (lines printed) | files it wrote in results/ |",

@@ -88,9 +88,9 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
     if options["resume"] and len(paths) > 1:
         raise click.UsageError("--resume continues one run: give one structure with it")
     _check_before_writing(descriptor_types, data_folder, options)
-    options = _stored_settings({**options, "descriptor_types": descriptor_types, "limit_to": limit_to,
-                                "no_multigrid_descriptor": no_multigrid_descriptor, "non_periodic": non_periodic,
-                                "threshold_steepness": threshold_steepness})
+    options, _ = _stored_settings({**options, "descriptor_types": descriptor_types, "limit_to": limit_to,
+                                   "no_multigrid_descriptor": no_multigrid_descriptor, "non_periodic": non_periodic,
+                                   "threshold_steepness": threshold_steepness})
     descriptor_types, limit_to, threshold_steepness = (options.pop(name) for name in (
         "descriptor_types", "limit_to", "threshold_steepness"))
     no_multigrid_descriptor, non_periodic = options.pop("no_multigrid_descriptor"), options.pop("non_periodic")
@@ -188,10 +188,10 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
                                    "characterize again with the settings you want")
     shape = (extent_x, extent_y) if extent_z in (0, 1) else (extent_x, extent_y, extent_z)
     _check_before_writing(descriptor_types or target.descriptor_types, data_folder, options)
-    options = _stored_settings({**options, "descriptor_types": descriptor_types})
+    options, stored = _stored_settings({**options, "descriptor_types": descriptor_types})
     descriptor_types = options.pop("descriptor_types")
-    if options["resume"] and not any(_given(name) for name in ("extent_x", "extent_y", "extent_z")):
-        shape = tuple(_read_stored_settings(options["resume"]).get("shape", shape))
+    if stored and not any(_given(name) for name in ("extent_x", "extent_y", "extent_z")):
+        shape = tuple(stored.get("shape", shape))
     overwrite = overwrite or _continues_own_run(options["resume"], data_folder, stem)
     suffixes = (CHECKPOINT, RECONSTRUCTION, CONVERGENCE)
     check_existing(data_folder, [stem], suffixes, overwrite=overwrite)
@@ -252,22 +252,17 @@ def _given(name: str) -> bool:
     return source not in (None, click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
 
 
-def _read_stored_settings(resume) -> dict:
-    from mcrgpu.mcr.checkpoint import load_resume_point
-
-    return load_resume_point(resume).history.settings
-
-
-def _stored_settings(options: dict) -> dict:
+def _stored_settings(options: dict) -> tuple[dict, dict]:
     """With --resume: the stored settings for every option not given; a given option that differs
-    from the stored value is a usage error unless --override_settings."""
+    from the stored value is a usage error unless --override_settings. (options, the stored settings
+    or {} without --resume)."""
     import json
 
-    from mcrgpu.mcr.checkpoint import OPERATIONAL_SETTINGS
+    from mcrgpu.mcr.checkpoint import OPERATIONAL_SETTINGS, load_resume_point
 
     if not options["resume"]:
-        return options
-    stored = _read_stored_settings(options["resume"])
+        return options, {}
+    stored = load_resume_point(options["resume"]).history.settings
     if stored.get("characterization"):  # the options of match's characterization
         described = stored["characterization"]
         stored = {**stored, "limit_to": described["limit_to"], "threshold_steepness": described["threshold_steepness"],
@@ -284,7 +279,7 @@ def _stored_settings(options: dict) -> dict:
                 f"--{name} {shown} differs from the stored setting of the run to resume ({stored[name]}); leave it "
                 "out to continue with the stored settings, or add --override_settings"
             )
-    return merged
+    return merged, stored
 
 
 def _continues_own_run(resume, data_folder, stem: str) -> bool:

@@ -19,8 +19,7 @@ from mcrgpu.errors import InvalidInputError
 from mcrgpu.images.binning_rules import BinningRules, assign_bins, read_rules
 from mcrgpu.images.grid import image_files
 from mcrgpu.images.manifest import finished_items
-from mcrgpu.images.runner import (EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, Item, RunSummary, SavedModelSignature,
-                                  load_signature, run_items)
+from mcrgpu.images.runner import Item, RunSummary, SavedModelSignature, exit_code, load_signature, run_items
 from mcrgpu.io import atomic_write, atomic_write_text
 
 __all__ = ["BinningSummary", "bin_images", "scalar_outputs"]
@@ -44,9 +43,7 @@ class BinningSummary:
 
     @property
     def exit_code(self) -> int:
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        return EXIT_SOME_FAILED if self.failed else EXIT_OK
+        return exit_code(interrupted=self.interrupted, failed=self.failed)
 
     def __str__(self) -> str:
         if self.interrupted:

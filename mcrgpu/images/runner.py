@@ -22,11 +22,18 @@ from mcrgpu.images.manifest import Manifest, finished_items
 from mcrgpu.images.writer import ITEM_ERRORS, ResultWriter
 
 __all__ = ["SavedModelSignature", "Item", "RunSummary", "ReplicaPredictor", "load_signature", "describe_saved_model",
-           "run_items", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+           "run_items", "exit_code", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+def exit_code(*, interrupted: bool, failed: int) -> int:
+    """The exit code of an image task: interrupted (130), some items failed (3), else 0."""
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_SOME_FAILED if failed else EXIT_OK
 _PENDING_BATCHES = 4  # decoded items of other shapes kept waiting, in global batches, before a partial batch runs
 
 
@@ -69,9 +76,7 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        return EXIT_SOME_FAILED if self.failed else EXIT_OK
+        return exit_code(interrupted=self.interrupted, failed=self.failed)
 
     def __str__(self) -> str:
         rate = self.done / self.seconds if self.seconds > 0 else 0.0

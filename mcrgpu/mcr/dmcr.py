@@ -309,13 +309,14 @@ class DMCR:
                               np.reshape(read_state(), field.shape), optimizer_state(),
                               rng.bit_generator.state if settings.greedy else None, target_fingerprint(desired))
 
-        written = [history.n_evaluations]  # evaluations at the last checkpoint
+        written = history.n_evaluations  # evaluations at the last checkpoint
 
         def after_step():
+            nonlocal written
             every = settings.checkpoint_every
-            if every and history.n_evaluations // every > written[0] // every:
+            if every and history.n_evaluations // every > written // every:
                 self._save_checkpoint(desired, checkpoint())
-                written[0] = history.n_evaluations
+                written = history.n_evaluations
 
         if self.save_to is not None and history.snapshot_dir is None and settings.convergence_data_steps:
             history.snapshot_dir = self.save_to / f".{self._stem(desired)}_snapshots"  # on disk, not in RAM
@@ -338,8 +339,13 @@ class DMCR:
                                    tables=lambda: (tables(),), **common)
             elif settings.optimizer_type == "LBFGSB_SCIPY":
                 evaluate = tf.function(lambda x, t: _assign_and_evaluate(variable, distributed, x, t))
-                accepted = [volume]
-                read_state = lambda: accepted[0]  # noqa: E731  (SciPy's line-search trials are not states)
+                accepted = volume  # SciPy's last accepted iterate: its line-search trials are not states
+
+                def accept(x):
+                    nonlocal accepted
+                    accepted = x.astype(np.float32)
+
+                read_state = lambda: accepted  # noqa: E731
 
                 def evaluate_numpy(x):
                     loss, gradient = _finite(*evaluate(tf.constant(np.reshape(x, volume.shape), tf.float32),
@@ -347,7 +353,7 @@ class DMCR:
                     return float(loss), gradient.numpy().astype(np.float64).ravel()
 
                 minimize_lbfgsb(evaluate_numpy, volume, tolerance=settings.tolerance,
-                                accepted=lambda x: accepted.__setitem__(0, x.astype(np.float32)), **common)
+                                accepted=accept, **common)
             else:
                 with strategy.scope():
                     optimizer = make_keras_optimizer(settings.optimizer_type, settings.learning_rate,

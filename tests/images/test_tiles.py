@@ -30,6 +30,19 @@ def models(tmp_path_factory):
     return {name: (module, export(module, root / name)) for name, module in modules.items()}
 
 
+def crash_on_the_fourth_tile_row(monkeypatch):
+    """Make a tile run raise KeyboardInterrupt when it reaches its fourth row of tiles."""
+    outputs, calls = tiles_module._TileRun._outputs, []
+
+    def crash(self, windows, band):
+        calls.append(band)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return outputs(self, windows, band)
+
+    monkeypatch.setattr(tiles_module._TileRun, "_outputs", crash)
+
+
 def raster(shape, seed=0):
     return np.random.default_rng(seed).random(shape).astype(np.float32)
 
@@ -140,15 +153,7 @@ def test_a_rerun_resumes_after_an_interruption_writing_every_row_once(tmp_path, 
         write_rows(self, start, values)
 
     monkeypatch.setattr(RasterWriter, "write_rows", logged)
-    outputs, calls = tiles_module._TileRun._outputs, []
-
-    def crash_on_the_fourth_tile_row(self, windows, band):
-        calls.append(band)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return outputs(self, windows, band)
-
-    monkeypatch.setattr(tiles_module._TileRun, "_outputs", crash_on_the_fourth_tile_row)
+    crash_on_the_fourth_tile_row(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_tiles(tmp_path / "in.npy", tmp_path / "out.tif", path, tile_size=20, progress=False)
     assert not (tmp_path / "out.tif").exists() and (tmp_path / ".out.partial.tif").is_file()
@@ -208,15 +213,7 @@ def test_an_interrupted_blend_resumes_to_the_same_output(tmp_path, models, monke
     np.save(tmp_path / "in.npy", image)
     options = {"tile_size": 16, "stitch": "blend", "overlap": 0.5, "progress": False}
     run_tiles(tmp_path / "in.npy", tmp_path / "straight.npy", path, **options)
-    outputs, calls = tiles_module._TileRun._outputs, []
-
-    def crash_on_the_fourth_tile_row(self, windows, band):
-        calls.append(band)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return outputs(self, windows, band)
-
-    monkeypatch.setattr(tiles_module._TileRun, "_outputs", crash_on_the_fourth_tile_row)
+    crash_on_the_fourth_tile_row(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_tiles(tmp_path / "in.npy", tmp_path / "resumed.npy", path, **options)
     summary = run_tiles(tmp_path / "in.npy", tmp_path / "resumed.npy", path, **options)
