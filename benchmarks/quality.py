@@ -1,8 +1,9 @@
 """Reconstruction quality of mcrgpu (before/after issue 10) and MCRpy 0.2.0 at the same evaluation budget.
 
-For every structure: mcrgpu "before" (every multigrid level in the loss, labels cut at 0.5 / arg-max:
-the behaviour before issue 10), mcrgpu "after" (the defaults: coarse levels in part or not at all,
-see :class:`mcrgpu.mcr.losses.LossSettings`, labels with the target fractions) and MCRpy 0.2.0 (``python -m mcrpy.match``, its ``last_frame.npy``), all with
+For every structure: mcrgpu "before" (every multigrid level in the loss, MCRpy's weights 1 and 1, labels
+cut at 0.5 / arg-max: the behaviour before issue 10), mcrgpu "after" (the defaults: coarse levels in part or
+not at all, see :class:`mcrgpu.mcr.losses.LossSettings`, VolumeFractions weighted 10, labels with the target
+fractions) and MCRpy 0.2.0 (``python -m mcrpy.match``, its ``last_frame.npy``), all with
 Correlations + VolumeFractions, limit_to 8, L-BFGS-B and the same ``max_iter``; then
 :func:`mcrgpu.compare` of each result with the original: S2 error (relative, |r| < 8, all phases but
 the most abundant), largest phase-fraction error, chord distance (Wasserstein-1 over the mean chord
@@ -12,10 +13,12 @@ Usage (from the repository root, with the venv that has mcrgpu)::
 
     .venv/bin/python benchmarks/quality.py [--max_iter 300] [--seeds 1 2] [--only NAME ...]
     .venv/bin/python benchmarks/quality.py --sweep   # which multigrid levels may enter the loss
+    .venv/bin/python benchmarks/quality.py --weight-sweep 1 3 10 30   # the weight of VolumeFractions
 
 Writes ``benchmarks/results/quality.md`` and ``quality.json`` (after every structure); ``--sweep``
 writes ``multigrid_rule.md`` / ``.json``: mcrgpu with several rules for the multigrid levels in the
-loss (``full_level_windows:two_point_level_windows``, see :class:`mcrgpu.mcr.losses.LossSettings`).
+loss (``full_level_windows:two_point_level_windows``, see :class:`mcrgpu.mcr.losses.LossSettings`);
+``--weight-sweep`` writes ``volume_fraction_weight.md`` / ``.json``: mcrgpu with each weight of VolumeFractions.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ PEER_PYTHON = Path(os.environ.get("MCRPY_PYTHON", "/work/scratch/mcrpy-venv/bin/
 STRUCTURES = ["pymks_ms_64x64_1", "pymks_ms_64x64_3", "alloy_resized_s", "copolymer_resized_s", "pmma_resized_s",
               "composite_resized_s", "generated_seed0", "generated_seed1_30pc"]
 DESCRIPTORS = ["Correlations", "VolumeFractions"]
-BEFORE = {"full_level_windows": 0.0, "two_point_level_windows": 0.0}
+BEFORE = {"full_level_windows": 0.0, "two_point_level_windows": 0.0, "descriptor_weights": [1.0, 1.0]}
 RULES = [(0.0, 0.0), (4.0, 4.0), (8.0, 4.0), (8.0, 2.0), (8.0, 8.0)]
 """Sweep (64x64, limit_to 8: levels of 64, 32, 16 px): every level whole (MCRpy's multigrid loss);
 64 and 32 px whole, 16 px out (the rule before the short-range one); 64 px whole, 32 px with S2 and
@@ -57,13 +60,13 @@ def load(name: str):
     return load_microstructure(DATA / f"{name}.npy")
 
 
-def run_mcrgpu(structure, max_iter: int, seed: int, *, before: bool, rule: dict | None = None):
+def run_mcrgpu(structure, max_iter: int, seed: int, *, before: bool, settings: dict | None = None):
     from mcrgpu import DMCR, Microstructure, characterize
 
     target = characterize(structure, DESCRIPTORS, limit_to=8)
     started = time.perf_counter()
     history, result = DMCR(DESCRIPTORS, max_iter=max_iter, seed=seed,
-                           **(BEFORE if before else rule or {})).reconstruct(target, structure.shape)
+                           **(BEFORE if before else settings or {})).reconstruct(target, structure.shape)
     if before:
         result = Microstructure.from_indicator(history.best_field)  # the 0.5 cut / arg-max of before
     return result, {"evaluations": history.n_evaluations, "seconds": time.perf_counter() - started,
@@ -125,11 +128,18 @@ def main() -> None:
                         help="take MCRpy's rows from earlier runs (they do not depend on mcrgpu's code)")
     parser.add_argument("--peer-only", action="store_true", help="run MCRpy only (rows for a later --reuse-peer)")
     parser.add_argument("--sweep", action="store_true", help="compare rules for the multigrid levels instead")
+    parser.add_argument("--weight-sweep", type=float, nargs="+", default=None, metavar="W",
+                        help="compare weights of VolumeFractions instead")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
     names = [n for n in STRUCTURES if not args.only or any(o in n for o in args.only)]
     if args.sweep:
-        return sweep(names, args)
+        return sweep(names, args, RULE_SWEEP, [(f"{full:g}:{two:g}", {"full_level_windows": full,
+                                                                       "two_point_level_windows": two})
+                                               for full, two in RULES])
+    if args.weight_sweep:
+        return sweep(names, args, WEIGHT_SWEEP, [(f"{w:g}", {"descriptor_weights": [1.0, w]})
+                                                 for w in args.weight_sweep])
     from mcrgpu import compare
 
     earlier = {}  # read before --out is written (it may be the same file)
@@ -157,38 +167,52 @@ def main() -> None:
         (args.out / "quality.md").write_text(render(results, args.max_iter))
 
 
-def sweep(names: list[str], args) -> None:
+RULE_SWEEP = {
+    "stem": "multigrid_rule", "column": "rule", "two_phase_only": True,
+    "title": "Which multigrid levels may enter the loss",
+    "text": "Correlations + VolumeFractions, limit_to 8, 64x64 (levels of 64, 32, 16 px). Rule full:two = a level "
+            "enters whole if its side >= full x limit_to; if >= two x limit_to with S2 and the three-point "
+            "products of shifts within limit_to original pixels; else not (level 0 always). 0:0 = before "
+            "(every level), 8:4 = the default.",
+}
+WEIGHT_SWEEP = {
+    "stem": "volume_fraction_weight", "column": "VolumeFractions weight", "two_phase_only": False,
+    "title": "The weight of VolumeFractions next to Correlations",
+    "text": "Correlations (weight 1) + VolumeFractions (the weight in the second column), limit_to 8, 64x64, "
+            "the default multigrid rule; labels keep the target fractions.",
+}
+
+
+def sweep(names: list[str], args, kind: dict, variants: list[tuple[str, dict]]) -> None:
+    """mcrgpu with each of ``variants`` (label, DMCR keywords) on every structure: ``kind["stem"]``.md / .json."""
     from mcrgpu import compare
 
     rows = []
-    lines = [f"# Which multigrid levels may enter the loss ({args.max_iter} evaluations, seeds {args.seeds})", "",
-             "Correlations + VolumeFractions, limit_to 8, 64x64 (levels of 64, 32, 16 px). Rule full:two = a level "
-             "enters whole if its side >= full x limit_to; if >= two x limit_to with S2 and the three-point "
-             "products of shifts within limit_to original pixels; else not (level 0 always). 0:0 = before "
-             "(every level), 8:4 = the default. IoU: best over shifts and "
-             "flips (largest over seeds); S2 error and clusters after labelling (median over seeds).", "",
-             "| structure | rule | IoU | S2 error | chord distance | clusters (original) |", "|---|---|---|---|---|---|"]
+    lines = [f"# {kind['title']} ({args.max_iter} evaluations, seeds {args.seeds})", "",
+             kind["text"] + " IoU: best over shifts and flips (largest over seeds); S2 error and clusters after "
+             "labelling (median over seeds).", "",
+             f"| structure | {kind['column']} | IoU | S2 error | chord distance | clusters (original) |",
+             "|---|---|---|---|---|---|"]
     for name in names:
         structure = load(name)
-        if structure.n_phases > 2:
+        if kind["two_phase_only"] and structure.n_phases > 2:
             continue
         original = [c["count"] for c in compare(structure, structure)["original"]["clusters"]]
-        for full, two in RULES:
+        for label, settings in variants:
             runs = []
             for seed in args.seeds:
-                result, info = run_mcrgpu(structure, args.max_iter, seed, before=False,
-                                          rule={"full_level_windows": full, "two_point_level_windows": two})
+                result, info = run_mcrgpu(structure, args.max_iter, seed, before=False, settings=settings)
                 runs.append({**row(compare(structure, result)), **info, "seed": seed})
-            rows.append({"structure": name, "rule": [full, two], "runs": runs})
-            lines.append(f"| {name} | {full:g}:{two:g} | {max(r['iou'] for r in runs):.3f} | "
+            rows.append({"structure": name, kind["column"]: label, "settings": settings, "runs": runs})
+            lines.append(f"| {name} | {label} | {max(r['iou'] for r in runs):.3f} | "
                          f"{np.median([r['s2_error'] for r in runs]):.3f} | "
                          f"{np.median([r['chord_distance'] for r in runs]):.3f} | "
                          f"{'; '.join(','.join(map(str, r['clusters'])) for r in runs)} ({','.join(map(str, original))}) |")
             print(lines[-1], flush=True)
             args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / "multigrid_rule.json").write_text(json.dumps({"max_iter": args.max_iter, "rows": rows},
-                                                                     indent=1))
-            (args.out / "multigrid_rule.md").write_text("\n".join(lines) + "\n")
+            (args.out / f"{kind['stem']}.json").write_text(json.dumps({"max_iter": args.max_iter, "rows": rows},
+                                                                      indent=1))
+            (args.out / f"{kind['stem']}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -76,8 +76,8 @@ def test_mismatched_target_and_weights_are_refused():
         LossSettings("MAE")
 
 
-def test_default_weights_are_mcrpys():
-    assert default_weights(["Correlations", "Variation", "FFTCorrelations"]) == [1.0, 100.0, 1.0]
+def test_default_weights_are_mcrpys_but_for_volume_fractions():
+    assert default_weights(["Correlations", "Variation", "FFTCorrelations", "VolumeFractions"]) == [1.0, 100.0, 1.0, 10.0]
 
 
 def test_coarse_levels_enter_whole_in_part_or_not_at_all():
