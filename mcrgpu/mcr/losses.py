@@ -23,8 +23,8 @@ DEFAULT_WEIGHTS = {"Variation": 100.0, "VolumeFractions": 10.0}
 VolumeFractions 10 is mcrgpu's: with weight 1 its one entry per phase is about 1/10^4 of the
 entries next to Correlations, the optimised field's phase means drift ~0.01 from the target and
 labels that keep the target fractions then cost S2 accuracy; with 10, after 300 evaluations
-(64x64, seeds 1, 2, ``benchmarks/results/quality.md``) the S2 error fell on 6 of 8 structures (e.g.
-0.045 -> 0.017, 0.077 -> 0.024) and rose on pmma (0.028 -> 0.065, 1.9 % particles)."""
+(64x64, seeds 1, 2, ``benchmarks/results/volume_fraction_weight.md``) the S2 error fell on 6 of 8
+structures (e.g. 0.045 -> 0.016, 0.077 -> 0.024) and rose on pmma (0.029 -> 0.066, 1.9 % particles)."""
 
 
 def default_weights(descriptor_types: Sequence[str]) -> list[float]:
