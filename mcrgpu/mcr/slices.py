@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from mcrgpu.errors import DeviceConfigError, InvalidInputError
 
-__all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "fit_slice_batch",
+__all__ = ["DeviceMemory", "SliceBudget", "device_memory", "slice_budget", "auto_slice_batch_size", "fit_slice_batch",
            "slice_table", "gather_slices", "scatter_slices", "slice_view", "field_from_view", "slice_axes",
            "replica_slice_sum", "SliceDistributedLoss"]
 
@@ -61,11 +61,20 @@ SliceTable = tuple[np.ndarray, np.ndarray]
 which chunk, and the weight of each (0 for padding, so that every chunk has the same shape)."""
 
 
-CPU_BUDGET_BYTES = 32 * 2**20
-"""Chunk budget on CPUs (and devices whose memory TensorFlow does not report): on a CPU the
-descriptors are bandwidth-bound and larger chunks are not faster (measured at 64^3 Correlations +
-Variation: 2 slices per chunk peak at 1.1 GB and 2.3 s per evaluation, 9 slices at 1.7 GB and
-2.7 s, on a shared 2-core machine)."""
+@dataclass(frozen=True)
+class SliceBudget:
+    """What one chunk of slices may take on a device: bytes of descriptor intermediates and, where
+    set, a number of slices."""
+
+    bytes: int
+    max_slices: int | None = None
+
+
+CPU_BUDGET = SliceBudget(32 * 2**20, max_slices=4)
+"""Chunk budget on CPUs (and devices whose memory TensorFlow does not report). On a CPU larger chunks
+are not faster: measured at 64^3 Correlations + Variation, 2 slices per chunk (30 MB by the estimate
+of :func:`auto_slice_batch_size`) 1.17-1.24 s per evaluation, 1 slice 1.51-1.61 s; at 32^3, 4 slices
+0.078 s and 699-700 MB peak, 9 slices (the byte budget alone) 0.075 s and 720-725 MB."""
 GPU_BUDGET_FRACTION = 0.25
 """Share of a GPU's free memory one chunk's descriptor intermediates may take; the rest is for the
 field, the optimiser's state (about 2 x memory + 8 fields), gradients and TensorFlow's workspace."""
@@ -107,27 +116,29 @@ def device_memory(device: str) -> DeviceMemory:
     return DeviceMemory(total, used)
 
 
-def slice_budget_bytes(device: str, *, query: Callable[[str], DeviceMemory] = device_memory) -> int:
-    """Bytes one chunk of slices may use on ``device``: a share of its free memory on a GPU,
-    :data:`CPU_BUDGET_BYTES` where the device reports no memory. ``query`` is the device query
+def slice_budget(device: str, *, query: Callable[[str], DeviceMemory] = device_memory) -> SliceBudget:
+    """What one chunk of slices may use on ``device``: a share of its free memory on a GPU,
+    :data:`CPU_BUDGET` where the device reports no memory. ``query`` is the device query
     (replaceable, e.g. in tests)."""
     memory = query(device)
     if memory.total_bytes is None:
-        return CPU_BUDGET_BYTES
+        return CPU_BUDGET
     free = max(0, memory.total_bytes - memory.used_bytes)
-    return max(CPU_BUDGET_BYTES // 8, int(GPU_BUDGET_FRACTION * free))
+    return SliceBudget(max(CPU_BUDGET.bytes // 8, int(GPU_BUDGET_FRACTION * free)))
 
 
 def auto_slice_batch_size(descriptors, height: int, width: int, channels: int, *,
-                          budget_bytes: int = CPU_BUDGET_BYTES) -> int:
-    """Slices per chunk so that one chunk's descriptor intermediates stay near ``budget_bytes``
-    (per device; :func:`slice_budget_bytes` gives it from the device's memory).
+                          budget: SliceBudget = CPU_BUDGET) -> int:
+    """Slices per chunk so that one chunk's descriptor intermediates stay near ``budget.bytes``
+    (per device; :func:`slice_budget` gives it from the device's memory), and at most
+    ``budget.max_slices``.
 
     A slice costs about ``maps_per_pixel * height * width * channels`` float32 values, times 8 for
     the copies the forward and backward pass keep alive.
     """
     per_slice = 8 * 4 * height * width * channels * max(d.maps_per_pixel() for d in descriptors)
-    return max(1, budget_bytes // per_slice)
+    slices = max(1, budget.bytes // per_slice)
+    return slices if budget.max_slices is None else min(slices, budget.max_slices)
 
 
 def fit_slice_batch(make_loss: Callable[[int], SliceDistributedLoss],
@@ -198,8 +209,10 @@ def replica_slice_sum(tables: dict[int, SliceTable], chunk_fn, initial, *, add=N
     ``chunk_fn(indices, weights, axis)`` gets the chunk's slice indices along ``axis`` and
     their (chunk,) weights and returns a nested structure of tensors shaped like ``initial``,
     or whatever ``add(total, part, indices, axis)`` adds into the running total (default: the
-    element-wise sum). Chunks run one after the other (a ``tf.while_loop``), which bounds memory
-    by the chunk size.
+    element-wise sum). Chunks run one after the other (a ``tf.while_loop`` with one iteration in
+    flight), which bounds memory by the chunk size: a chunk's descriptors do not depend on the
+    running total, so with TensorFlow's default of 10 parallel iterations several chunks ran at
+    once (64^3 Correlations + Variation: peak RSS 829-984 MB, varying from run to run).
     """
     if add is None:
         add = lambda total, part, indices, axis: tf.nest.map_structure(tf.add, total, part)  # noqa: E731
@@ -217,7 +230,8 @@ def replica_slice_sum(tables: dict[int, SliceTable], chunk_fn, initial, *, add=N
         if n_chunks == 1:
             _, total = step(0, total)
         else:
-            _, total = tf.while_loop(lambda k, _: k < n_chunks, step, (tf.constant(0), total))
+            _, total = tf.while_loop(lambda k, _: k < n_chunks, step, (tf.constant(0), total),
+                                     parallel_iterations=1)
     return total
 
 
