@@ -204,10 +204,11 @@ def sweep(names: list[str], args, kind: dict, variants: list[tuple[str, dict]]) 
                 result, info = run_mcrgpu(structure, args.max_iter, seed, before=False, settings=settings)
                 runs.append({**row(compare(structure, result)), **info, "seed": seed})
             rows.append({"structure": name, kind["column"]: label, "settings": settings, "runs": runs})
+            clusters = "; ".join(",".join(map(str, r["clusters"])) for r in runs)
             lines.append(f"| {name} | {label} | {max(r['iou'] for r in runs):.3f} | "
                          f"{np.median([r['s2_error'] for r in runs]):.3f} | "
                          f"{np.median([r['chord_distance'] for r in runs]):.3f} | "
-                         f"{'; '.join(','.join(map(str, r['clusters'])) for r in runs)} ({','.join(map(str, original))}) |")
+                         f"{clusters} ({','.join(map(str, original))}) |")
             print(lines[-1], flush=True)
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / f"{kind['stem']}.json").write_text(json.dumps({"max_iter": args.max_iter, "rows": rows},

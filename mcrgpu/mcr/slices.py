@@ -63,18 +63,19 @@ which chunk, and the weight of each (0 for padding, so that every chunk has the 
 
 @dataclass(frozen=True)
 class SliceBudget:
-    """What one chunk of slices may take on a device: bytes of descriptor intermediates and, where
-    set, a number of slices."""
+    """What one chunk of slices may take on a device: bytes of descriptor intermediates, and the
+    number of slices a chunk has at least (even if they take more)."""
 
     bytes: int
-    max_slices: int | None = None
+    min_slices: int = 1
 
 
-CPU_BUDGET = SliceBudget(32 * 2**20, max_slices=4)
-"""Chunk budget on CPUs (and devices whose memory TensorFlow does not report). On a CPU larger chunks
-are not faster: measured at 64^3 Correlations + Variation, 2 slices per chunk (30 MB by the estimate
-of :func:`auto_slice_batch_size`) 1.17-1.24 s per evaluation, 1 slice 1.51-1.61 s; at 32^3, 4 slices
-0.078 s and 699-700 MB peak, 9 slices (the byte budget alone) 0.075 s and 720-725 MB."""
+CPU_BUDGET = SliceBudget(16 * 2**20, min_slices=2)
+"""Chunk budget on CPUs (and devices whose memory TensorFlow does not report): on a CPU larger chunks
+are not faster, but a chunk of 1 slice is. Measured at 32^3 Correlations + Variation: 4 slices per
+chunk (15 MB by the estimate of :func:`auto_slice_batch_size`) 0.078 s per evaluation and 699-700 MB
+peak, 9 slices (33 MB) 0.075 s and 720-725 MB; at 64^3, 2 slices (30 MB) 1.17-1.24 s, 1 slice
+1.51-1.61 s. Light descriptors (FFTCorrelations: 64 slices of 64 x 64 in 8 MB) take whole axes."""
 GPU_BUDGET_FRACTION = 0.25
 """Share of a GPU's free memory one chunk's descriptor intermediates may take; the rest is for the
 field, the optimiser's state (about 2 x memory + 8 fields), gradients and TensorFlow's workspace."""
@@ -130,15 +131,14 @@ def slice_budget(device: str, *, query: Callable[[str], DeviceMemory] = device_m
 def auto_slice_batch_size(descriptors, height: int, width: int, channels: int, *,
                           budget: SliceBudget = CPU_BUDGET) -> int:
     """Slices per chunk so that one chunk's descriptor intermediates stay near ``budget.bytes``
-    (per device; :func:`slice_budget` gives it from the device's memory), and at most
-    ``budget.max_slices``.
+    (per device; :func:`slice_budget` gives it from the device's memory), and at least
+    ``budget.min_slices``.
 
     A slice costs about ``maps_per_pixel * height * width * channels`` float32 values, times 8 for
     the copies the forward and backward pass keep alive.
     """
     per_slice = 8 * 4 * height * width * channels * max(d.maps_per_pixel() for d in descriptors)
-    slices = max(1, budget.bytes // per_slice)
-    return slices if budget.max_slices is None else min(slices, budget.max_slices)
+    return max(budget.min_slices, budget.bytes // per_slice)
 
 
 def fit_slice_batch(make_loss: Callable[[int], SliceDistributedLoss],
