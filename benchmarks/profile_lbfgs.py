@@ -21,7 +21,7 @@ import tensorflow as tf
 from mcrgpu.mcr.characterization import characterize
 from mcrgpu.mcr.dmcr import DMCR
 from mcrgpu.mcr.lbfgs import BoxLBFGS
-from mcrgpu.mcr.slices import SliceDistributedLoss, auto_slice_batch_size, slice_budget
+from mcrgpu.mcr.slices import SliceDistributedLoss, auto_slice_batch_size, slice_budget_bytes
 
 DATA = Path(os.environ.get("MCRGPU_BENCH_DATA", "/work/shared/data/microstructures"))
 CASES = {"fft": ["FFTCorrelations", "Variation"], "corr": ["Correlations", "Variation"]}
@@ -38,8 +38,8 @@ def build(case: str, size: int, slice_batch_size: int | None):
     variable = tf.Variable(field)
     losses = dmcr._slice_losses(c, shape, 0, False)
     largest = max(losses.values(), key=lambda loss: loss.slice_shape[0] * loss.slice_shape[1])
-    budget = slice_budget(tf.config.list_logical_devices()[0].name)  # as DMCR sizes it on this device
-    batch = slice_batch_size or auto_slice_batch_size(largest.descriptors, *largest.slice_shape, 1, budget=budget)
+    budget = slice_budget_bytes(tf.config.list_logical_devices()[0].name)  # as DMCR sizes it on this device
+    batch = slice_batch_size or auto_slice_batch_size(largest.descriptors, *largest.slice_shape, 1, budget_bytes=budget)
     distributed = SliceDistributedLoss(strategy, variable, losses, slice_batch_size=batch)
     tables = tf.nest.map_structure(tf.constant, distributed.full_tables())
     return strategy, distributed, tables, field

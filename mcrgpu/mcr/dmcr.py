@@ -31,7 +31,7 @@ from mcrgpu.mcr.lbfgs import BoxLBFGS
 from mcrgpu.mcr.optimizers import (make_keras_optimizer, minimize_lbfgsb, minimize_on_device,
                                    minimize_steps)
 from mcrgpu.mcr.slices import (SliceDistributedLoss, auto_slice_batch_size, fit_slice_batch, slice_axes,
-                               slice_budget)
+                               slice_budget_bytes)
 
 __all__ = ["ReconstructionSettings", "DMCR"]
 
@@ -273,7 +273,7 @@ class DMCR:
         largest = max(losses.values(), key=lambda loss: loss.slice_shape[0] * loss.slice_shape[1])
         batch = settings.slice_batch_size or auto_slice_batch_size(
             largest.descriptors, *largest.slice_shape, volume.shape[-1],
-            budget=slice_budget(_first_device(strategy)))
+            budget_bytes=slice_budget_bytes(_first_device(strategy)))
         distributed = fit_slice_batch(lambda size: SliceDistributedLoss(
             strategy, variable, losses, slice_batch_size=size, jit_compile=settings.jit_compile), batch)
         rng = np.random.default_rng(None if settings.seed is None else settings.seed + 1)

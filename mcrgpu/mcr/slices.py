@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from mcrgpu.errors import DeviceConfigError, InvalidInputError
 
-__all__ = ["DeviceMemory", "SliceBudget", "device_memory", "slice_budget", "auto_slice_batch_size", "fit_slice_batch",
+__all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "fit_slice_batch",
            "slice_table", "gather_slices", "scatter_slices", "slice_view", "field_from_view", "slice_axes",
            "replica_slice_sum", "SliceDistributedLoss"]
 
@@ -61,21 +61,11 @@ SliceTable = tuple[np.ndarray, np.ndarray]
 which chunk, and the weight of each (0 for padding, so that every chunk has the same shape)."""
 
 
-@dataclass(frozen=True)
-class SliceBudget:
-    """What one chunk of slices may take on a device: bytes of descriptor intermediates, and the
-    number of slices a chunk has at least (even if they take more)."""
-
-    bytes: int
-    min_slices: int = 1
-
-
-CPU_BUDGET = SliceBudget(16 * 2**20, min_slices=2)
-"""Chunk budget on CPUs (and devices whose memory TensorFlow does not report): on a CPU larger chunks
-are not faster, but a chunk of 1 slice is. Measured at 32^3 Correlations + Variation: 4 slices per
-chunk (15 MB by the estimate of :func:`auto_slice_batch_size`) 0.078 s per evaluation and 699-700 MB
-peak, 9 slices (33 MB) 0.075 s and 720-725 MB; at 64^3, 2 slices (30 MB) 1.17-1.24 s, 1 slice
-1.51-1.61 s. Light descriptors (FFTCorrelations: 64 slices of 64 x 64 in 8 MB) take whole axes."""
+CPU_BUDGET_BYTES = 32 * 2**20
+"""Chunk budget on CPUs (and devices whose memory TensorFlow does not report): on a CPU the
+descriptors are bandwidth-bound and larger chunks are not faster (measured at 64^3 Correlations +
+Variation: 2 slices per chunk peak at 1.1 GB and 2.3 s per evaluation, 9 slices at 1.7 GB and
+2.7 s, on a shared 2-core machine)."""
 GPU_BUDGET_FRACTION = 0.25
 """Share of a GPU's free memory one chunk's descriptor intermediates may take; the rest is for the
 field, the optimiser's state (about 2 x memory + 8 fields), gradients and TensorFlow's workspace."""
@@ -117,28 +107,27 @@ def device_memory(device: str) -> DeviceMemory:
     return DeviceMemory(total, used)
 
 
-def slice_budget(device: str, *, query: Callable[[str], DeviceMemory] = device_memory) -> SliceBudget:
-    """What one chunk of slices may use on ``device``: a share of its free memory on a GPU,
-    :data:`CPU_BUDGET` where the device reports no memory. ``query`` is the device query
+def slice_budget_bytes(device: str, *, query: Callable[[str], DeviceMemory] = device_memory) -> int:
+    """Bytes one chunk of slices may use on ``device``: a share of its free memory on a GPU,
+    :data:`CPU_BUDGET_BYTES` where the device reports no memory. ``query`` is the device query
     (replaceable, e.g. in tests)."""
     memory = query(device)
     if memory.total_bytes is None:
-        return CPU_BUDGET
+        return CPU_BUDGET_BYTES
     free = max(0, memory.total_bytes - memory.used_bytes)
-    return SliceBudget(max(CPU_BUDGET.bytes // 8, int(GPU_BUDGET_FRACTION * free)))
+    return max(CPU_BUDGET_BYTES // 8, int(GPU_BUDGET_FRACTION * free))
 
 
 def auto_slice_batch_size(descriptors, height: int, width: int, channels: int, *,
-                          budget: SliceBudget = CPU_BUDGET) -> int:
-    """Slices per chunk so that one chunk's descriptor intermediates stay near ``budget.bytes``
-    (per device; :func:`slice_budget` gives it from the device's memory), and at least
-    ``budget.min_slices``.
+                          budget_bytes: int = CPU_BUDGET_BYTES) -> int:
+    """Slices per chunk so that one chunk's descriptor intermediates stay near ``budget_bytes``
+    (per device; :func:`slice_budget_bytes` gives it from the device's memory).
 
     A slice costs about ``maps_per_pixel * height * width * channels`` float32 values, times 8 for
     the copies the forward and backward pass keep alive.
     """
     per_slice = 8 * 4 * height * width * channels * max(d.maps_per_pixel() for d in descriptors)
-    return max(budget.min_slices, budget.bytes // per_slice)
+    return max(1, budget_bytes // per_slice)
 
 
 def fit_slice_batch(make_loss: Callable[[int], SliceDistributedLoss],
