@@ -49,6 +49,21 @@ RULES = [(0.0, 0.0), (4.0, 4.0), (8.0, 4.0), (8.0, 2.0), (8.0, 8.0)]
 the three-point products of shifts within limit_to original pixels, 16 px out (the default); the
 same with the 16 px level in part too; level 0 only."""
 
+RULE_SWEEP = {
+    "stem": "multigrid_rule", "column": "rule", "two_phase_only": True,
+    "title": "Which multigrid levels may enter the loss",
+    "text": "Correlations + VolumeFractions, limit_to 8, 64x64 (levels of 64, 32, 16 px). Rule full:two = a level "
+            "enters whole if its side >= full x limit_to; if >= two x limit_to with S2 and the three-point "
+            "products of shifts within limit_to original pixels; else not (level 0 always). 0:0 = before "
+            "(every level), 8:4 = the default.",
+}
+WEIGHT_SWEEP = {
+    "stem": "volume_fraction_weight", "column": "VolumeFractions weight", "two_phase_only": False,
+    "title": "The weight of VolumeFractions next to Correlations",
+    "text": "Correlations (weight 1) + VolumeFractions (the weight in the second column), limit_to 8, 64x64, "
+            "the default multigrid rule; labels keep the target fractions.",
+}
+
 
 def load(name: str):
     from mcrgpu import gaussian_random_structure, load_microstructure
@@ -165,22 +180,6 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "quality.json").write_text(json.dumps({"max_iter": args.max_iter, "results": results}, indent=1))
         (args.out / "quality.md").write_text(render(results, args.max_iter))
-
-
-RULE_SWEEP = {
-    "stem": "multigrid_rule", "column": "rule", "two_phase_only": True,
-    "title": "Which multigrid levels may enter the loss",
-    "text": "Correlations + VolumeFractions, limit_to 8, 64x64 (levels of 64, 32, 16 px). Rule full:two = a level "
-            "enters whole if its side >= full x limit_to; if >= two x limit_to with S2 and the three-point "
-            "products of shifts within limit_to original pixels; else not (level 0 always). 0:0 = before "
-            "(every level), 8:4 = the default.",
-}
-WEIGHT_SWEEP = {
-    "stem": "volume_fraction_weight", "column": "VolumeFractions weight", "two_phase_only": False,
-    "title": "The weight of VolumeFractions next to Correlations",
-    "text": "Correlations (weight 1) + VolumeFractions (the weight in the second column), limit_to 8, 64x64, "
-            "the default multigrid rule; labels keep the target fractions.",
-}
 
 
 def sweep(names: list[str], args, kind: dict, variants: list[tuple[str, dict]]) -> None:
