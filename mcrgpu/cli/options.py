@@ -15,11 +15,11 @@ __all__ = ["MultiValueOption", "McrCommand", "gpu_options", "GPU_OPTION_NAMES", 
            "quiet_stderr", "error_message", "overwrite_option"]
 
 DESCRIPTOR_NAMES = "Correlations, FFTCorrelations, LinealPath, TwoPointCorrelations, Variation, VolumeFractions"
+"""For --help (mcrgpu.known_descriptors() without importing TensorFlow; a test keeps them equal)."""
 # Written out, as DESCRIPTOR_NAMES, so that --help answers without importing TensorFlow (tests compare
 # them with mcrgpu.mcr.optimizers.OPTIMIZER_TYPES and mcrgpu.mcr.losses.LOSS_TYPES).
 OPTIMIZER_TYPES = ("LBFGSB", "LBFGSB_SCIPY", "Adam", "Adamax", "Nadam", "SGD", "RMSprop", "Adagrad", "Adadelta")
 LOSS_TYPES = ("MSE", "SSE", "RMS", "L1", "L2")
-"""For --help (mcrgpu.known_descriptors() without importing TensorFlow; a test keeps them equal)."""
 
 _NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
 _VERBOSE = False

@@ -256,9 +256,7 @@ def _stored_settings(options: dict) -> tuple[dict, dict]:
     """With --resume: the stored settings for every option not given; a given option that differs
     from the stored value is a usage error unless --override_settings. (options, the stored settings
     or {} without --resume)."""
-    import json
-
-    from mcrgpu.mcr.checkpoint import OPERATIONAL_SETTINGS, load_resume_point
+    from mcrgpu.mcr.checkpoint import OPERATIONAL_SETTINGS, load_resume_point, settings_differences
 
     if not options["resume"]:
         return options, {}
@@ -267,18 +265,19 @@ def _stored_settings(options: dict) -> tuple[dict, dict]:
         described = stored["characterization"]
         stored = {**stored, "limit_to": described["limit_to"], "threshold_steepness": described["threshold_steepness"],
                   "no_multigrid_descriptor": not described["use_multigrid"], "non_periodic": not described["periodic"]}
+    given = {name: value for name, value in options.items() if _given(name)}
+    differences = settings_differences(stored, given)
+    if differences and not options["override_settings"]:
+        name, stored_value, value = differences[0]
+        shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        raise click.UsageError(
+            f"--{name} {shown} differs from the stored setting of the run to resume ({stored_value}); leave it "
+            "out to continue with the stored settings, or add --override_settings"
+        )
     merged = dict(options)
-    for name, value in merged.items():
-        if name not in stored or name in OPERATIONAL_SETTINGS:
-            continue
-        if not _given(name):
+    for name in merged.keys() - given.keys() - set(OPERATIONAL_SETTINGS):
+        if name in stored:
             merged[name] = tuple(stored[name]) if isinstance(stored[name], list) else stored[name]
-        elif json.loads(json.dumps(value)) != json.loads(json.dumps(stored[name])) and not options["override_settings"]:
-            shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
-            raise click.UsageError(
-                f"--{name} {shown} differs from the stored setting of the run to resume ({stored[name]}); leave it "
-                "out to continue with the stored settings, or add --override_settings"
-            )
     return merged, stored
 
 

@@ -27,6 +27,7 @@ __all__ = ["SavedModelSignature", "Item", "RunSummary", "ReplicaPredictor", "loa
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+_PENDING_BATCHES = 4  # decoded items of other shapes kept waiting, in global batches, before a partial batch runs
 
 
 def exit_code(*, interrupted: bool, failed: int) -> int:
@@ -34,7 +35,6 @@ def exit_code(*, interrupted: bool, failed: int) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_SOME_FAILED if failed else EXIT_OK
-_PENDING_BATCHES = 4  # decoded items of other shapes kept waiting, in global batches, before a partial batch runs
 
 
 @dataclass(frozen=True)

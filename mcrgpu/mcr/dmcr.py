@@ -304,10 +304,12 @@ class DMCR:
             if settings.outfile_data_steps and history.n_evaluations % settings.outfile_data_steps == 0:
                 self._save_intermediate(desired, history, stage)
 
+        fingerprint = target_fingerprint(desired)  # hashed once, not at every checkpoint
+
         def checkpoint():
             return Checkpoint(history, stage, history.n_evaluations - stage_start,
                               np.reshape(read_state(), field.shape), optimizer_state(),
-                              rng.bit_generator.state if settings.greedy else None, target_fingerprint(desired))
+                              rng.bit_generator.state if settings.greedy else None, fingerprint)
 
         written = history.n_evaluations  # evaluations at the last checkpoint
 

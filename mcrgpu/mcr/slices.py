@@ -22,7 +22,7 @@ import tensorflow as tf
 from mcrgpu.errors import DeviceConfigError, InvalidInputError
 
 __all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "fit_slice_batch",
-           "slice_table", "gather_slices", "scatter_slices", "slice_view", "field_from_view", "slice_axes",
+           "slice_table", "gather_slices", "slice_view", "field_from_view", "slice_axes",
            "replica_slice_sum", "SliceDistributedLoss"]
 
 # Transposes that turn a gather along axis a of (D, H, W, C) into a batch of slices (b, h, w, C);
@@ -175,21 +175,6 @@ def slice_table(slice_ids: Sequence[int] | np.ndarray, n_replicas: int,
         weights[replica, : len(share)] = 1.0
     shape = (n_replicas, n_chunks, chunk)
     return indices.reshape(shape), weights.reshape(shape)
-
-
-def scatter_slices(total: tf.Tensor, slices: tf.Tensor, indices: tf.Tensor, axis: int) -> tf.Tensor:
-    """Add a batch of slices (b, h, w, C), as :func:`gather_slices` returns them, into the slices
-    ``indices`` along ``axis`` of a (D, H, W, C) ``total`` (repeated indices add up)."""
-    if axis == 0:
-        return tf.tensor_scatter_nd_add(total, indices[:, None], slices)
-    shape = tf.shape(total)
-    if axis == 1:  # slices (b, D, W, C) -> updates (D, b, W, C) at [d, index]
-        d = tf.broadcast_to(tf.range(shape[0])[:, None], (shape[0], tf.size(indices)))
-        where = tf.stack([d, tf.broadcast_to(indices[None], tf.shape(d))], -1)
-        return tf.tensor_scatter_nd_add(total, where, tf.transpose(slices, (1, 0, 2, 3)))
-    # slices (b, D, H, C) -> updates (D, H, b, C) at [d, h, index]
-    d, h, k = tf.meshgrid(tf.range(shape[0]), tf.range(shape[1]), indices, indexing="ij")
-    return tf.tensor_scatter_nd_add(total, tf.stack([d, h, k], -1), tf.transpose(slices, (1, 2, 0, 3)))
 
 
 def replica_slice_sum(tables: dict[int, SliceTable], chunk_fn, initial, *, add=None):

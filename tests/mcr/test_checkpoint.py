@@ -49,16 +49,15 @@ def run(tmp_path, target, shape=(32, 32), resume_from=None, **settings):
 ])
 def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run(target, tmp_path, monkeypatch,
                                                                          optimizer_type, extra):
-    _, straight, straight_result = run(tmp_path / "straight", target, (8, 16, 16) if extra.get("greedy") else (32, 32),
-                                       optimizer_type=optimizer_type, **extra)
+    shape = (8, 16, 16) if extra.get("greedy") else (32, 32)
+    _, straight, straight_result = run(tmp_path / "straight", target, shape, optimizer_type=optimizer_type, **extra)
     stop_at(monkeypatch, 9)
-    dmcr, stopped, _ = run(tmp_path / "resumed", target, (8, 16, 16) if extra.get("greedy") else (32, 32),
-                           optimizer_type=optimizer_type, **extra)
+    dmcr, stopped, _ = run(tmp_path / "resumed", target, shape, optimizer_type=optimizer_type, **extra)
     assert stopped.interrupted and 9 <= stopped.n_evaluations < 24
     checkpoint = dmcr.checkpoint_path(target)
     assert checkpoint.is_file()
-    _, resumed, result = run(tmp_path / "resumed", target, (8, 16, 16) if extra.get("greedy") else (32, 32),
-                             resume_from=checkpoint, optimizer_type=optimizer_type, **extra)
+    _, resumed, result = run(tmp_path / "resumed", target, shape, resume_from=checkpoint,
+                             optimizer_type=optimizer_type, **extra)
     assert resumed.n_evaluations == straight.n_evaluations
     np.testing.assert_allclose(resumed.losses, straight.losses, rtol=1e-5)
     assert resumed.best_loss == pytest.approx(straight.best_loss, rel=1e-5)

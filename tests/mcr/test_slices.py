@@ -9,8 +9,8 @@ from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.mcr.losses import LossSettings, SliceLoss
 from mcrgpu.mcr.microstructure import volume_slices
 from mcrgpu.mcr.slices import (CPU_BUDGET_BYTES, DeviceMemory, SliceDistributedLoss, auto_slice_batch_size,
-                               field_from_view, gather_slices, replica_slice_sum, scatter_slices, slice_budget_bytes,
-                               slice_table, slice_view)
+                               field_from_view, gather_slices, replica_slice_sum, slice_budget_bytes, slice_table,
+                               slice_view)
 
 SETTINGS = DescriptorSettings(limit_to=3)
 
@@ -83,17 +83,6 @@ def test_slice_budget_comes_from_the_device_memory():
     per_slice = 8 * 4 * 64 * 64 * descriptors[0].maps_per_pixel()  # 8 copies of float32 maps
     assert on_cpu == CPU_BUDGET_BYTES // per_slice == 2
     assert on_gpu == 20 * gib // per_slice  # a quarter of an 80 GiB device
-
-
-def test_scatter_slices_adds_into_the_gathered_slices():
-    field = tf.zeros((3, 4, 5, 1))
-    for axis in range(3):
-        indices = tf.constant([2, 0, 2])  # repeated indices add up
-        batch = gather_slices(tf.reshape(tf.range(60, dtype=tf.float32), (3, 4, 5, 1)), indices, axis)
-        total = scatter_slices(field, tf.ones_like(batch), indices, axis).numpy()
-        for index, count in {0: 1.0, 2: 2.0}.items():
-            np.testing.assert_array_equal(np.take(total, index, axis=axis), count)
-        np.testing.assert_array_equal(np.take(total, 1, axis=axis), 0.0)
 
 
 def test_slice_view_rows_are_the_gathered_slices_and_field_from_view_inverts_it():
