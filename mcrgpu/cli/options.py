@@ -321,6 +321,10 @@ def reconstruction_options(command: Callable) -> Callable:
                      help="Keep the state every N evaluations in the convergence history."),
         click.option("--outfile_data_steps", type=click.IntRange(min=1), default=None,
                      help="Write the best state to a file every N evaluations."),
+        click.option("--two_point_polish/--no_two_point_polish", default=True, show_default=True,
+                     help="Fit the final labels to the target's two-point probability S2 by swapping pixels "
+                          "of different phases on phase boundaries (phase fractions stay exact; needs "
+                          "Correlations, TwoPointCorrelations or FFTCorrelations, periodic)."),
         click.option("--oor_multiplier", type=click.FloatRange(min=0), default=1000.0, show_default=True,
                      help="Penalty on values outside [0, 1]."),
         click.option("--phase_sum_multiplier", type=click.FloatRange(min=0), default=1000.0, show_default=True,

@@ -50,6 +50,9 @@ class ConvergenceData:
         The reconstruction settings, for the record and for resuming.
     comparison : dict, optional
         :func:`mcrgpu.mcr.compare.compare` of the result with the original (``match`` only).
+    polish : dict, optional
+        What the two-point polish of the final labels did (:class:`mcrgpu.mcr.polish.Polish`:
+        ``pixels_changed``, ``s2_error_before``, ``s2_error_after``); None if it did not run.
     """
 
     losses: list[float] = field(default_factory=list)
@@ -63,6 +66,7 @@ class ConvergenceData:
     stop_reason: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     comparison: dict[str, Any] | None = None
+    polish: dict[str, Any] | None = None
     snapshot_dir: Path | None = None
     _started: float = field(default_factory=time.perf_counter, repr=False)
 
@@ -125,6 +129,7 @@ class ConvergenceData:
             "best_loss": self.best_loss, "interrupted": self.interrupted,
             "stop_reason": self.stop_reason, "settings": self.settings,
             "snapshots": sorted(self.snapshots), "comparison": self.comparison,
+            "polish": self.polish,
         }
         arrays = {
             "iteration": np.arange(1, self.n_evaluations + 1),
@@ -189,6 +194,7 @@ def convergence_from_arrays(header: dict, arrays: dict[str, np.ndarray], path, *
             stop_reason=header.get("stop_reason"),
             settings=header["settings"],
             comparison=header.get("comparison"),
+            polish=header.get("polish"),
             snapshot_dir=snapshot_dir,
         )
     except FileFormatError:

@@ -26,6 +26,7 @@ from mcrgpu.mcr.microstructure_io import save_microstructure
 from mcrgpu.mcr.labelling import label_field
 from mcrgpu.mcr.losses import SliceLoss
 from mcrgpu.mcr.microstructure import Microstructure
+from mcrgpu.mcr.polish import polish_labels, two_point_targets
 from mcrgpu.mcr.reconstruction_settings import ReconstructionSettings
 from mcrgpu.mcr.lbfgs import BoxLBFGS
 from mcrgpu.mcr.optimizers import (make_keras_optimizer, minimize_lbfgsb, minimize_on_device,
@@ -166,8 +167,22 @@ class DMCR:
             best = _resample(best, shape)
         result = label_field(best, desired.volume_fractions,
                              phase_values=desired.phase_values if multiphase or n_phases == 2 else None)
+        if settings.two_point_polish:
+            result = self._polish(desired, result, history)
         self._save(desired, history, result)
         return history, result
+
+    def _polish(self, desired: Characterization, result: Microstructure, history: ConvergenceData) -> Microstructure:
+        """The labels fitted to the target's S2 (:mod:`mcrgpu.mcr.polish`), if its descriptors give S2."""
+        targets = two_point_targets(desired, self.settings.descriptor_types, 1 if result.ndim == 2 else 3)
+        if targets is None:
+            return result
+        polish = polish_labels(result.labels, targets)
+        history.polish = {"pixels_changed": polish.pixels_changed, "s2_error_before": polish.s2_error_before,
+                          "s2_error_after": polish.s2_error_after}
+        logger.info("Two-point polish: %d pixels changed, S2 error %.4f -> %.4f", polish.pixels_changed,
+                    polish.s2_error_before, polish.s2_error_after)
+        return Microstructure(polish.labels, phase_values=result.phase_values)
 
     # -- steps ----------------------------------------------------------------------------------
     def _run_stages(self, desired, field, stages, shape, multiphase, history, resume=None) -> np.ndarray:

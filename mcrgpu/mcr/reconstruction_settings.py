@@ -44,6 +44,7 @@ class ReconstructionSettings:
     phase_sum_multiplier: float = 1000.0
     full_level_windows: float = 8.0
     two_point_level_windows: float = 4.0
+    two_point_polish: bool = True
     seed: int | None = None
 
     def __post_init__(self) -> None:

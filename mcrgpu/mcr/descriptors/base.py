@@ -188,6 +188,13 @@ class Descriptor:
         """
         return np.ones(self._level_shape(), dtype=bool)
 
+    def two_point_probability(self, value: np.ndarray, volume_fraction: float) -> np.ndarray | None:
+        """The two-point probability S2 that one channel's ``value`` of a binary (0/1) periodic
+        source implies: the ``(2L - 1, 2L - 1)`` window of shifts ``|dy|, |dx| < L``, ``r = 0`` in
+        the centre (as :func:`mcrgpu.mcr.compare.two_point_map`); None if the value does not
+        determine it. The final labels are fitted to it (:mod:`mcrgpu.mcr.polish`)."""
+        return None
+
     def max_levels(self, height: int, width: int) -> int:
         """Number of multigrid levels available for an ``height`` x ``width`` slice.
 

@@ -101,6 +101,10 @@ class FFTCorrelations(Descriptor):
     def _min_size(self) -> tuple[int, int]:
         return self.settings.limit_to, self.settings.limit_to
 
+    def two_point_probability(self, value: np.ndarray, volume_fraction: float) -> np.ndarray | None:
+        """The value itself if periodic (it is S2); None otherwise."""
+        return np.asarray(value, np.float64) if self.settings.periodic else None
+
     def _compute(self, x: tf.Tensor) -> tf.Tensor:
         limit = self.settings.limit_to
         _, height, width, _ = x.shape
