@@ -3,7 +3,8 @@
 For every structure: mcrgpu "before" (every multigrid level in the loss, MCRpy's weights 1 and 1, labels
 cut at 0.5 / arg-max: the behaviour before issue 10), mcrgpu "after" (the defaults: coarse levels in part or
 not at all, see :class:`mcrgpu.mcr.losses.LossSettings`, VolumeFractions weighted 10, labels with the target
-fractions) and MCRpy 0.2.0 (``python -m mcrpy.match``, its ``last_frame.npy``), all with
+fractions, fitted to the target's S2 by the two-point polish, :mod:`mcrgpu.mcr.polish`), mcrgpu "after, no
+polish" (the same without the polish, from the same optimised field) and MCRpy 0.2.0 (``python -m mcrpy.match``, its ``last_frame.npy``), all with
 Correlations + VolumeFractions, limit_to 8, L-BFGS-B and the same ``max_iter``; then
 :func:`mcrgpu.compare` of each result with the original: S2 error (relative, |r| < 8, all phases but
 the most abundant), largest phase-fraction error, chord distance (Wasserstein-1 over the mean chord
@@ -42,7 +43,8 @@ PEER_PYTHON = Path(os.environ.get("MCRPY_PYTHON", "/work/scratch/mcrpy-venv/bin/
 STRUCTURES = ["pymks_ms_64x64_1", "pymks_ms_64x64_3", "alloy_resized_s", "copolymer_resized_s", "pmma_resized_s",
               "composite_resized_s", "generated_seed0", "generated_seed1_30pc"]
 DESCRIPTORS = ["Correlations", "VolumeFractions"]
-BEFORE = {"full_level_windows": 0.0, "two_point_level_windows": 0.0, "descriptor_weights": [1.0, 1.0]}
+BEFORE = {"full_level_windows": 0.0, "two_point_level_windows": 0.0, "descriptor_weights": [1.0, 1.0],
+          "two_point_polish": False}
 RULES = [(0.0, 0.0), (4.0, 4.0), (8.0, 4.0), (8.0, 2.0), (8.0, 8.0)]
 """Sweep (64x64, limit_to 8: levels of 64, 32, 16 px): every level whole (MCRpy's multigrid loss);
 64 and 32 px whole, 16 px out (the rule before the short-range one); 64 px whole, 32 px with S2 and
@@ -84,8 +86,8 @@ def run_mcrgpu(structure, max_iter: int, seed: int, *, before: bool, settings: d
                            **(BEFORE if before else settings or {})).reconstruct(target, structure.shape)
     if before:
         result = Microstructure.from_indicator(history.best_field)  # the 0.5 cut / arg-max of before
-    return result, {"evaluations": history.n_evaluations, "seconds": time.perf_counter() - started,
-                    "loss": history.best_loss}
+    return result, history, {"evaluations": history.n_evaluations, "seconds": time.perf_counter() - started,
+                             "loss": history.best_loss}
 
 
 def run_mcrpy(structure, max_iter: int, work: Path):
@@ -112,6 +114,8 @@ def row(report: dict) -> dict:
 
 def render(results: dict, max_iter: int) -> str:
     lines = [f"# Reconstruction quality: mcrgpu before/after issue 10 and MCRpy 0.2.0 ({max_iter} evaluations)", "",
+             "After, no polish: the same optimised field as after, labelled with the target fractions but not fitted "
+             "to the target's S2 (--no_two_point_polish).", "",
              "Correlations + VolumeFractions, limit_to 8, L-BFGS-B, 64x64. S2 error: relative L2 error of S2 over "
              "|dy|, |dx| < 8, phases other than the most abundant, after labelling. Fraction error: largest "
              "|f_result - f_original|. Chord: Wasserstein-1 distance of the chord-length distributions over the "
@@ -156,6 +160,7 @@ def main() -> None:
         return sweep(names, args, WEIGHT_SWEEP, [(f"{w:g}", {"descriptor_weights": [1.0, w]})
                                                  for w in args.weight_sweep])
     from mcrgpu import compare
+    from mcrgpu.mcr.labelling import label_field
 
     earlier = {}  # read before --out is written (it may be the same file)
     for path in args.reuse_peer:
@@ -163,11 +168,14 @@ def main() -> None:
     results = {}
     for name in names:
         structure = load(name)
-        runs = {"mcrgpu before": [], "mcrgpu after": [], "MCRpy 0.2.0": []}
+        runs = {"mcrgpu before": [], "mcrgpu after, no polish": [], "mcrgpu after": [], "MCRpy 0.2.0": []}
         for seed in [] if args.peer_only else args.seeds:
-            for tool, before in (("mcrgpu before", True), ("mcrgpu after", False)):
-                result, info = run_mcrgpu(structure, args.max_iter, seed, before=before)
-                runs[tool].append({**row(compare(structure, result)), **info, "seed": seed})
+            result, _, info = run_mcrgpu(structure, args.max_iter, seed, before=True)
+            runs["mcrgpu before"].append({**row(compare(structure, result)), **info, "seed": seed})
+            result, history, info = run_mcrgpu(structure, args.max_iter, seed, before=False)
+            unpolished = label_field(history.best_field, structure.volume_fractions(), phase_values=result.phase_values)
+            runs["mcrgpu after, no polish"].append({**row(compare(structure, unpolished)), **info, "seed": seed})
+            runs["mcrgpu after"].append({**row(compare(structure, result)), **info, "seed": seed})
         if name in earlier and "MCRpy 0.2.0" in earlier[name]["runs"]:
             runs["MCRpy 0.2.0"] = earlier[name]["runs"]["MCRpy 0.2.0"]
         elif not args.no_peer:
@@ -200,7 +208,7 @@ def sweep(names: list[str], args, kind: dict, variants: list[tuple[str, dict]]) 
         for label, settings in variants:
             runs = []
             for seed in args.seeds:
-                result, info = run_mcrgpu(structure, args.max_iter, seed, before=False, settings=settings)
+                result, _, info = run_mcrgpu(structure, args.max_iter, seed, before=False, settings=settings)
                 runs.append({**row(compare(structure, result)), **info, "seed": seed})
             rows.append({"structure": name, kind["column"]: label, "settings": settings, "runs": runs})
             clusters = "; ".join(",".join(map(str, r["clusters"])) for r in runs)

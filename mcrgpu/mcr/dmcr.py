@@ -177,7 +177,13 @@ class DMCR:
         targets = two_point_targets(desired, self.settings.descriptor_types, 1 if result.ndim == 2 else 3)
         if targets is None:
             return result
-        polish = polish_labels(result.labels, targets)
+        with tqdm(unit=" rounds", dynamic_ncols=True, desc="two-point polish",
+                  disable=not (self.progress and is_chief(self.strategy))) as bar:
+            def show(error):
+                bar.update()
+                bar.set_postfix(s2_error=f"{error:.4f}")
+
+            polish = polish_labels(result.labels, targets, on_round=show)
         history.polish = {"pixels_changed": polish.pixels_changed, "s2_error_before": polish.s2_error_before,
                           "s2_error_after": polish.s2_error_after}
         logger.info("Two-point polish: %d pixels changed, S2 error %.4f -> %.4f", polish.pixels_changed,

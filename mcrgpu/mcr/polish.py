@@ -12,13 +12,14 @@ helps. The target S2 comes from the characterization
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from mcrgpu.mcr.characterization import Characterization
 from mcrgpu.mcr.compare import two_point_map
 from mcrgpu.mcr.descriptors import get_descriptor
+from mcrgpu.errors import InvalidInputError
 
 __all__ = ["Polish", "polish_labels", "two_point_targets"]
 
@@ -62,7 +63,8 @@ def two_point_targets(desired: Characterization, descriptor_types: Sequence[str]
     return None
 
 
-def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 200) -> Polish:
+def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 200,
+                  on_round: Callable[[float], None] | None = None) -> Polish:
     """Swap pairs of boundary pixels of different phases while the S2 error falls.
 
     Each round predicts, for every boundary pixel, the exact change of the error if it alone
@@ -78,6 +80,10 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
         ``(n_axes, K, 2L - 1, 2L - 1)`` from :func:`two_point_targets`: one orientation for 2D,
         the slices perpendicular to axes 0, 1, 2 (oriented as :func:`~mcrgpu.mcr.compare.two_point_map`
         sees them) for 3D.
+    max_rounds : int
+        Most rounds (each recomputes the predicted changes of all boundary pixels).
+    on_round : callable, optional
+        Called after each round with the current S2 error (for a progress display).
 
     Returns
     -------
@@ -88,7 +94,9 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
     n_axes, n_phases = targets.shape[:2]
     limit = (targets.shape[-1] + 1) // 2
     if n_axes != (1 if labels.ndim == 2 else 3):
-        raise ValueError(f"targets for {n_axes} orientation(s) do not fit labels of shape {labels.shape}")
+        raise InvalidInputError(f"targets for {n_axes} slice orientation(s) do not fit labels of shape "
+                                f"{labels.shape}; 2D labels take 1, 3D labels 3")
+    targets = (targets + targets[..., ::-1, ::-1]) / 2.0  # S2 is point-symmetric; _flip_costs relies on it
     offsets = _plane_offsets(limit, n_axes)
     norms = np.maximum(np.sum(targets**2, axis=(2, 3)), 1e-24)
 
@@ -121,6 +129,8 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
             break
         else:
             k //= 2
+        if on_round is not None:
+            on_round(_relative_error(maps, targets, norms))
     polished = volume.reshape(labels.shape)
     return Polish(polished, int(np.sum(polished != labels)), _relative_error(start, targets, norms),
                   _relative_error(maps, targets, norms))
@@ -146,42 +156,59 @@ def _flip_costs(volume: np.ndarray, differences: np.ndarray, norms: np.ndarray,
     """Boundary pixels (flat indices) and the exact error change if each alone became phase q:
     ``(M, K)``, infinite for its own phase.
 
-    Removing pixel x from phase a changes ``S2_a(r)`` by ``-(I_a(x + r) + I_a(x - r)) / N`` (``-1/N``
-    at ``r = 0``), adding it to phase b by the same with ``+``; the error changes by
-    ``sum_r (2 D delta + delta**2) / |target|**2`` per orientation and phase.
+    Removing pixel x from phase a changes ``S2_a(r)`` by ``-h(r) / N`` with ``h(r) = I_a(x + r) +
+    I_a(x - r)`` (``h(0) = 1``), adding it to phase b by ``+h(r) / N`` with b's indicator; the error
+    changes by ``sum_r (h**2 / N**2 -+ 2 D h / N) / |target|**2`` per orientation and phase. As S2
+    and its target are point-symmetric, both sums need each neighbour once: the window is gathered
+    as shifts r_1..r_n, 0, -r_1..-r_n, so ``sum h D = 2 sum_r I(x + r) D(r) + (1 - 2 I(x)) D(0)``
+    and ``sum h**2 = 2 (sum_{r != 0} I(x + r)) + 4 sum_i I(x + r_i) I(x - r_i) + 1``.
     """
     boundary = np.zeros(volume.shape, dtype=bool)
     for axis in range(3):
         if volume.shape[axis] > 1:
             boundary |= (np.roll(volume, 1, axis) != volume) | (np.roll(volume, -1, axis) != volume)
     pixels = np.flatnonzero(boundary)
-    # periodic neighbours as flat indices into a wrap-padded copy: one addition and one take per window
-    reach = np.abs(offsets).max(axis=(0, 1))
-    padded = np.pad(volume, [(r, r) for r in reach], mode="wrap")
-    strides = np.array([padded.shape[1] * padded.shape[2], padded.shape[2], 1])
-    window_steps = offsets @ strides  # (n_axes, (2L-1)**2)
     n_phases = differences.shape[1]
-    centre = offsets.shape[1] // 2
+    width = offsets.shape[1]
+    half = width // 2  # the centre (r = 0) in the mirrored order
+    mirrored = np.r_[0:half + 1, width - 1:half:-1]
+    # periodic neighbours as flat indices into a wrap-padded copy: one addition and one take per window;
+    # the work arrays are allocated once (fresh large arrays cost more than the arithmetic on them)
+    reach = np.abs(offsets).max(axis=(0, 1))
+    padded = np.pad(volume.astype(np.int8), [(r, r) for r in reach], mode="wrap")
+    strides = np.array([padded.shape[1] * padded.shape[2], padded.shape[2], 1])
+    window_steps = offsets[:, mirrored] @ strides  # (n_axes, (2L-1)**2)
+    mirrored_differences = differences.reshape(*differences.shape[:2], -1)[..., mirrored]
     costs = np.empty((pixels.size, n_phases))
+    size = min(_CHUNK, pixels.size)
+    index = np.empty((size, width), dtype=np.intp)
+    window = np.empty((size, width), dtype=np.int8)
+    in_phase = np.empty((size, width), dtype=bool)
+    indicator = np.empty((size, width))
     for start in range(0, pixels.size, _CHUNK):
         chunk = pixels[start:start + _CHUNK]
+        m = chunk.size
         base = (np.stack(np.unravel_index(chunk, volume.shape), axis=1) + reach) @ strides
         own = volume.reshape(-1)[chunk]
-        removal = np.zeros((chunk.size, n_phases))
-        addition = np.zeros((chunk.size, n_phases))
+        removal = np.zeros((m, n_phases))
+        addition = np.zeros((m, n_phases))
         for axis, steps in enumerate(window_steps):
-            window = np.take(padded, base[:, None] + steps[None])
+            np.add(base[:, None], steps[None], out=index[:m])
+            np.take(padded, index[:m], out=window[:m])
             for p in range(n_phases):
-                hits = (window == p).astype(np.int16)
-                hits += hits[:, ::-1]  # I(x + r) + I(x - r): the window's entry -r is entry r reversed
-                hits[:, centre] = 1
-                square = np.sum(hits * hits, axis=1) / volume.size**2
-                linear = 2.0 * (hits @ differences[axis, p].reshape(-1)) / volume.size
+                np.equal(window[:m], p, out=in_phase[:m])
+                np.copyto(indicator[:m], in_phase[:m])
+                centre = indicator[:m, half]
+                d = mirrored_differences[axis, p]
+                count = np.count_nonzero(in_phase[:m], axis=1)
+                pairs = np.einsum("ij,ij->i", indicator[:m, :half], indicator[:m, half + 1:])
+                square = (2.0 * (count - centre) + 4.0 * pairs + 1.0) / volume.size**2
+                linear = 2.0 * (2.0 * (indicator[:m] @ d) + (1.0 - 2.0 * centre) * d[half]) / volume.size
                 removal[:, p] += (square - linear) / norms[axis, p]
                 addition[:, p] += (square + linear) / norms[axis, p]
-        chunk_costs = removal[np.arange(chunk.size), own][:, None] + addition
-        chunk_costs[np.arange(chunk.size), own] = np.inf
-        costs[start:start + chunk.size] = chunk_costs
+        chunk_costs = removal[np.arange(m), own][:, None] + addition
+        chunk_costs[np.arange(m), own] = np.inf
+        costs[start:start + m] = chunk_costs
     return pixels, costs
 
 

@@ -7,6 +7,7 @@ from conftest import cpu_strategy
 from mcrgpu.mcr.characterization import characterize, combine_axes
 from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
 from mcrgpu.mcr.dmcr import DMCR
+from mcrgpu.mcr.labelling import label_field
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.mcr.synthetic import gaussian_random_structure
 from mcrgpu.mcr.microstructure_io import load_microstructure
@@ -209,3 +210,25 @@ def test_a_stop_before_the_first_evaluation_saves_nothing(structure_2d, tmp_path
     history, result = DMCR(["FFTCorrelations"], max_iter=5, save_to=tmp_path).reconstruct(target, (32, 32))
     assert result is None and history.interrupted and history.stop_reason == "SIGINT"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_final_labels_are_fitted_to_the_target_s2_and_the_polish_is_recorded(structure_2d, tmp_path):
+    target = characterize(structure_2d, ["Correlations", "VolumeFractions", "LinealPath"], limit_to=4)
+    dmcr = DMCR(["Correlations", "VolumeFractions"], max_iter=60, seed=0, save_to=tmp_path)
+    history, polished = dmcr.reconstruct(target, (32, 32))
+    unpolished = label_field(history.best_field, target.volume_fractions)
+    np.testing.assert_array_equal(polished.volume_fractions(), unpolished.volume_fractions())
+    original = s2(structure_2d.labels)
+
+    def s2_error(result):
+        return np.linalg.norm(s2(result.labels) - original) / np.linalg.norm(original)
+
+    assert s2_error(polished) < 0.8 * s2_error(unpolished)
+    assert history.polish["pixels_changed"] == np.sum(polished.labels != unpolished.labels) > 0
+    saved = load_convergence(dmcr.result_paths(target)[1])
+    assert saved.polish == history.polish and saved.settings["two_point_polish"] is True
+    # switched off, or with no descriptor that gives S2, the labels are the fraction-keeping cut
+    for descriptors, settings in ((["Correlations"], {"two_point_polish": False}), (["LinealPath"], {})):
+        history, result = DMCR(descriptors, max_iter=10, seed=0, **settings).reconstruct(target, (32, 32))
+        assert history.polish is None
+        np.testing.assert_array_equal(result.labels, label_field(history.best_field, target.volume_fractions).labels)

@@ -1,0 +1,134 @@
+"""The two-point polish of the final labels: target S2 from descriptors, exact swap costs, the search."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from mcrgpu.errors import InvalidInputError
+from mcrgpu.mcr.characterization import characterize
+from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
+from mcrgpu.mcr.microstructure import Microstructure
+from mcrgpu.mcr.polish import _flip_costs, _plane_offsets, polish_labels, two_point_targets
+
+
+def s2_by_rolling(labels: np.ndarray, phase: int, limit: int) -> np.ndarray:
+    """Reference S2 window of a 2D periodic image: mean of I(p) I(p + r), one np.roll per shift."""
+    indicator = (labels == phase).astype(np.float64)
+    steps = range(1 - limit, limit)
+    return np.array([[np.mean(indicator * np.roll(indicator, (-dy, -dx), axis=(0, 1))) for dx in steps]
+                     for dy in steps])
+
+
+def blobs(shape, fractions, seed):
+    """A smooth random structure with the given phase fractions (phase 0 where the noise is lowest)."""
+    noise = ndimage.gaussian_filter(np.random.default_rng(seed).normal(size=shape), 1.5, mode="wrap")
+    cuts = np.quantile(noise, np.cumsum(fractions)[:-1])
+    return np.digitize(noise, cuts)
+
+
+def relative_s2_error(labels, targets):
+    limit = (targets.shape[-1] + 1) // 2
+    return np.mean([np.linalg.norm(s2_by_rolling(labels, p, limit) - targets[0, p]) / np.linalg.norm(targets[0, p])
+                    for p in range(targets.shape[1])])
+
+
+@pytest.mark.parametrize("name", ["Correlations", "TwoPointCorrelations", "FFTCorrelations"])
+def test_descriptors_give_the_s2_of_a_binary_structure(name):
+    labels = blobs((24, 24), [0.5, 0.3, 0.2], seed=0)
+    target = characterize(Microstructure(labels), [name], limit_to=4)
+    descriptor = get_descriptor(name, target.settings)
+    for phase in range(3):
+        implied = descriptor.two_point_probability(target.descriptors[name][phase], target.volume_fractions[phase])
+        np.testing.assert_allclose(implied, s2_by_rolling(labels, phase, 4), atol=2e-6)
+
+
+def test_descriptors_without_s2_or_periodicity_give_none():
+    settings = DescriptorSettings(limit_to=4, periodic=False)
+    assert get_descriptor("Correlations", settings).two_point_probability(np.zeros((1, 25, 25)), 0.5) is None
+    assert get_descriptor("LinealPath").two_point_probability(np.zeros((1, 8)), 0.5) is None
+
+
+def test_targets_of_a_phase_one_characterization_derive_phase_zero():
+    labels = blobs((24, 24), [0.6, 0.4], seed=1)
+    target = characterize(Microstructure(labels), ["LinealPath", "Correlations"], limit_to=4, use_multiphase=False)
+    targets = two_point_targets(target, ["LinealPath", "Correlations"], 1)  # LinealPath gives none: skipped
+    assert targets.shape == (1, 2, 7, 7)
+    for phase in range(2):
+        np.testing.assert_allclose(targets[0, phase], s2_by_rolling(labels, phase, 4), atol=2e-6)
+    assert two_point_targets(target, ["LinealPath"], 1) is None
+
+
+@pytest.mark.parametrize("shape", [(12, 12), (6, 7, 8)])
+def test_predicted_flip_costs_equal_the_recomputed_error_change(shape):
+    rng = np.random.default_rng(2)
+    labels = rng.choice(3, size=shape, p=[0.5, 0.3, 0.2])
+    volume = labels.reshape((1,) * (3 - labels.ndim) + labels.shape)
+    n_axes = 1 if labels.ndim == 2 else 3
+    targets = rng.uniform(0.05, 0.3, size=(n_axes, 3, 5, 5))
+    targets += targets[..., ::-1, ::-1]  # point-symmetric, as every S2
+    norms = np.sum(targets**2, axis=(2, 3))
+
+    def error(v):
+        maps = np.stack([[_axis_s2(v, p, axis, 3) for p in range(3)] for axis in range(n_axes)])
+        return np.sum(np.sum((maps - targets) ** 2, axis=(2, 3)) / norms), maps
+
+    start, maps = error(volume)
+    pixels, costs = _flip_costs(volume, maps - targets, norms, _plane_offsets(3, n_axes))
+    for index in rng.choice(pixels.size, size=6, replace=False):
+        for phase in range(3):
+            changed = volume.copy().reshape(-1)
+            if changed[pixels[index]] == phase:
+                assert costs[index, phase] == np.inf
+                continue
+            changed[pixels[index]] = phase
+            assert costs[index, phase] == pytest.approx(error(changed.reshape(volume.shape))[0] - start, abs=1e-12)
+
+
+def _axis_s2(volume, phase, axis, limit):
+    """Reference S2 of the slices perpendicular to ``axis``, oriented as slice_view orients them."""
+    oriented = np.transpose(volume, [(0, 1, 2), (1, 0, 2), (2, 0, 1)][axis])
+    return np.mean([s2_by_rolling(plane, phase, limit) for plane in oriented], axis=0)
+
+
+def test_polish_brings_a_disturbed_structure_back_to_its_s2_and_keeps_the_counts():
+    original = blobs((32, 32), [0.5, 0.3, 0.2], seed=3)
+    targets = np.stack([[s2_by_rolling(original, p, 4) for p in range(3)]])
+    disturbed = original.copy().reshape(-1)
+    rng = np.random.default_rng(4)
+    for _ in range(40):  # swaps of random pixels of different phases: the counts stay
+        i, j = rng.choice(disturbed.size, size=2, replace=False)
+        disturbed[i], disturbed[j] = disturbed[j], disturbed[i]
+    disturbed = disturbed.reshape(original.shape)
+    result = polish_labels(disturbed, targets)
+    np.testing.assert_array_equal(np.bincount(result.labels.ravel()), np.bincount(original.ravel()))
+    assert result.s2_error_before == pytest.approx(relative_s2_error(disturbed, targets))
+    assert result.s2_error_after == pytest.approx(relative_s2_error(result.labels, targets))
+    assert result.s2_error_after < 0.5 * result.s2_error_before
+    assert result.pixels_changed == np.sum(result.labels != disturbed)
+
+
+def test_a_structure_at_its_target_is_left_alone():
+    original = blobs((16, 16), [0.7, 0.3], seed=5)
+    targets = np.stack([[s2_by_rolling(original, p, 4) for p in range(2)]])
+    result = polish_labels(original, targets)
+    assert result.pixels_changed == 0 and result.s2_error_after == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_volume_is_fitted_to_every_slice_orientation():
+    volume = blobs((12, 12, 12), [0.6, 0.4], seed=6)
+    target = characterize(Microstructure(volume), ["FFTCorrelations"], limit_to=3)
+    targets = two_point_targets(target, ["FFTCorrelations"], 3)
+    for axis in range(3):
+        np.testing.assert_allclose(targets[axis, 1], _axis_s2(volume, 1, axis, 3), atol=1e-6)
+    disturbed = volume.copy()
+    flat = disturbed.reshape(-1)
+    ones, zeros = np.flatnonzero(flat == 1)[:30], np.flatnonzero(flat == 0)[-30:]
+    flat[ones], flat[zeros] = 0, 1
+    result = polish_labels(disturbed, targets)
+    assert result.labels.shape == volume.shape and result.labels.sum() == volume.sum()
+    assert result.s2_error_after < 0.5 * result.s2_error_before
+
+
+def test_targets_that_do_not_fit_the_labels_are_refused():
+    with pytest.raises(InvalidInputError, match="1 slice orientation"):
+        polish_labels(np.zeros((4, 4, 4), dtype=int), np.ones((1, 2, 3, 3)))
