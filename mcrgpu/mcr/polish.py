@@ -5,7 +5,7 @@ the target's phase fractions (:func:`~mcrgpu.mcr.labelling.label_field`) then mi
 two-point probability S2 by a few per cent, mostly where the grey pixels went. The polish swaps
 pairs of pixels of different phases on phase boundaries (phase counts stay exact), as the
 Yeong-Torquato method does, but only while the summed relative squared S2 error over all phases
-(and slice orientations, 3D) falls; it changes about 1-3 % of the pixels and stops where no swap
+(and slice orientations, 3D) falls; it changes a few per cent of the pixels and stops where no swap
 helps. The target S2 comes from the characterization
 (:meth:`~mcrgpu.mcr.descriptors.Descriptor.two_point_probability`).
 """
@@ -108,7 +108,7 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
         return float(np.sum(np.sum((maps - targets) ** 2, axis=(2, 3)) / norms))
 
     maps = s2_maps(volume)
-    start, current = maps, error(maps)
+    initial, current = maps, error(maps)
     k, rounds, costs = 1, 0, None
     while rounds < max_rounds:
         rounds += 1
@@ -132,7 +132,7 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
         if on_round is not None:
             on_round(_relative_error(maps, targets, norms))
     polished = volume.reshape(labels.shape)
-    return Polish(polished, int(np.sum(polished != labels)), _relative_error(start, targets, norms),
+    return Polish(polished, int(np.sum(polished != labels)), _relative_error(initial, targets, norms),
                   _relative_error(maps, targets, norms))
 
 
