@@ -167,27 +167,29 @@ class DMCR:
             best = _resample(best, shape)
         result = label_field(best, desired.volume_fractions,
                              phase_values=desired.phase_values if multiphase or n_phases == 2 else None)
-        if settings.two_point_polish:
+        if settings.two_point_polish and history.stop_reason is None:  # a stopped run is saved at once
             result = self._polish(desired, result, history)
         self._save(desired, history, result)
         return history, result
 
     def _polish(self, desired: Characterization, result: Microstructure, history: ConvergenceData) -> Microstructure:
-        """The labels fitted to the target's S2 (:mod:`mcrgpu.mcr.polish`), if its descriptors give S2."""
+        """The labels fitted to the target's S2 (:mod:`mcrgpu.mcr.polish`), if its descriptors give S2.
+        Ctrl+C or SIGTERM ends the polish early; the labels so far are the result."""
         targets = two_point_targets(desired, self.settings.descriptor_types, 1 if result.ndim == 2 else 3)
         if targets is None:
             return result
-        with tqdm(unit=" rounds", dynamic_ncols=True, desc="two-point polish",
-                  disable=not (self.progress and is_chief(self.strategy))) as bar:
+        with stop_on_signals(), tqdm(unit=" rounds", dynamic_ncols=True, desc="two-point polish",
+                                     disable=not (self.progress and is_chief(self.strategy))) as bar:
             def show(error):
                 bar.update()
                 bar.set_postfix(s2_error=f"{error:.4f}")
 
             polish = polish_labels(result.labels, targets, on_round=show)
         history.polish = {"pixels_changed": polish.pixels_changed, "s2_error_before": polish.s2_error_before,
-                          "s2_error_after": polish.s2_error_after}
-        logger.info("Two-point polish: %d pixels changed, S2 error %.4f -> %.4f", polish.pixels_changed,
-                    polish.s2_error_before, polish.s2_error_after)
+                          "s2_error_after": polish.s2_error_after, "stopped_by": polish.stopped_by}
+        logger.info("Two-point polish: %d pixels changed, S2 error %.4f -> %.4f%s", polish.pixels_changed,
+                    polish.s2_error_before, polish.s2_error_after,
+                    f" (stopped by {polish.stopped_by}; the labels so far are the result)" if polish.stopped_by else "")
         return Microstructure(polish.labels, phase_values=result.phase_values)
 
     # -- steps ----------------------------------------------------------------------------------

@@ -28,13 +28,15 @@ _CHUNK = 8192
 
 
 class Polish(NamedTuple):
-    """The polished labels, how many pixels changed, and the S2 error (mean over axes and phases
-    of ``|S2 - target| / |target|``) before and after."""
+    """The polished labels, how many pixels changed, the S2 error (mean over axes and phases of
+    ``|S2 - target| / |target|``) before and after, and the signal that stopped the polish early
+    (None if it ran to its end)."""
 
     labels: np.ndarray
     pixels_changed: int
     s2_error_before: float
     s2_error_after: float
+    stopped_by: str | None = None
 
 
 def two_point_targets(desired: Characterization, descriptor_types: Sequence[str],
@@ -70,7 +72,9 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
     Each round predicts, for every boundary pixel, the exact change of the error if it alone
     changed phase, pairs the best a -> b with the best b -> a changes, applies the ``k`` best pairs
     and keeps them if the recomputed error fell (then ``k`` doubles; else ``k`` halves and the
-    round is retried). It stops when a single pair does not help, or after ``max_rounds`` rounds.
+    round is retried). It stops when a single pair does not help, or after ``max_rounds`` rounds;
+    on Ctrl+C (KeyboardInterrupt) it returns the labels of the last accepted round, each of which
+    lowered the error.
 
     Parameters
     ----------
@@ -107,33 +111,36 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
     def error(maps):
         return float(np.sum(np.sum((maps - targets) ** 2, axis=(2, 3)) / norms))
 
-    maps = s2_maps(volume)
-    initial, current = maps, error(maps)
-    k, rounds, costs = 1, 0, None
-    while rounds < max_rounds:
-        rounds += 1
-        if costs is None:
-            pixels, costs = _flip_costs(volume, maps - targets, norms, offsets)
-        pairs = _best_pairs(volume.reshape(-1)[pixels], costs, k)
-        if not pairs.size:
-            break
-        first, second = pixels[pairs[:, 0]], pixels[pairs[:, 1]]
-        trial = volume.reshape(-1).copy()
-        trial[first], trial[second] = trial[second], trial[first]
-        trial = trial.reshape(volume.shape)
-        trial_maps = s2_maps(trial)
-        trial_error = error(trial_maps)
-        if trial_error < current:
-            volume, maps, current, costs, k = trial, trial_maps, trial_error, None, 2 * k
-        elif k == 1:
-            break
-        else:
-            k //= 2
-        if on_round is not None:
-            on_round(_relative_error(maps, targets, norms))
+    initial = maps = s2_maps(volume)
+    current = error(maps)
+    k, rounds, costs, stopped_by = 1, 0, None, None
+    try:
+        while rounds < max_rounds:
+            rounds += 1
+            if costs is None:
+                pixels, costs = _flip_costs(volume, maps - targets, norms, offsets)
+            pairs = _best_pairs(volume.reshape(-1)[pixels], costs, k)
+            if not pairs.size:
+                break
+            first, second = pixels[pairs[:, 0]], pixels[pairs[:, 1]]
+            trial = volume.reshape(-1).copy()
+            trial[first], trial[second] = trial[second], trial[first]
+            trial = trial.reshape(volume.shape)
+            trial_maps = s2_maps(trial)
+            trial_error = error(trial_maps)
+            if trial_error < current:  # volume is stored first: a stop signal leaves accepted labels
+                volume, maps, current, costs, k = trial, trial_maps, trial_error, None, 2 * k
+            elif k == 1:
+                break
+            else:
+                k //= 2
+            if on_round is not None:
+                on_round(_relative_error(maps, targets, norms))
+    except KeyboardInterrupt as interrupt:
+        stopped_by = getattr(interrupt, "signal_name", "SIGINT")
     polished = volume.reshape(labels.shape)
     return Polish(polished, int(np.sum(polished != labels)), _relative_error(initial, targets, norms),
-                  _relative_error(maps, targets, norms))
+                  _relative_error(s2_maps(volume), targets, norms), stopped_by)
 
 
 def _relative_error(maps: np.ndarray, targets: np.ndarray, norms: np.ndarray) -> float:

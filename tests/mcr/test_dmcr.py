@@ -98,6 +98,7 @@ def test_results_are_saved_and_interrupt_keeps_the_best_state(structure_2d, tmp_
                 convergence_data_steps=4)
     history, result = dmcr.reconstruct(target, (32, 32))
     assert history.interrupted and history.n_evaluations == 8
+    assert history.polish is None  # a stopped run is saved at once, without the two-point polish
     structure_path, history_path = dmcr.result_paths(target)
     assert structure_path.name == "sample_run1_reconstruction.npy"
     assert np.array_equal(load_microstructure(structure_path).labels, result.labels)
@@ -225,6 +226,7 @@ def test_the_final_labels_are_fitted_to_the_target_s2_and_the_polish_is_recorded
 
     assert s2_error(polished) < 0.8 * s2_error(unpolished)
     assert history.polish["pixels_changed"] == np.sum(polished.labels != unpolished.labels) > 0
+    assert history.polish["stopped_by"] is None
     saved = load_convergence(dmcr.result_paths(target)[1])
     assert saved.polish == history.polish and saved.settings["two_point_polish"] is True
     # switched off, or with no descriptor that gives S2, the labels are the fraction-keeping cut

@@ -107,6 +107,25 @@ def test_polish_brings_a_disturbed_structure_back_to_its_s2_and_keeps_the_counts
     assert result.pixels_changed == np.sum(result.labels != disturbed)
 
 
+def test_ctrl_c_keeps_the_labels_of_the_last_accepted_round():
+    original = blobs((32, 32), [0.6, 0.4], seed=7)
+    targets = np.stack([[s2_by_rolling(original, p, 4) for p in range(2)]])
+    disturbed = np.roll(original, 1, axis=1)
+    disturbed[::2] = original[::2]  # every other row shifted: counts kept, S2 off
+    rounds = []
+
+    def interrupt_after_three(error):
+        rounds.append(error)
+        if len(rounds) == 3:
+            raise KeyboardInterrupt
+
+    result = polish_labels(disturbed, targets, on_round=interrupt_after_three)
+    assert result.stopped_by == "SIGINT" and len(rounds) == 3
+    assert result.labels.sum() == original.sum()
+    assert result.s2_error_after == pytest.approx(rounds[-1])
+    assert result.s2_error_after < result.s2_error_before
+
+
 def test_a_structure_at_its_target_is_left_alone():
     original = blobs((16, 16), [0.7, 0.3], seed=5)
     targets = np.stack([[s2_by_rolling(original, p, 4) for p in range(2)]])
