@@ -1,10 +1,10 @@
 """Reconstruction quality of mcrgpu (before/after issue 10) and MCRpy 0.2.0 at the same evaluation budget.
 
 For every structure: mcrgpu "before" (every multigrid level in the loss, MCRpy's weights 1 and 1, labels
-cut at 0.5 / arg-max: the behaviour before issue 10), mcrgpu "after" (the defaults: coarse levels in part or
-not at all, see :class:`mcrgpu.mcr.losses.LossSettings`, labels with the target
-fractions, fitted to the target's S2 by the two-point polish, :mod:`mcrgpu.mcr.polish`), mcrgpu "after, no
-polish" (the same without the polish, from the same optimised field) and MCRpy 0.2.0 (``python -m mcrpy.match``, its ``last_frame.npy``), all with
+cut at 0.5 / arg-max: the behaviour before issue 10), mcrgpu "after" (the defaults: coarse levels in part
+or not at all, see :class:`mcrgpu.mcr.losses.LossSettings`, labels with the target fractions, fitted to
+the target's S2 by the two-point polish, :mod:`mcrgpu.mcr.polish`), mcrgpu "after, no polish" (the same
+optimised field without the polish) and MCRpy 0.2.0 (``python -m mcrpy.match``, its ``last_frame.npy``), all with
 Correlations + VolumeFractions, limit_to 8, L-BFGS-B and the same ``max_iter``; then
 :func:`mcrgpu.compare` of each result with the original: S2 error (relative, |r| < 8, all phases but
 the most abundant), largest phase-fraction error, chord distance (Wasserstein-1 over the mean chord
@@ -14,7 +14,7 @@ Usage (from the repository root, with the venv that has mcrgpu)::
 
     .venv/bin/python benchmarks/quality.py [--max_iter 300] [--seeds 1 2] [--only NAME ...]
     .venv/bin/python benchmarks/quality.py --sweep   # which multigrid levels may enter the loss
-    .venv/bin/python benchmarks/quality.py --weight-sweep 1 3 10 30   # the weight of VolumeFractions
+    .venv/bin/python benchmarks/quality.py --weight-sweep 1 10   # the weight of VolumeFractions
 
 Writes ``benchmarks/results/quality.md`` and ``quality.json`` (after every structure); ``--sweep``
 writes ``multigrid_rule.md`` / ``.json``: mcrgpu with several rules for the multigrid levels in the

@@ -48,13 +48,12 @@ def two_point_targets(desired: Characterization, descriptor_types: Sequence[str]
     gives phase 0's S2 as ``1 - 2 phi_1 + S2_1`` (periodic).
     """
     fractions = np.asarray(desired.volume_fractions, np.float64)
+    phases = range(len(fractions)) if desired.multiphase else [1]  # the phase of each channel
     for name in descriptor_types:
         descriptor = get_descriptor(name, desired.settings)
         per_axis = []
         for values in desired.targets(n_axes, multiphase=desired.multiphase):
-            value = values[name]
-            phases = range(len(fractions)) if desired.multiphase else [1]
-            maps = [descriptor.two_point_probability(value[c], fractions[p]) for c, p in enumerate(phases)]
+            maps = [descriptor.two_point_probability(values[name][c], fractions[p]) for c, p in enumerate(phases)]
             if any(m is None for m in maps):
                 break
             if not desired.multiphase:

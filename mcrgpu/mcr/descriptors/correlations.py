@@ -121,8 +121,8 @@ class _HalfPlaneDescriptor(Descriptor):
         if not self.settings.periodic:
             return None
         k = self.settings.threshold_steepness
-        s0, s1 = _sigmoid(-0.75 * k), _sigmoid(0.25 * k)
-        mixed = 2.0 * ((_sigmoid(-0.25 * k) - s0) / (s1 - s0)) ** 2
+        scale, offset = _soft_and_affine(k)
+        mixed = 2.0 * (scale * (1.0 + math.tanh(-k / 8)) + offset) ** 2  # soft_and(1, 0): z = k/4 - 3k/8
         means = self._squared_map_means(np.asarray(value, np.float64)[0])
         half_plane = (means - mixed * volume_fraction) / (1.0 - mixed)
         limit = self.settings.limit_to
