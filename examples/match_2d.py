@@ -5,19 +5,7 @@ Run: python examples/match_2d.py [path/to/structure.npy]   (default: a generated
 
 import sys
 
-import numpy as np
-
 import mcrgpu
-
-
-def s2_error(original: mcrgpu.Microstructure, result: mcrgpu.Microstructure) -> float:
-    """Relative difference of the periodic two-point correlations of phase 1 (shifts < 8)."""
-    def s2(ms):
-        x = (ms.labels == 1).astype(float)
-        f = np.fft.fft2(x)
-        corr = np.real(np.fft.ifft2(f * np.conj(f))) / x.size
-        return np.concatenate([corr[:8, :8].ravel(), corr[1:8, -7:].ravel()])
-    return float(np.linalg.norm(s2(result) - s2(original)) / np.linalg.norm(s2(original)))
 
 
 def main() -> None:
@@ -30,9 +18,10 @@ def main() -> None:
     target = mcrgpu.characterize(original, descriptors, limit_to=8, strategy=strategy)
     history, result = mcrgpu.DMCR(descriptors, max_iter=300, seed=0, strategy=strategy,
                                   progress=True).reconstruct(target, original.shape)
+    judged = mcrgpu.compare(original, result)["results"][0]  # S2 error: see mcrgpu.mcr.two_point.s2_error
     print(f"{history.n_evaluations} evaluations, best loss {history.best_loss:.3g}, "
           f"volume fractions {original.volume_fractions().round(3)} -> {result.volume_fractions().round(3)}, "
-          f"relative S2 error {s2_error(original, result):.3f}")
+          f"S2 error {judged['s2_error_summary']:.3f}, copy check IoU {judged['copy']['iou']:.2f}")
 
 
 if __name__ == "__main__":

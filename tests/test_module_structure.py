@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mcrgpu"
-FRONT_ENDS = {"mcrgpu.cli", "mcrgpu.plotting"}
+FRONT_ENDS = {"mcrgpu.cli", "mcrgpu.mcr.plotting"}
 
 
 def module_name(path: Path) -> str:

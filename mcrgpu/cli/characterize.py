@@ -171,7 +171,7 @@ def _characterize_all(paths, stems, microstructures, descriptor_types, limit_to,
         click.echo(f"{path}: shape {ms.shape}, {ms.n_phases} phases, volume fractions [{fractions}]")
         click.echo(f"  {shapes}; {result.seconds:.2f} s -> {out}")
         if plot:
-            from mcrgpu.plotting import plot_characterization, save_figure
+            from mcrgpu.mcr.plotting import plot_characterization, save_figure
 
             figure_path = save_figure(plot_characterization(result), out.with_suffix(".png"))
             written.append(figure_path)

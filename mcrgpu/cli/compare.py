@@ -50,7 +50,7 @@ def compare_command(original: Path, results: tuple[Path, ...], limit_to: int, js
         else:
             click.echo(f"  -> {atomic_write_text(json_path, text + chr(10))}")
     if plot_path is not None:
-        from mcrgpu.plotting import plot_comparison, save_figure
+        from mcrgpu.mcr.plotting import plot_comparison, save_figure
 
         figure = plot_comparison(reference, structures, limit=limit_to,
                                  names=[original.name, *(path.name for path in results)])

@@ -32,7 +32,7 @@ def _figure_for(path: Path):
     suffix = path.suffix.lower()
     if suffix in (".npy", ".tif", ".tiff", ".png", ".bmp"):
         from mcrgpu.mcr.microstructure_io import load_microstructure
-        from mcrgpu.plotting import plot_microstructure
+        from mcrgpu.mcr.plotting import plot_microstructure
 
         microstructure = load_microstructure(path)
         return plot_microstructure(microstructure, title=f"{path.name}: {microstructure.n_phases} phases")
@@ -42,7 +42,7 @@ def _figure_for(path: Path):
         kind = read_npz_with_header(path, what="result file")[0].get("format")
         if kind == CONVERGENCE_FORMAT:
             from mcrgpu.mcr.convergence import load_convergence
-            from mcrgpu.plotting import plot_convergence
+            from mcrgpu.mcr.plotting import plot_convergence
 
             history = load_convergence(path)
             return plot_convergence(range(1, history.n_evaluations + 1), history.losses,
@@ -60,7 +60,7 @@ def _figure_for(path: Path):
             "or a convergence history (.npz)"
         )
     from mcrgpu.mcr.characterization_files import load_characterization
-    from mcrgpu.plotting import plot_characterization
+    from mcrgpu.mcr.plotting import plot_characterization
 
     return plot_characterization(load_characterization(path))
 
@@ -73,7 +73,7 @@ def _figure_for(path: Path):
                                       "for a .png FILE).")
 def view(file: Path, output: Path | None) -> None:
     """Plot FILE (microstructure, characterization or convergence history) to a PNG; print its path."""
-    from mcrgpu.plotting import save_figure
+    from mcrgpu.mcr.plotting import save_figure
 
     figure = _figure_for(file)
     click.echo(str(save_figure(figure, output or default_output_path(file))))

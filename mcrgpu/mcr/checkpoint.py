@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +16,9 @@ from mcrgpu.mcr.characterization import Characterization
 from mcrgpu.mcr.convergence import FORMAT_NAME as CONVERGENCE_FORMAT
 from mcrgpu.mcr.convergence import ConvergenceData, convergence_from_arrays
 
-__all__ = ["OPERATIONAL_SETTINGS", "Checkpoint", "load_resume_point", "restore_variables", "resume_point",
-           "save_checkpoint", "settings_differences", "target_fingerprint", "variables_as_arrays"]
+__all__ = ["OPERATIONAL_SETTINGS", "Checkpoint", "load_resume_point", "resume_point", "save_checkpoint",
+           "settings_differences", "target_fingerprint"]
 
-logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "mcrgpu-checkpoint"
 _OPTIMIZER_PREFIX = "optimizer__"
@@ -152,21 +150,3 @@ def resume_point(path, target: str, settings: dict, *, override_settings: bool =
             "or override them on purpose (override_settings=True, --override_settings)"
         )
     return resume
-
-
-def variables_as_arrays(variables: dict) -> dict[str, np.ndarray]:
-    """An optimiser's state for a checkpoint: its (TensorFlow) variables by name, as arrays."""
-    return {name: variable.numpy() for name, variable in variables.items()}
-
-
-def restore_variables(variables: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Assign a checkpoint's optimiser state; a state of another optimiser (settings overridden, or
-    none stored) leaves the optimiser fresh, saying so."""
-    fits = set(arrays) == set(variables) and all(arrays[name].shape == tuple(variables[name].shape)
-                                                 for name in variables)
-    if not fits:
-        if arrays:
-            logger.warning("The checkpoint's optimiser state is of another optimiser: starting it afresh")
-        return
-    for name, variable in variables.items():
-        variable.assign(arrays[name])

@@ -11,9 +11,9 @@ import scipy.stats
 
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.mcr.microstructure import Microstructure
+from mcrgpu.mcr.two_point import s2_error, s2_errors, summary_phases, two_point_maps
 
-__all__ = ["COPY_IOU_WARNING", "compare", "two_point_map", "chord_lengths", "clusters", "copy_check",
-           "summary_phases"]
+__all__ = ["COPY_IOU_WARNING", "compare", "chord_lengths", "clusters", "copy_check"]
 
 COPY_IOU_WARNING = 0.5
 """Best IoU above which a result is reported as a (shifted, flipped) copy of the original. Unrelated
@@ -29,25 +29,6 @@ def _labels(structure: Microstructure | np.ndarray, name: str) -> np.ndarray:
     if labels.ndim not in (2, 3):
         raise InvalidInputError(f"{name} must be a 2D or 3D array of phase labels; received shape {labels.shape}")
     return np.asarray(labels)
-
-
-def two_point_map(labels: np.ndarray, phase: int, *, limit: int, axis: int = 0) -> np.ndarray:
-    """Periodic two-point probability S2 of ``phase`` for shifts ``|dy|, |dx| < limit``.
-
-    2D: a (2 limit - 1, 2 limit - 1) map, shift (0, 0) in the centre (S2(0) is the volume fraction).
-    3D: the mean over the slices perpendicular to ``axis``.
-    """
-    indicator = (labels == phase).astype(np.float64)
-    if indicator.ndim == 3:
-        indicator = np.moveaxis(indicator, axis, 0)
-    else:
-        indicator = indicator[None]
-    spectrum = np.fft.rfft2(indicator)
-    height, width = indicator.shape[1:]
-    s2 = np.fft.irfft2(spectrum * np.conj(spectrum), s=(height, width)).mean(axis=0) / (height * width)
-    rows = np.arange(-(limit - 1), limit) % height
-    cols = np.arange(-(limit - 1), limit) % width
-    return s2[np.ix_(rows, cols)]
 
 
 def chord_lengths(labels: np.ndarray, phase: int, *, axis: int) -> np.ndarray:
@@ -125,12 +106,6 @@ def copy_check(original: np.ndarray, result: np.ndarray, phases: Sequence[int]) 
     return best
 
 
-def summary_phases(fractions: np.ndarray) -> list[int]:
-    """Phases the summary figures are about: all but the most abundant one (the matrix)."""
-    majority = int(np.argmax(fractions))
-    return [p for p in range(len(fractions)) if p != majority]
-
-
 def _distribution_distance(reference: np.ndarray, other: np.ndarray) -> float | None:
     """Wasserstein-1 distance between two chord-length samples, relative to the mean reference length."""
     if reference.size == 0 or other.size == 0:
@@ -146,11 +121,10 @@ def _reference_chords(per_axis: list[np.ndarray], axis: int, ndim: int) -> np.nd
 
 def _describe(labels: np.ndarray, n_phases: int, limit: int) -> dict[str, Any]:
     axes = range(labels.ndim)
-    s2_axes = range(3) if labels.ndim == 3 else [0]
     return {
         "shape": list(labels.shape),
         "fractions": [float(np.mean(labels == p)) for p in range(n_phases)],
-        "s2": [[two_point_map(labels, p, limit=limit, axis=a) for a in s2_axes] for p in range(n_phases)],
+        "s2": two_point_maps(labels, n_phases, limit=limit),
         "chords": [[chord_lengths(labels, p, axis=a) for a in axes] for p in range(n_phases)],
         "clusters": [clusters(labels, p) for p in range(n_phases)],
     }
@@ -174,11 +148,13 @@ def compare(original: Microstructure | np.ndarray, results: Microstructure | np.
     -------
     dict
         JSON-safe: ``original`` (fractions, mean chord lengths, cluster counts), and ``results``, one
-        dict each with ``s2_error`` per phase (relative L2 error of the S2 map, mean over axes),
+        dict each with ``s2_error`` per phase (:func:`~mcrgpu.mcr.two_point.s2_errors`; a 3D original's
+        S2 is the mean over its three orientations),
         ``fraction_error`` per phase, ``chord_distance`` per phase and axis (Wasserstein-1 distance of
         the chord-length distributions along that axis over the original's mean chord length), ``mean_chord``,
         ``clusters`` (count, mean size per phase), ``copy`` (see :func:`copy_check`) and the summary
-        figures over :func:`summary_phases`: ``s2_error_summary``, ``fraction_error_max``,
+        figures over :func:`~mcrgpu.mcr.two_point.summary_phases`: ``s2_error_summary`` (the S2 error,
+        :func:`~mcrgpu.mcr.two_point.s2_error`), ``fraction_error_max``,
         ``chord_distance_summary``, ``is_copy``.
 
     Examples
@@ -212,11 +188,8 @@ def compare(original: Microstructure | np.ndarray, results: Microstructure | np.
             raise InvalidInputError(f"results[{index}] is 2D but the original is 3D; compare structures of the "
                                     "same dimension (or a 3D result with a 2D original)")
         own = _describe(labels, n_phases, limit)
-        s2_error = []
-        for p in range(n_phases):
-            target = np.mean(ref["s2"][p], axis=0)
-            norm = max(float(np.linalg.norm(target)), 1e-12)
-            s2_error.append(float(np.mean([np.linalg.norm(m - target) / norm for m in own["s2"][p]])))
+        targets = ref["s2"].mean(axis=0, keepdims=True)  # a 3D original: the mean of its orientations
+        per_phase = s2_errors(own["s2"], targets)
         chord_distance = [[_distribution_distance(_reference_chords(ref["chords"][p], axis, labels.ndim), c)
                            for axis, c in enumerate(own["chords"][p])] for p in range(n_phases)]
         fraction_error = [abs(a - b) for a, b in zip(own["fractions"], ref["fractions"])]
@@ -224,11 +197,11 @@ def compare(original: Microstructure | np.ndarray, results: Microstructure | np.
         summary_chords = [d for p in phases for d in chord_distance[p] if d is not None]
         report["results"].append({
             **_public(own),
-            "s2_error": s2_error,
+            "s2_error": [float(e) for e in per_phase],
             "fraction_error": fraction_error,
             "chord_distance": chord_distance,
             "copy": copy,
-            "s2_error_summary": float(np.mean([s2_error[p] for p in phases])),
+            "s2_error_summary": s2_error(own["s2"], targets, fractions=ref["fractions"]),
             "fraction_error_max": float(max(fraction_error)),
             "chord_distance_summary": float(np.mean(summary_chords)) if summary_chords else None,
             "is_copy": copy["iou"] is not None and copy["iou"] > COPY_IOU_WARNING,

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import scipy.ndimage
@@ -14,8 +14,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from mcrgpu.mcr.characterization import Characterization, combine_axes
-from mcrgpu.mcr.checkpoint import (Checkpoint, restore_variables, resume_point, save_checkpoint, target_fingerprint,
-                                   variables_as_arrays)
+from mcrgpu.mcr.checkpoint import Checkpoint, resume_point, save_checkpoint, target_fingerprint
 from mcrgpu.mcr.convergence import ConvergenceData
 from mcrgpu.mcr.descriptors import get_descriptor
 from mcrgpu.mcr.interrupts import NonFiniteLoss, stop_on_signals
@@ -28,9 +27,8 @@ from mcrgpu.mcr.losses import SliceLoss
 from mcrgpu.mcr.microstructure import Microstructure
 from mcrgpu.mcr.polish import polish_labels, two_point_targets
 from mcrgpu.mcr.reconstruction_settings import ReconstructionSettings
-from mcrgpu.mcr.lbfgs import BoxLBFGS
-from mcrgpu.mcr.optimizers import (make_keras_optimizer, minimize_lbfgsb, minimize_on_device,
-                                   minimize_steps)
+from mcrgpu.mcr.optimizer_adapters import make_stage_optimizer
+from mcrgpu.mcr.optimizers import Callback, Recorder
 from mcrgpu.mcr.slices import (SliceDistributedLoss, auto_slice_batch_size, fit_slice_batch, slice_axes,
                                slice_budget_bytes)
 
@@ -40,8 +38,6 @@ logger = logging.getLogger(__name__)
 
 _INITIAL_FIELD_SALT = 0x4D4352  # see DMCR._initial_field
 _SCALE_FREE = ("VolumeFractions",)  # descriptors whose target does not depend on the resolution
-_DEVICE_CHUNK = 20  # evaluations per TensorFlow call of the device L-BFGS without convergence snapshots
-_DEVICE_CHUNK_SECONDS = 2.0  # and at most about this long, so that Ctrl+C or SIGTERM acts within seconds
 
 
 class DMCR:
@@ -156,7 +152,7 @@ class DMCR:
             resume = resume_point(resume_from, target_fingerprint(desired), history.settings,
                                   override_settings=override_settings)
             history.continue_from(resume.history)
-        field = self._initial_field(shape, channels, resume, history)
+        field = self._initial_field(shape, channels, resume)
         stages = [stage for stage in self._stages(desired, shape) if resume is None or stage <= resume.stage]
         evaluated_before = history.n_evaluations
         field = self._run_stages(desired, field, stages, shape, multiphase, history, resume)
@@ -218,7 +214,7 @@ class DMCR:
                 logger.warning("%s", error)
         return field
 
-    def _initial_field(self, shape, channels, resume, history) -> np.ndarray:
+    def _initial_field(self, shape, channels, resume) -> np.ndarray:
         """The start: the resumed field, the initial microstructure or noise, taken from the chief so
         that every worker starts from the same field (with seed=None each would draw its own)."""
         return _broadcast_from_chief(self.strategy, self._local_initial_field(shape, channels, resume))
@@ -287,6 +283,8 @@ class DMCR:
         return tf.distribute.OneDeviceStrategy(self.strategy.extended.worker_devices[0])
 
     def _run_stage(self, desired, field, stage, multiphase, history, resume: Checkpoint | None = None) -> np.ndarray:
+        """Run one multigrid stage from ``field``, or on from ``resume``, for what is left of its
+        ``max_iter`` evaluations; the best field so far. Ctrl+C or SIGTERM writes a checkpoint first."""
         settings = self.settings
         strategy = self._loss_strategy()
         volume = field[None] if field.ndim == 3 else field  # a 2D field is a volume of depth 1
@@ -299,108 +297,72 @@ class DMCR:
             budget_bytes=slice_budget_bytes(_first_device(strategy)))
         distributed = fit_slice_batch(lambda size: SliceDistributedLoss(
             strategy, variable, losses, slice_batch_size=size, jit_compile=settings.jit_compile), batch)
-        rng = np.random.default_rng(None if settings.seed is None else settings.seed + 1)
         done_before = resume.stage_evaluations if resume is not None else 0
         stage_start = history.n_evaluations - done_before
-        budget = settings.max_iter - done_before
-        if resume is not None and resume.rng_state is not None:
-            rng.bit_generator.state = resume.rng_state
+        tables = _SliceTables(distributed, settings, resume)
+        if self.save_to is not None and history.snapshot_dir is None and settings.convergence_data_steps:
+            history.snapshot_dir = self.save_to / f".{self._stem(desired)}_snapshots"  # on disk, not in RAM
+        fingerprint = target_fingerprint(desired)  # hashed once, not at every checkpoint
+        optimizer = None
 
-        def tables():
-            if settings.greedy:
-                return distributed.random_tables(settings.batch_size, rng)
-            return full
+        def checkpoint():
+            state, current = (optimizer.state(), optimizer.current()) if optimizer is not None else ({}, variable.numpy())
+            return Checkpoint(history, stage, history.n_evaluations - stage_start, np.reshape(current, field.shape),
+                              state, tables.rng_state, fingerprint)
 
-        full = tf.nest.map_structure(tf.constant, distributed.full_tables())  # converted once
         progress = tqdm(total=settings.max_iter, initial=done_before, unit="it", dynamic_ncols=True,
                         disable=not (self.progress and is_chief(self.strategy)),
                         desc=f"stage {stage}" if stage else "reconstruct")
-
-        def record(loss, field_value, snapshot_value=None):
-            if not np.isfinite(loss):
-                raise NonFiniteLoss(self._non_finite_message(loss, history))
-            history.record(loss, lambda: np.reshape(field_value(), field.shape),
-                           None if snapshot_value is None else lambda: np.reshape(snapshot_value(), field.shape),
-                           stage=stage, snapshot_every=settings.convergence_data_steps)
-            progress.update(1)
-            progress.set_postfix(loss=f"{loss:.4g}", best=f"{history.best_loss:.4g}", refresh=False)
-            if settings.outfile_data_steps and history.n_evaluations % settings.outfile_data_steps == 0:
-                self._save_intermediate(desired, history, stage)
-
-        fingerprint = target_fingerprint(desired)  # hashed once, not at every checkpoint
-
-        def checkpoint():
-            return Checkpoint(history, stage, history.n_evaluations - stage_start,
-                              np.reshape(read_state(), field.shape), optimizer_state(),
-                              rng.bit_generator.state if settings.greedy else None, fingerprint)
-
-        written = history.n_evaluations  # evaluations at the last checkpoint
-
-        def after_step():
-            nonlocal written
-            every = settings.checkpoint_every
-            if every and history.n_evaluations // every > written // every:
-                self._save_checkpoint(desired, checkpoint())
-                written = history.n_evaluations
-
-        if self.save_to is not None and history.snapshot_dir is None and settings.convergence_data_steps:
-            history.snapshot_dir = self.save_to / f".{self._stem(desired)}_snapshots"  # on disk, not in RAM
-        read_state, optimizer_state = variable.numpy, dict
-        common = dict(max_iter=budget, record=record, after_step=after_step, evaluations_before=history.n_evaluations)
         try:
-            if budget <= 0:  # the resumed stage had used its evaluations
+            if settings.max_iter - done_before <= 0:  # the resumed stage had used its evaluations
                 return field
-            if settings.optimizer_type == "LBFGSB":
-                with strategy.scope():
-                    optimizer = BoxLBFGS(strategy, lambda x, t: _finite(*distributed.loss_and_gradient(t, x)),
-                                         volume, tolerance=settings.tolerance)
-                read_state, optimizer_state = optimizer.current, lambda: variables_as_arrays(optimizer.state)
-                if resume is not None:
-                    restore_variables(optimizer.state, resume.optimizer)
-                periods = (settings.convergence_data_steps or _DEVICE_CHUNK, settings.checkpoint_every)
-                minimize_on_device(optimizer, chunk=tuple(filter(None, periods)),
-                                   # greedy draws slices per chunk: chunks of a fixed length keep it reproducible
-                                   max_seconds=None if settings.greedy else _DEVICE_CHUNK_SECONDS,
-                                   tables=lambda: (tables(),), **common)
-            elif settings.optimizer_type == "LBFGSB_SCIPY":
-                evaluate = tf.function(lambda x, t: _assign_and_evaluate(variable, distributed, x, t))
-                accepted = volume  # SciPy's last accepted iterate: its line-search trials are not states
-
-                def accept(x):
-                    nonlocal accepted
-                    accepted = x.astype(np.float32)
-
-                read_state = lambda: accepted  # noqa: E731
-
-                def evaluate_numpy(x):
-                    loss, gradient = _finite(*evaluate(tf.constant(np.reshape(x, volume.shape), tf.float32),
-                                                       tables()))
-                    return float(loss), gradient.numpy().astype(np.float64).ravel()
-
-                minimize_lbfgsb(evaluate_numpy, volume, tolerance=settings.tolerance,
-                                accepted=accept, **common)
-            else:
-                with strategy.scope():
-                    optimizer = make_keras_optimizer(settings.optimizer_type, settings.learning_rate,
-                                                     beta_1=settings.beta_1, beta_2=settings.beta_2,
-                                                     rho=settings.rho, momentum=settings.momentum)
-                    optimizer.build([variable])
-                keras_variables = {f"{i:03d}": v for i, v in enumerate(optimizer.variables)}
-                optimizer_state = lambda: variables_as_arrays(keras_variables)  # noqa: E731
-                if resume is not None:
-                    restore_variables(keras_variables, resume.optimizer)
-                step = tf.function(lambda t: _keras_step(strategy, optimizer, variable, distributed, t))
-                minimize_steps(lambda: float(step(tables())), variable.numpy, tolerance=settings.tolerance,
-                               earlier_losses=history.losses[stage_start:], **common)
+            optimizer = make_stage_optimizer(settings, strategy, variable, volume, distributed, tables,
+                                             earlier_losses=history.losses[stage_start:])
+            if resume is not None:
+                optimizer.restore(resume.optimizer)
+            optimizer.run(settings.max_iter - done_before, evaluations_before=history.n_evaluations,
+                          record=self._recorder(desired, history, stage, field.shape, progress),
+                          after_step=self._checkpointer(desired, history, checkpoint))
         except KeyboardInterrupt:
             if history.n_evaluations > 0:
                 self._save_checkpoint(desired, checkpoint())
             raise
         finally:
             progress.close()
-            last = np.reshape(read_state(), field.shape)
+            last = np.reshape(variable.numpy() if optimizer is None else optimizer.current(), field.shape)
             history.last_field = last if np.isfinite(last).all() or history.best_field is None else history.best_field
         return history.best_field if history.best_field is not None else history.last_field
+
+    def _recorder(self, desired, history, stage, field_shape, progress) -> Recorder:
+        """Records an evaluation in ``history`` and the progress bar (see :data:`~mcrgpu.mcr.optimizers.Recorder`),
+        saves the intermediate states asked for, and stops on a non-finite loss."""
+        settings = self.settings
+
+        def record(loss, field_value, snapshot_value=None):
+            if not np.isfinite(loss):
+                raise NonFiniteLoss(self._non_finite_message(loss, history))
+            history.record(loss, lambda: np.reshape(field_value(), field_shape),
+                           None if snapshot_value is None else lambda: np.reshape(snapshot_value(), field_shape),
+                           stage=stage, snapshot_every=settings.convergence_data_steps)
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss:.4g}", best=f"{history.best_loss:.4g}", refresh=False)
+            if settings.outfile_data_steps and history.n_evaluations % settings.outfile_data_steps == 0:
+                self._save_intermediate(desired, history, stage)
+
+        return record
+
+    def _checkpointer(self, desired, history, checkpoint: Callable[[], Checkpoint]) -> Callback:
+        """Writes ``checkpoint()`` whenever another ``checkpoint_every`` evaluations have been made."""
+        every = self.settings.checkpoint_every
+        written = history.n_evaluations  # evaluations at the last checkpoint
+
+        def after_step():
+            nonlocal written
+            if every and history.n_evaluations // every > written // every:
+                self._save_checkpoint(desired, checkpoint())
+                written = history.n_evaluations
+
+        return after_step
 
     def _non_finite_message(self, loss, history) -> str:
         advice = ("retry with a smaller learning_rate (now {:g})".format(self.settings.learning_rate)
@@ -474,27 +436,27 @@ def _broadcast_from_chief(strategy: tf.distribute.Strategy, field: np.ndarray) -
     return strategy.experimental_local_results(shared)[0].numpy()
 
 
-def _assign_and_evaluate(variable, distributed, x, tables):
-    variable.assign(x)
-    return distributed.loss_and_gradient(tables)
+class _SliceTables:
+    """The slices each evaluation computes: all of them, or with ``greedy`` a random draw per call
+    from a generator seeded by ``seed + 1`` (its state goes into checkpoints)."""
 
+    def __init__(self, distributed: SliceDistributedLoss, settings: ReconstructionSettings,
+                 resume: Checkpoint | None) -> None:
+        self._distributed = distributed
+        self._greedy_batch = settings.batch_size if settings.greedy else None
+        self._rng = np.random.default_rng(None if settings.seed is None else settings.seed + 1)
+        if resume is not None and resume.rng_state is not None:
+            self._rng.bit_generator.state = resume.rng_state
+        self._full = tf.nest.map_structure(tf.constant, distributed.full_tables())  # converted once
 
-def _finite(loss, gradient):
-    """(loss, gradient), or (NaN, zeros) if either is not finite: a NaN or infinite gradient never
-    reaches the field, and the NaN loss stops the run (see DMCR._run_stage)."""
-    finite = tf.math.is_finite(loss) & tf.reduce_all(tf.math.is_finite(gradient))
-    return (tf.where(finite, loss, tf.constant(np.nan, loss.dtype)),
-            tf.where(finite, gradient, tf.zeros_like(gradient)))
+    def __call__(self):
+        if self._greedy_batch is None:
+            return self._full
+        return self._distributed.random_tables(self._greedy_batch, self._rng)
 
-
-def _keras_step(strategy, optimizer, variable, distributed, tables):
-    def replica_step(tables):
-        loss, gradient = _finite(*distributed.replica_loss_and_gradient(tables))
-        optimizer.apply_gradients([(gradient, variable)])  # Keras sums the replicas' gradients
-        return loss
-
-    losses = strategy.run(replica_step, args=(tables,))
-    return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+    @property
+    def rng_state(self) -> dict | None:
+        return self._rng.bit_generator.state if self._greedy_batch is not None else None
 
 
 def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:

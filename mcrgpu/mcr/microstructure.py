@@ -1,4 +1,4 @@
-"""Phase-label microstructures, their indicator fields and the 2D slices of a volume."""
+"""Phase-label microstructures and their indicator fields."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from numbers import Integral
 
 import numpy as np
-import tensorflow as tf
 from numpy.typing import ArrayLike, DTypeLike
 
 from mcrgpu.errors import InvalidInputError
 
-__all__ = ["Microstructure", "volume_slices", "all_slices"]
+__all__ = ["Microstructure"]
 
 
 def _short(values: Sequence[object], limit: int = 8) -> str:
@@ -277,71 +276,3 @@ class Microstructure:
             f"Microstructure(shape={self.shape}, n_phases={self.n_phases}, "
             f"phase_values={self.phase_values}, volume_fractions=[{fractions}])"
         )
-
-
-_SLICE_PERMUTATIONS = {0: None, 1: (1, 0, 2, 3), 2: (2, 0, 1, 3)}
-
-
-def volume_slices(field: tf.Tensor | ArrayLike, axis: int) -> tf.Tensor:
-    """Return the 2D slices of a volume perpendicular to one axis, as one batch.
-
-    Differentiable (a transpose), so gradients flow back to ``field``.
-
-    Parameters
-    ----------
-    field : tf.Tensor or array_like
-        Shape (D, H, W, C) with a static rank.
-    axis : {0, 1, 2}
-        The spatial axis the slices are perpendicular to.
-
-    Returns
-    -------
-    tf.Tensor
-        Axis 0: (D, H, W, C), ``field`` itself; axis 1: (H, D, W, C); axis 2: (W, D, H, C).
-        Batch entry b equals ``np.take(field, b, axis=axis)``.
-
-    Raises
-    ------
-    InvalidInputError
-        If ``axis`` is not 0, 1 or 2, or ``field`` is not of rank 4.
-    """
-    if isinstance(axis, bool) or not isinstance(axis, Integral) or int(axis) not in _SLICE_PERMUTATIONS:
-        raise InvalidInputError(f"axis must be 0, 1 or 2, got {axis!r}.")
-    tensor = tf.convert_to_tensor(field)
-    if tensor.shape.rank != 4:
-        raise InvalidInputError(
-            f"field must be a volume of shape (D, H, W, C), got shape {tensor.shape}."
-        )
-    permutation = _SLICE_PERMUTATIONS[int(axis)]
-    if permutation is None:
-        return tensor
-    return tf.transpose(tensor, permutation)
-
-
-def all_slices(field: tf.Tensor | ArrayLike) -> list[tf.Tensor]:
-    """Return every batch of 2D slices of a field.
-
-    Parameters
-    ----------
-    field : tf.Tensor or array_like
-        A volume (D, H, W, C) or a 2D field (H, W, C).
-
-    Returns
-    -------
-    list of tf.Tensor
-        For a volume, the three batches of :func:`volume_slices` for axes 0, 1, 2; for a 2D
-        field, one batch of shape (1, H, W, C).
-
-    Raises
-    ------
-    InvalidInputError
-        If ``field`` is not of rank 3 or 4.
-    """
-    tensor = tf.convert_to_tensor(field)
-    if tensor.shape.rank == 3:
-        return [tensor[tf.newaxis]]
-    if tensor.shape.rank == 4:
-        return [volume_slices(tensor, axis) for axis in (0, 1, 2)]
-    raise InvalidInputError(
-        f"field must have shape (H, W, C) or (D, H, W, C), got shape {tensor.shape}."
-    )

@@ -8,6 +8,11 @@ Yeong-Torquato method does, but only while the summed relative squared S2 error 
 (and slice orientations, 3D) falls; it changes a few per cent of the pixels and stops where no swap
 helps. The target S2 comes from the characterization
 (:meth:`~mcrgpu.mcr.descriptors.Descriptor.two_point_probability`).
+
+The objective includes the majority phase, and squares: its change per swapped pixel has the
+exact closed form :func:`_flip_costs` relies on, and the polished labels are what every run so far
+gives. What the polish reports as S2 error (before, after, each round) is the S2 error users see
+everywhere, :func:`~mcrgpu.mcr.two_point.s2_error`.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from mcrgpu.mcr.characterization import Characterization
-from mcrgpu.mcr.compare import two_point_map
 from mcrgpu.mcr.descriptors import get_descriptor
+from mcrgpu.mcr.two_point import s2_error, two_point_maps
 from mcrgpu.errors import InvalidInputError
 
 __all__ = ["Polish", "polish_labels", "two_point_targets"]
@@ -28,9 +33,9 @@ _CHUNK = 8192
 
 
 class Polish(NamedTuple):
-    """The polished labels, how many pixels changed, the S2 error (mean over axes and phases of
-    ``|S2 - target| / |target|``) before and after, and the signal that stopped the polish early
-    (None if it ran to its end)."""
+    """The polished labels, how many pixels changed, the S2 error
+    (:func:`~mcrgpu.mcr.two_point.s2_error` against the targets) before and after, and the signal
+    that stopped the polish early (None if it ran to its end)."""
 
     labels: np.ndarray
     pixels_changed: int
@@ -81,12 +86,13 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
         Phase indices 0..K-1, (H, W) or (D, H, W), periodic.
     targets : np.ndarray
         ``(n_axes, K, 2L - 1, 2L - 1)`` from :func:`two_point_targets`: one orientation for 2D,
-        the slices perpendicular to axes 0, 1, 2 (oriented as :func:`~mcrgpu.mcr.compare.two_point_map`
+        the slices perpendicular to axes 0, 1, 2 (oriented as :func:`~mcrgpu.mcr.two_point.two_point_map`
         sees them) for 3D.
     max_rounds : int
         Most rounds (each recomputes the predicted changes of all boundary pixels).
     on_round : callable, optional
-        Called after each round with the current S2 error (for a progress display).
+        Called after each round with the current S2 error (:func:`~mcrgpu.mcr.two_point.s2_error`;
+        for a progress display).
 
     Returns
     -------
@@ -104,8 +110,7 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
     norms = np.maximum(np.sum(targets**2, axis=(2, 3)), 1e-24)
 
     def s2_maps(v):
-        return np.stack([[two_point_map(v[0] if n_axes == 1 else v, p, limit=limit, axis=axis)
-                          for p in range(n_phases)] for axis in range(n_axes)])
+        return two_point_maps(v[0] if n_axes == 1 else v, n_phases, limit=limit)
 
     def error(maps):
         return float(np.sum(np.sum((maps - targets) ** 2, axis=(2, 3)) / norms))
@@ -134,16 +139,12 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
             else:
                 k //= 2
             if on_round is not None:
-                on_round(_relative_error(maps, targets, norms))
+                on_round(s2_error(maps, targets))
     except KeyboardInterrupt as interrupt:
         stopped_by = getattr(interrupt, "signal_name", "SIGINT")
     polished = volume.reshape(labels.shape)
-    return Polish(polished, int(np.sum(polished != labels)), _relative_error(initial, targets, norms),
-                  _relative_error(s2_maps(volume), targets, norms), stopped_by)
-
-
-def _relative_error(maps: np.ndarray, targets: np.ndarray, norms: np.ndarray) -> float:
-    return float(np.mean(np.sqrt(np.sum((maps - targets) ** 2, axis=(2, 3)) / norms)))
+    return Polish(polished, int(np.sum(polished != labels)), s2_error(initial, targets),
+                  s2_error(s2_maps(volume), targets), stopped_by)
 
 
 def _plane_offsets(limit: int, n_axes: int) -> np.ndarray:

@@ -26,7 +26,7 @@ __all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_ba
            "replica_slice_sum", "SliceDistributedLoss"]
 
 # Transposes that turn a gather along axis a of (D, H, W, C) into a batch of slices (b, h, w, C);
-# the same orientation as mcrgpu.mcr.microstructure.volume_slices.
+# slice b along axis a is np.take(field, b, axis=a).
 _TO_BATCH = {0: None, 1: (1, 0, 2, 3), 2: (2, 0, 1, 3)}
 
 

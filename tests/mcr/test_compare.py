@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.mcr.compare import chord_lengths, clusters, compare, copy_check, two_point_map
+from mcrgpu.mcr.compare import chord_lengths, clusters, compare, copy_check
+from mcrgpu.mcr.two_point import two_point_map
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
-"""Tests for mcrgpu.mcr.microstructure: label mapping, indicator fields and volume slices."""
+"""Tests for mcrgpu.mcr.microstructure: label mapping and indicator fields."""
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.mcr.microstructure import Microstructure, all_slices, volume_slices
+from mcrgpu.mcr.microstructure import Microstructure
 
 
 @pytest.fixture
@@ -148,42 +147,3 @@ def test_phase_values_argument():
         Microstructure(np.array([[0, 1]]), phase_values=(3, 3))
     with pytest.raises(InvalidInputError, match="integers only"):
         Microstructure(np.array([[0, 1]]), phase_values=(0.5, 1))
-
-
-def test_volume_slices_match_numpy_take(rng):
-    field = rng.random((4, 5, 6, 2)).astype(np.float32)
-    expected_shapes = {0: (4, 5, 6, 2), 1: (5, 4, 6, 2), 2: (6, 4, 5, 2)}
-    for axis in range(3):
-        batch = volume_slices(field, axis).numpy()
-        assert batch.shape == expected_shapes[axis]
-        for b in range(field.shape[axis]):
-            np.testing.assert_array_equal(batch[b], np.take(field, b, axis=axis))
-    batches = all_slices(tf.constant(field))
-    assert [tuple(b.shape) for b in batches] == [expected_shapes[a] for a in range(3)]
-
-
-def test_volume_slices_gradient_flows(rng):
-    volume = tf.Variable(rng.random((3, 4, 5, 1)).astype(np.float32))
-    weights = [tf.constant(rng.random(volume_slices(volume, a).shape), tf.float32) for a in range(3)]
-    with tf.GradientTape() as tape:
-        loss = sum(tf.reduce_sum(w * volume_slices(volume, a)) for a, w in enumerate(weights))
-    gradient = tape.gradient(loss, volume)
-    # d loss / d volume = sum over axes of the weights moved back to (D, H, W, C)
-    expected = weights[0].numpy()
-    expected = expected + np.transpose(weights[1].numpy(), (1, 0, 2, 3))
-    expected = expected + np.transpose(weights[2].numpy(), (1, 2, 0, 3))
-    np.testing.assert_allclose(gradient.numpy(), expected, rtol=1e-6)
-
-
-def test_all_slices_2d_and_errors():
-    field = np.ones((5, 6, 1), dtype=np.float32)
-    (batch,) = all_slices(field)
-    assert tuple(batch.shape) == (1, 5, 6, 1)
-    with pytest.raises(InvalidInputError, match=r"\(H, W, C\) or \(D, H, W, C\), got shape \(5, 6\)"):
-        all_slices(np.ones((5, 6)))
-    with pytest.raises(InvalidInputError, match="axis must be 0, 1 or 2, got 3"):
-        volume_slices(np.ones((2, 2, 2, 1)), 3)
-    with pytest.raises(InvalidInputError, match="axis must be 0, 1 or 2, got -1"):
-        volume_slices(np.ones((2, 2, 2, 1)), -1)
-    with pytest.raises(InvalidInputError, match=r"volume of shape \(D, H, W, C\), got shape \(5, 6, 1\)"):
-        volume_slices(field, 0)

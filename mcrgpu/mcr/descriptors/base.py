@@ -191,7 +191,7 @@ class Descriptor:
     def two_point_probability(self, value: np.ndarray, volume_fraction: float) -> np.ndarray | None:
         """The two-point probability S2 that one channel's ``value`` of a binary (0/1) periodic
         source implies: the ``(2L - 1, 2L - 1)`` window of shifts ``|dy|, |dx| < L``, ``r = 0`` in
-        the centre (as :func:`mcrgpu.mcr.compare.two_point_map`); None if the value does not
+        the centre (as :func:`mcrgpu.mcr.two_point.two_point_map`); None if the value does not
         determine it. The final labels are fitted to it (:mod:`mcrgpu.mcr.polish`)."""
         return None
 

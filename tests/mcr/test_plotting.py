@@ -7,7 +7,7 @@ import pytest
 from mcrgpu.mcr.characterization import characterize
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.mcr.microstructure import Microstructure
-from mcrgpu.plotting import plot_characterization, plot_convergence, plot_microstructure, save_figure
+from mcrgpu.mcr.plotting import plot_characterization, plot_convergence, plot_microstructure, save_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LIMIT = 4

@@ -15,11 +15,12 @@ from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 
 from mcrgpu.mcr.characterization import Characterization
-from mcrgpu.mcr.compare import chord_lengths, summary_phases, two_point_map
+from mcrgpu.mcr.compare import chord_lengths
 from mcrgpu.mcr.descriptors import half_plane_shifts
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.io import atomic_write
 from mcrgpu.mcr.microstructure import Microstructure
+from mcrgpu.mcr.two_point import summary_phases, two_point_map
 
 __all__ = ["plot_microstructure", "plot_characterization", "plot_convergence", "plot_comparison", "save_figure"]
 
