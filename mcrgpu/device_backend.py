@@ -32,6 +32,22 @@ class TFDeviceBackend:
         configs = tf.config.get_logical_device_configuration(device) or []
         return [config.memory_limit for config in configs]
 
+    def usable_memory(self, index: int) -> int | None:
+        """Bytes GPU ``index`` may use (its allocator's limit), None if TensorFlow lists no such GPU."""
+        from tensorflow.python.client import device_lib  # the only API that reports a GPU's usable total
+
+        for local in device_lib.list_local_devices():
+            if local.device_type == "GPU" and (tf.DeviceSpec.from_string(local.name).device_index or 0) == index:
+                return int(local.memory_limit)
+        return None
+
+    def memory_in_use(self, index: int) -> int:
+        """Bytes TensorFlow holds on GPU ``index`` now (0 if it does not say)."""
+        try:
+            return int(tf.config.experimental.get_memory_info(f"GPU:{index}")["current"])
+        except (ValueError, RuntimeError):
+            return 0
+
     def set_visible_gpus(self, devices: list) -> None:
         tf.config.set_visible_devices(devices, "GPU")
 

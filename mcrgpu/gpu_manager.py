@@ -19,6 +19,8 @@ __all__ = [
     "GPUConfig",
     "DevicePlan",
     "DeviceReport",
+    "DeviceMemory",
+    "device_memory",
     "TFDeviceBackend",
     "detect_cluster",
     "is_chief",
@@ -422,3 +424,36 @@ def print_gpu_status(strategy: tf.distribute.Strategy | None = None,
     report = describe(strategy, config)
     print(format_report(report))  # noqa: T201 - this function's purpose is to print
     return report
+
+
+@dataclass(frozen=True)
+class DeviceMemory:
+    """A device's memory as TensorFlow reports it: the total it may use (the memory limit when one
+    is set, else the allocator's limit, i.e. the device's usable total), None when it reports none
+    (CPUs), and the bytes in use now."""
+
+    total_bytes: int | None
+    used_bytes: int = 0
+
+
+def device_memory(device: str, *, backend: TFDeviceBackend | None = None) -> DeviceMemory:
+    """The memory of ``device`` (a device name such as "/device:GPU:0"), for sizing work to it.
+
+    ``backend`` makes the TensorFlow device calls (default :class:`TFDeviceBackend`; tests pass a
+    fake). Reading a memory limit does not start TensorFlow's runtime; the usable total and the
+    bytes in use are read from the running one.
+    """
+    spec = tf.DeviceSpec.from_string(device)
+    if (spec.device_type or "").upper() != "GPU":
+        return DeviceMemory(None)
+    backend = backend or TFDeviceBackend()
+    index = spec.device_index or 0
+    total = None
+    physical = backend.physical_devices("GPU")
+    if index < len(physical):  # setup_gpus makes one logical device per physical GPU
+        limits = backend.get_logical_devices(physical[index])
+        if len(limits) == 1 and limits[0]:
+            total = int(limits[0]) * 2**20
+    if total is None:
+        total = backend.usable_memory(index)
+    return DeviceMemory(total, backend.memory_in_use(index))

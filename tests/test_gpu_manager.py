@@ -15,8 +15,8 @@ import tensorflow as tf
 from conftest import cpu_strategy
 from mcrgpu.errors import DeviceConfigError, InvalidInputError
 from mcrgpu.cluster import label_logs, make_cluster_resolver
-from mcrgpu.gpu_manager import (GPUConfig, describe, detect_cluster, format_report, is_chief, plan_devices,
-                                setup_gpus, worker_rank)
+from mcrgpu.gpu_manager import (DeviceMemory, GPUConfig, describe, detect_cluster, device_memory, format_report,
+                                is_chief, plan_devices, setup_gpus, worker_rank)
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class FakeBackend:
         self.strategy_request = None
         self.gpus_per_task = None
         self.strategy = strategy
+        self.usable = {i: 16 * 2**30 for i in range(n_gpus)}  # bytes each GPU's allocator may use
+        self.in_use = {i: 0 for i in range(n_gpus)}
 
     def _refuse_if_initialised(self):
         if self.initialised:
@@ -81,6 +83,12 @@ class FakeBackend:
 
     def get_logical_devices(self, device):
         return self.logical[device.name]
+
+    def usable_memory(self, index):
+        return self.usable.get(index)
+
+    def memory_in_use(self, index):
+        return self.in_use.get(index, 0)
 
     def set_visible_gpus(self, devices):
         self._refuse_if_initialised()
@@ -451,3 +459,16 @@ def test_mirrored_reduction_and_gradient_step_equal_single_device(n):
     loss_n, weights_n = step_result(cpu_strategy(n))
     np.testing.assert_allclose(loss_n, loss_1, rtol=1e-6)
     np.testing.assert_allclose(weights_n, weights_1, rtol=1e-6)
+
+
+# --- device memory ---------------------------------------------------------------------------------
+
+def test_device_memory_is_the_limit_when_set_else_the_usable_total_and_cpus_report_none():
+    backend = FakeBackend(2)
+    backend.in_use[1] = 3 * 2**30
+    assert device_memory("/device:GPU:1", backend=backend) == DeviceMemory(16 * 2**30, 3 * 2**30)
+    backend.set_logical_devices(backend.gpus[0], [4096])  # a memory limit of 4 GiB (MiB, as GPUConfig)
+    assert device_memory("/job:localhost/replica:0/task:0/device:GPU:0", backend=backend) == DeviceMemory(4 * 2**30)
+    assert device_memory("GPU:7", backend=backend) == DeviceMemory(None)  # not listed: no total known
+    assert device_memory("/device:CPU:0", backend=backend) == DeviceMemory(None)
+    assert device_memory("/device:CPU:0") == DeviceMemory(None)  # the real query on this machine

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from mcrgpu.errors import DeviceConfigError, InvalidInputError
+from mcrgpu.gpu_manager import DeviceMemory, device_memory
 
-__all__ = ["DeviceMemory", "device_memory", "slice_budget_bytes", "auto_slice_batch_size", "fit_slice_batch",
+__all__ = ["slice_budget_bytes", "auto_slice_batch_size", "fit_slice_batch",
            "slice_table", "gather_slices", "slice_view", "field_from_view", "slice_axes",
            "replica_slice_sum", "SliceDistributedLoss"]
 
@@ -71,46 +71,10 @@ GPU_BUDGET_FRACTION = 0.25
 field, the optimiser's state (about 2 x memory + 8 fields), gradients and TensorFlow's workspace."""
 
 
-@dataclass(frozen=True)
-class DeviceMemory:
-    """A device's memory as TensorFlow reports it: the total it may use (the memory limit when one
-    is set, else the allocator's limit, i.e. the device's usable total), None when it reports none
-    (CPUs), and the bytes in use now."""
-
-    total_bytes: int | None
-    used_bytes: int = 0
-
-
-def device_memory(device: str) -> DeviceMemory:
-    """Query TensorFlow for the memory of ``device`` (a device name such as "/device:GPU:0")."""
-    spec = tf.DeviceSpec.from_string(device)
-    if (spec.device_type or "").upper() != "GPU":
-        return DeviceMemory(None)
-    index = spec.device_index or 0
-    total = None
-    physical = tf.config.list_physical_devices("GPU")
-    if index < len(physical):  # setup_gpus makes one logical device per physical GPU
-        configs = tf.config.get_logical_device_configuration(physical[index]) or []
-        if len(configs) == 1 and configs[0].memory_limit:
-            total = int(configs[0].memory_limit) * 2**20
-    if total is None:
-        from tensorflow.python.client import device_lib  # the only API that reports a GPU's usable total
-
-        for local in device_lib.list_local_devices():
-            local_spec = tf.DeviceSpec.from_string(local.name)
-            if local.device_type == "GPU" and (local_spec.device_index or 0) == index:
-                total = int(local.memory_limit)
-    try:
-        used = int(tf.config.experimental.get_memory_info(f"GPU:{index}")["current"])
-    except (ValueError, RuntimeError):
-        used = 0
-    return DeviceMemory(total, used)
-
-
 def slice_budget_bytes(device: str, *, query: Callable[[str], DeviceMemory] = device_memory) -> int:
     """Bytes one chunk of slices may use on ``device``: a share of its free memory on a GPU,
     :data:`CPU_BUDGET_BYTES` where the device reports no memory. ``query`` is the device query
-    (replaceable, e.g. in tests)."""
+    (:func:`mcrgpu.gpu_manager.device_memory`; replaceable, e.g. in tests)."""
     memory = query(device)
     if memory.total_bytes is None:
         return CPU_BUDGET_BYTES

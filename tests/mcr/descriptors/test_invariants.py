@@ -15,7 +15,6 @@ from mcrgpu.mcr.descriptors import (
     VolumeFractions,
     half_plane_shifts,
 )
-from mcrgpu.mcr.descriptors.correlations import soft_and
 
 from . import numpy_reference as ref
 
@@ -121,11 +120,20 @@ def test_checkerboard_s2_and_variation():
     assert Variation()(as_batch(np.ones((12, 12)))).numpy()[0, 0] == 0.0
 
 
-def test_soft_and_is_exact_on_binary_pairs():
-    a = tf.constant([0.0, 0.0, 1.0, 1.0], dtype=tf.float64)
-    b = tf.constant([0.0, 1.0, 0.0, 1.0], dtype=tf.float64)
+def test_the_soft_and_is_exact_on_equal_binary_pixels_and_small_on_unequal_ones():
+    """TwoPointCorrelations on binary images: the mean of soft_and(x(p), x(p + r))**2 is 1 where every
+    pair is (1, 1), 0 where every pair is (0, 0), and a small value that falls with the steepness
+    where every pair is (1, 0) or (0, 1) (a checkerboard's nearest neighbours)."""
+    shifts = [tuple(r) for r in half_plane_shifts(2)]  # (0, 0), (0, 1), (1, -1), (1, 0), (1, 1)
+    mixed = []
     for k in (1.0, 10.0, 100.0):
-        value = soft_and(a, b, k).numpy()
-        np.testing.assert_allclose(value[[0, 3]], [0.0, 1.0], atol=1e-12)
-        assert 0.0 < value[1] == value[2] < 1.0
-    assert soft_and(a, b, 100.0).numpy()[1] < 1e-9  # steep: nearly a hard AND
+        descriptor = TwoPointCorrelations(DescriptorSettings(limit_to=2, use_multigrid=False, threshold_steepness=k))
+        np.testing.assert_allclose(descriptor(as_batch(np.ones((8, 8)))).numpy()[0, 0, 0], 1.0, atol=1e-12)
+        np.testing.assert_allclose(descriptor(as_batch(np.zeros((8, 8)))).numpy()[0, 0, 0], 0.0, atol=1e-12)
+        board = descriptor(as_batch(ref.checkerboard(8, 8))).numpy()[0, 0, 0]
+        for diagonal in ((0, 0), (1, -1), (1, 1)):  # half (1, 1) pairs, half (0, 0) pairs
+            assert board[shifts.index(diagonal)] == pytest.approx(0.5, abs=1e-12)
+        assert board[shifts.index((0, 1))] == pytest.approx(board[shifts.index((1, 0))], rel=1e-12)
+        mixed.append(board[shifts.index((0, 1))])
+        assert 0.0 < mixed[-1] < 0.5
+    assert mixed[0] > mixed[1] > mixed[2] and mixed[2] < 1e-9  # steep: nearly a hard AND
