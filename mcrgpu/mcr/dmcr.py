@@ -306,9 +306,12 @@ class DMCR:
         optimizer = None
 
         def checkpoint():
-            state, current = (optimizer.state(), optimizer.current()) if optimizer is not None else ({}, variable.numpy())
-            return Checkpoint(history, stage, history.n_evaluations - stage_start, np.reshape(current, field.shape),
-                              state, tables.rng_state, fingerprint)
+            if optimizer is None:  # stopped before it was made: the start, no optimiser state
+                return Checkpoint(history, stage, history.n_evaluations - stage_start,
+                                  np.reshape(variable.numpy(), field.shape), {}, tables.rng_state, fingerprint)
+            return Checkpoint(history, stage, history.n_evaluations - stage_start,
+                              np.reshape(optimizer.current(), field.shape), optimizer.state(), tables.rng_state,
+                              fingerprint)
 
         progress = tqdm(total=settings.max_iter, initial=done_before, unit="it", dynamic_ncols=True,
                         disable=not (self.progress and is_chief(self.strategy)),

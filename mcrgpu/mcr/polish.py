@@ -9,10 +9,10 @@ Yeong-Torquato method does, but only while the summed relative squared S2 error 
 helps. The target S2 comes from the characterization
 (:meth:`~mcrgpu.mcr.descriptors.Descriptor.two_point_probability`).
 
-The objective includes the majority phase, and squares: its change per swapped pixel has the
-exact closed form :func:`_flip_costs` relies on, and the polished labels are what every run so far
-gives. What the polish reports as S2 error (before, after, each round) is the S2 error users see
-everywhere, :func:`~mcrgpu.mcr.two_point.s2_error`.
+The objective is not the reported S2 error: it sums squared relative errors and includes the
+majority phase, so that a swap's change of it has the exact closed form :func:`_flip_costs`
+computes, and changing it would change the polished labels. What the polish reports as S2 error
+(before, after, each round) is the one users see everywhere, :func:`~mcrgpu.mcr.two_point.s2_error`.
 """
 
 from __future__ import annotations
