@@ -101,11 +101,14 @@ class McrCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         multi = {name: param for param in self.params if isinstance(param, MultiValueOption)
                  for name in param.opts}
+        flags = {name for param in self.params for name in (*param.opts, *param.secondary_opts)}
         expanded: list[str] = []
         current = None  # the multi-value flag whose values are being read
         takes_first = False  # the next value follows the flag itself
         for arg in args:
             flag = arg.split("=", 1)[0]
+            if current and takes_first and flag in flags:  # click would take the option for the value
+                raise click.BadOptionUsage(current, f"Option '{current}' requires a value before {flag}", ctx=ctx)
             if flag in multi:
                 current, takes_first = flag, "=" not in arg
                 expanded.append(arg)
