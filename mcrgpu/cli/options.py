@@ -1,4 +1,4 @@
-"""Click options shared by every command, defined once: GPU selection, memory and precision."""
+"""Click options shared by the commands, defined once, and the strategy the GPU options give."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ import functools
 import os
 import re
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import click
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from mcrgpu.gpu_manager import GPUConfig
 
 __all__ = ["MultiValueOption", "McrCommand", "POSITIVE_INT", "PRECISIONS", "MCRPY_DESCRIPTOR_ONLY", "MCRPY_ONLY",
            "gpu_options", "GPU_OPTION_NAMES", "command_strategy", "set_verbose", "quiet_stderr", "error_message",
@@ -241,7 +246,7 @@ def gpu_options(command: Callable) -> Callable:
     return compose(decorators, wrapper)
 
 
-def command_strategy(gpu_config):
+def command_strategy(gpu_config: GPUConfig | None) -> tf.distribute.Strategy | None:
     """The strategy a command runs under: ``setup_gpus(gpu_config)``, or None (TensorFlow's default
     strategy) when ``gpu_config`` is None (``--no_auto_gpu_config``).
 
