@@ -34,7 +34,7 @@ def stopped_and_resumed(target, shape, folder, stop_at, settings):
         stopped, _ = dmcr.reconstruct(target, shape)
     finally:
         ConvergenceData.record = record
-    resumed, result = dmcr.reconstruct(target, shape, resume_from=dmcr.checkpoint_path(target))
+    resumed, result = dmcr.reconstruct(target, shape, resume_from=dmcr.run_files(target).checkpoint)
     return stopped.n_evaluations, resumed, result
 
 

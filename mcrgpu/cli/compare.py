@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mcrgpu.cli.options import McrCommand
+from mcrgpu.cli.options import POSITIVE_INT, McrCommand
 
 __all__ = ["compare_command"]
 
@@ -22,7 +22,7 @@ EPILOG = """Examples:
 @click.command("compare", cls=McrCommand, epilog=EPILOG)
 @click.argument("original", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--limit_to", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--limit_to", type=POSITIVE_INT, default=8, show_default=True,
               help="S2 is compared for shifts |dy|, |dx| < limit_to.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="OUT.json", help="Also write every figure as JSON ('-' for standard output).")

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from mcrgpu.cli.options import McrCommand, gpu_options
+from mcrgpu.cli.options import McrCommand, command_strategy, gpu_options
 
 __all__ = ["gpus"]
 
@@ -14,8 +14,8 @@ __all__ = ["gpus"]
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def gpus(gpu_config, as_json: bool) -> None:
     """Set up devices as the other commands would and report the result."""
-    from mcrgpu.gpu_manager import describe, format_report, setup_gpus
+    from mcrgpu.gpu_manager import describe, format_report
 
-    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    strategy = command_strategy(gpu_config)
     report = describe(strategy, gpu_config)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))

@@ -6,7 +6,8 @@ from typing import Callable
 
 import click
 
-from mcrgpu.cli.options import McrCommand, MultiValueOption, _apply, gpu_options
+from mcrgpu.cli.options import (POSITIVE_INT, McrCommand, MultiValueOption, command_strategy, compose, gpu_options,
+                                progress_option)
 
 __all__ = ["images"]
 
@@ -54,22 +55,22 @@ def images() -> None:
 
 def task_options(command: Callable) -> Callable:
     """Options every image task shares: the model, batching, fitting images, output and resuming."""
-    return _apply([
+    return compose([
         click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
                      help="SavedModel folder (e.g. from `mcrgpu models export`)."),
         click.option("--signature", default="serving_default", show_default=True, help="Signature to run."),
-        click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
+        click.option("--batch_size", type=POSITIVE_INT, default=1, show_default=True,
                      help="Items per device and step (the global batch is this times the devices); "
                           "for a given value results do not depend on the number of devices."),
         click.option("--resize", is_flag=True, help="Resize every image to the model's size (or --size)."),
         click.option("--pad", is_flag=True, help="Pad every image with zeros, below and right, to the model's "
                                                  "size (or --size). Without --resize/--pad images are batched by shape."),
-        click.option("--size", type=click.IntRange(min=1), nargs=2, default=None, metavar="H W",
+        click.option("--size", type=POSITIVE_INT, nargs=2, default=None, metavar="H W",
                      help="Target size for --resize/--pad when the model accepts any size."),
         click.option("--data_folder", type=click.Path(file_okay=False), default="results", show_default=True,
                      help="Folder for the results and the JSONL manifest."),
         click.option("--overwrite", is_flag=True, help="Redo items a previous run finished (default: skip them)."),
-        click.option("--progress/--no_progress", default=True, show_default=True, help="Show a progress bar."),
+        progress_option,
     ], command)
 
 
@@ -107,7 +108,6 @@ def pairs_command(pair_list, folders, output_names, visualize, model_dir, signat
     and match_scores0 ((B, K)). --precision does not change a SavedModel: a built-in model takes
     it when exported (mcrgpu models export --precision).
     """
-    from mcrgpu.gpu_manager import setup_gpus
     from mcrgpu.images.pairs import match_pairs, pairs_from_folders, read_pair_list
 
     if (pair_list is None) == (folders is None):
@@ -120,7 +120,7 @@ def pairs_command(pair_list, folders, output_names, visualize, model_dir, signat
         names[key] = name
     mode, fit_size = _fit(resize, pad, size)
     pairs = read_pair_list(pair_list) if pair_list else pairs_from_folders(*folders)
-    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    strategy = command_strategy(gpu_config)
     _finish(match_pairs(pairs, model_dir, output_folder=data_folder, strategy=strategy, signature=signature,
                         output_names=names, visualize=visualize, batch_size=batch_size, size=fit_size, mode=mode,
                         overwrite=overwrite, progress=progress))
@@ -131,7 +131,7 @@ def pairs_command(pair_list, folders, output_names, visualize, model_dir, signat
               help="Image files or folders.")
 @click.option("--references", "reference_sources", cls=MultiValueOption, required=True, type=click.Path(exists=True),
               help="Reference image files or folders.")
-@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--samples", type=POSITIVE_INT, default=1, show_default=True,
               help="Samples per image and reference (seeds derived from image, reference and sample number).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Mixed into every sample's seed.")
 @click.option("--output_name", default=None, help="Model output to write (default: 'image', or the only output).")
@@ -146,13 +146,12 @@ def grid_command(image_sources, reference_sources, samples, seed, output_name, m
     outputs, .npy otherwise. --precision does not change a SavedModel: a built-in model takes it
     when exported (mcrgpu models export --precision).
     """
-    from mcrgpu.gpu_manager import setup_gpus
     from mcrgpu.images.grid import image_files, run_grid
 
     mode, fit_size = _fit(resize, pad, size)
     image_paths = [path for source in image_sources for path in image_files(source, "--images")]
     reference_paths = [path for source in reference_sources for path in image_files(source, "--references")]
-    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    strategy = command_strategy(gpu_config)
     _finish(run_grid(image_paths, reference_paths, model_dir, output_folder=data_folder, samples=samples, seed=seed,
                      output_name=output_name, strategy=strategy, signature=signature, batch_size=batch_size,
                      size=fit_size, mode=mode, overwrite=overwrite, progress=progress))
@@ -165,7 +164,7 @@ def grid_command(image_sources, reference_sources, samples, seed, output_name, m
               help="SavedModel folder with one image input (e.g. from `mcrgpu models export segment_phases`).")
 @click.option("--signature", default="serving_default", show_default=True, help="Signature to run.")
 @click.option("--output_name", default=None, help="Model output to write (default: its only output).")
-@click.option("--tile_size", type=click.IntRange(min=1), default=512, show_default=True,
+@click.option("--tile_size", type=POSITIVE_INT, default=512, show_default=True,
               help="Edge of a tile's core in input pixels.")
 @click.option("--stitch", type=click.Choice(["crop", "blend"]), default="crop", show_default=True,
               help="crop: read each tile with a halo and keep its centre (equals the whole-image output when "
@@ -175,10 +174,10 @@ def grid_command(image_sources, reference_sources, samples, seed, output_name, m
               help="--stitch blend: neighbouring tiles share this fraction of --tile_size.")
 @click.option("--halo", type=click.IntRange(min=0), default=None,
               help="--stitch crop: margin in input pixels (default: the receptive radius the model declares).")
-@click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--batch_size", type=POSITIVE_INT, default=1, show_default=True,
               help="Tiles per device and step.")
 @click.option("--overwrite", is_flag=True, help="Start afresh instead of resuming an interrupted run.")
-@click.option("--progress/--no_progress", default=True, show_default=True, help="Show a progress bar.")
+@progress_option
 @gpu_options
 def tiles_command(source, output, model_dir, signature, output_name, tile_size, stitch, overlap, halo, batch_size,
                   overwrite, progress, gpu_config) -> None:
@@ -189,10 +188,9 @@ def tiles_command(source, output, model_dir, signature, output_name, tile_size, 
     or a .npy; it is written as .STEM.partial.SUFFIX beside it and renamed when complete, bands recorded in
     OUTPUT.manifest.jsonl so that a rerun resumes.
     """
-    from mcrgpu.gpu_manager import setup_gpus
     from mcrgpu.images.tiles import run_tiles
 
-    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    strategy = command_strategy(gpu_config)
     _finish(run_tiles(source, output, model_dir, strategy=strategy, signature=signature, output_name=output_name,
                       tile_size=tile_size, stitch=stitch, overlap=overlap, halo=halo, batch_size=batch_size,
                       overwrite=overwrite, progress=progress))
@@ -237,10 +235,10 @@ A rules file (TOML or JSON; model paths relative to it):
 @click.option("--bin_folders", type=click.Path(file_okay=False), default=None,
               help="Also make one folder per bin here, with a link to each of its images.")
 @click.option("--copy", is_flag=True, help="Copy the images into --bin_folders instead of linking them.")
-@click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--batch_size", type=POSITIVE_INT, default=1, show_default=True,
               help="Images per device and step (the global batch is this times the devices).")
 @click.option("--overwrite", is_flag=True, help="Score again the images a previous run scored (default: reuse).")
-@click.option("--progress/--no_progress", default=True, show_default=True, help="Show a progress bar per model.")
+@progress_option
 @gpu_options
 def bin_command(sources, rules_file, out, bin_folders, copy, batch_size, overwrite, progress, gpu_config) -> None:
     """Score images with several SavedModels and sort them into bins by rules over their outputs.
@@ -250,13 +248,12 @@ def bin_command(sources, rules_file, out, bin_folders, copy, batch_size, overwri
     has room under its ratio, else to the default bin. Ratios are applied over the whole set after
     scoring, so the CSV is the same for any number of devices.
     """
-    from mcrgpu.gpu_manager import setup_gpus
     from mcrgpu.images.binning import bin_images
     from mcrgpu.images.binning_rules import read_rules
 
     if copy and bin_folders is None:
         raise click.UsageError("--copy applies to --bin_folders; add it")
     rules = read_rules(rules_file)  # malformed rules stop here, before any device is set up
-    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
+    strategy = command_strategy(gpu_config)
     _finish(bin_images(list(sources), rules, out=out, strategy=strategy, batch_size=batch_size,
                        bin_folders=bin_folders, copy=copy, overwrite=overwrite, progress=progress))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import click
 
-from mcrgpu.cli.options import McrCommand
+from mcrgpu.cli.options import PRECISIONS, McrCommand
 
 __all__ = ["models"]
-
-PRECISION_CHOICES = ["float32", "mixed_float16", "mixed_bfloat16"]
 
 
 @click.group("models", context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +28,7 @@ Examples:
 """)
 @click.argument("name")
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="float32", show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
               help="Keras policy the model is built under: it computes in float32, float16 or bfloat16; "
                    "inputs and outputs stay float32 (bfloat16 is faster on CPUs with AVX512-BF16, float16 on GPUs).")
 def export_command(name: str, directory: str, precision: str) -> None:

@@ -1,4 +1,4 @@
-"""Click options shared by every command, defined once: GPU selection, memory and precision."""
+"""Click options shared by the commands, defined once, and the strategy the GPU options give."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ import functools
 import os
 import re
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import click
 
-__all__ = ["MultiValueOption", "McrCommand", "gpu_options", "GPU_OPTION_NAMES", "set_verbose",
-           "quiet_stderr", "error_message", "overwrite_option"]
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from mcrgpu.gpu_manager import GPUConfig
+
+__all__ = ["MultiValueOption", "McrCommand", "POSITIVE_INT", "PRECISIONS", "MCRPY_DESCRIPTOR_ONLY", "MCRPY_ONLY",
+           "gpu_options", "GPU_OPTION_NAMES", "command_strategy", "set_verbose", "quiet_stderr", "error_message",
+           "compose", "input_file_options", "orientation_options", "descriptor_options", "run_options",
+           "reconstruction_options", "progress_option", "mcrpy_only_options"]
 
 DESCRIPTOR_NAMES = "Correlations, FFTCorrelations, LinealPath, TwoPointCorrelations, Variation, VolumeFractions"
 """For --help (mcrgpu.known_descriptors() without importing TensorFlow; a test keeps them equal)."""
@@ -20,6 +27,18 @@ DESCRIPTOR_NAMES = "Correlations, FFTCorrelations, LinealPath, TwoPointCorrelati
 # them with mcrgpu.mcr.optimizers.OPTIMIZER_TYPES and mcrgpu.mcr.losses.LOSS_TYPES).
 OPTIMIZER_TYPES = ("LBFGSB", "LBFGSB_SCIPY", "Adam", "Adamax", "Nadam", "SGD", "RMSprop", "Adagrad", "Adadelta")
 LOSS_TYPES = ("MSE", "SSE", "RMS", "L1", "L2")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+"""Keras dtype policies a command may set (``--precision``)."""
+
+POSITIVE_INT = click.IntRange(min=1)
+"""The type of every option that counts something (evaluations, slices, MiB, items per step): an integer >= 1."""
+
+MCRPY_DESCRIPTOR_ONLY = ("grey_values", "symmetry", "nl_method", "gram_weights_filename", "logfile_name",
+                         "logfile_date", "logging_level")
+"""MCRpy options of its characterization that mcrgpu accepts only to refuse them clearly."""
+MCRPY_ONLY = MCRPY_DESCRIPTOR_ONLY + ("initial_temperature", "final_temperature", "cooldown_factor", "mutation_rule",
+                                      "acceptance_distribution", "profile")
+"""MCRpy options of its reconstruction (and characterization) that mcrgpu refuses clearly."""
 
 _NUMBER = re.compile(r"^-?\d+(\.\d*)?([eE][-+]?\d+)?$")
 _VERBOSE = False
@@ -87,11 +106,14 @@ class McrCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         multi = {name: param for param in self.params if isinstance(param, MultiValueOption)
                  for name in param.opts}
+        flags = {name for param in self.params for name in (*param.opts, *param.secondary_opts)}
         expanded: list[str] = []
         current = None  # the multi-value flag whose values are being read
         takes_first = False  # the next value follows the flag itself
         for arg in args:
             flag = arg.split("=", 1)[0]
+            if current and takes_first and flag in flags:  # click would take the option for the value
+                raise click.BadOptionUsage(current, f"Option '{current}' requires a value before {flag}", ctx=ctx)
             if flag in multi:
                 current, takes_first = flag, "=" not in arg
                 expanded.append(arg)
@@ -195,9 +217,9 @@ def gpu_options(command: Callable) -> Callable:
                           "after CUDA_VISIBLE_DEVICES). Default: every visible GPU."),
         click.option("--memory_growth/--no_memory_growth", default=None,
                      help="Allocate GPU memory as needed (default, unless --memory_limit is given)."),
-        click.option("--memory_limit", type=click.IntRange(min=1), default=None, metavar="MB",
+        click.option("--memory_limit", type=POSITIVE_INT, default=None, metavar="MB",
                      help="Limit the memory of every selected GPU to MB MiB (turns memory growth off)."),
-        click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
+        click.option("--precision", type=click.Choice(PRECISIONS),
                      default=None, help="Keras dtype policy for convolutional models (default float32); the "
                           "reconstruction stays float32. Image models take it when exported "
                           "(mcrgpu models export --precision); a SavedModel keeps its own."),
@@ -208,7 +230,7 @@ def gpu_options(command: Callable) -> Callable:
         click.option("--multi_worker/--no_multi_worker", default=None,
                      help="Run as one of several workers (MultiWorkerMirroredStrategy). Default: when "
                           "TF_CONFIG names several workers or srun started several SLURM tasks."),
-        click.option("--gpus_per_task", type=click.IntRange(min=1), default=None, metavar="N",
+        click.option("--gpus_per_task", type=POSITIVE_INT, default=None, metavar="N",
                      help="SLURM tasks that see all GPUs of their node: task SLURM_LOCALID uses the "
                           "N GPUs from SLURM_LOCALID*N on. Default: every visible GPU."),
         click.option("--auto_gpu_config/--no_auto_gpu_config", default=True,
@@ -221,9 +243,19 @@ def gpu_options(command: Callable) -> Callable:
         kwargs["gpu_config"] = _gpu_config(**settings)
         return command(*args, **kwargs)
 
-    for decorator in reversed(decorators):
-        wrapper = decorator(wrapper)
-    return wrapper
+    return compose(decorators, wrapper)
+
+
+def command_strategy(gpu_config: GPUConfig | None) -> tf.distribute.Strategy | None:
+    """The strategy a command runs under: ``setup_gpus(gpu_config)``, or None (TensorFlow's default
+    strategy) when ``gpu_config`` is None (``--no_auto_gpu_config``).
+
+    Commands call it once, after the checks that need no device, so that bad input fails before
+    devices are set up (which, with several workers, waits for all of them).
+    """
+    from mcrgpu.gpu_manager import setup_gpus
+
+    return setup_gpus(gpu_config) if gpu_config is not None else None
 
 
 def _gpu_config(*, gpu_ids, memory_growth, memory_limit, precision, enable_mixed_precision,
@@ -253,19 +285,43 @@ def _gpu_config(*, gpu_ids, memory_growth, memory_limit, precision, enable_mixed
     )
 
 
-def _apply(decorators: list[Callable], command: Callable) -> Callable:
+def compose(decorators: list[Callable], command: Callable) -> Callable:
+    """``command`` with ``decorators`` applied as if written above it in this order (options listed so in --help)."""
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
 
 
+progress_option = click.option("--progress/--no_progress", default=True, show_default=True,
+                               help="Show a progress bar.")
+
+
+def input_file_options(command: Callable) -> Callable:
+    """The structures to work on (characterize, match): FILES, or MCRpy's --microstructure_filenames."""
+    return compose([
+        click.argument("files", nargs=-1, type=click.Path(dir_okay=False)),
+        click.option("--microstructure_filenames", "--microstructure_filename", "more_files", cls=MultiValueOption,
+                     type=click.Path(dir_okay=False), help="Structure files (MCRpy's spelling; same as FILES)."),
+    ], command)
+
+
+def orientation_options(command: Callable) -> Callable:
+    """How the slices of a 3D structure are described (characterize, match)."""
+    return compose([
+        click.option("--isotropic", is_flag=True,
+                     help="3D input: keep only the mean over the three slice orientations."),
+        click.option("--slice_mode", type=click.Choice(["average"]), default="average",
+                     help="3D input: average the descriptors over all slices (the only mode)."),
+    ], command)
+
+
 def descriptor_options(command: Callable) -> Callable:
     """Options that decide how structures are characterized (characterize, match)."""
-    return _apply([
+    return compose([
         click.option("--descriptor_types", cls=MultiValueOption, default=("Correlations",), show_default=True,
                      help=f"Descriptors, one or more of: {DESCRIPTOR_NAMES}; e.g. --descriptor_types Correlations "
                           "Variation."),
-        click.option("--limit_to", type=click.IntRange(min=1), default=8, show_default=True,
+        click.option("--limit_to", type=POSITIVE_INT, default=8, show_default=True,
                      help="Largest shift in pixels that correlations look at."),
         click.option("--no_multigrid_descriptor", is_flag=True, help="Compute descriptors on one level only."),
         click.option("--non_periodic", is_flag=True, help="Do not treat structures as periodic."),
@@ -273,32 +329,35 @@ def descriptor_options(command: Callable) -> Callable:
                      show_default=True, help="Steepness of the soft threshold in Correlations."),
         click.option("--threshold", type=float, default=None,
                      help="Grey value (0-1 fraction, or raw) that segments an unsegmented image into 2 phases."),
-        click.option("--data_folder", type=click.Path(file_okay=False), default="results", show_default=True,
-                     help="Folder for the results."),
-        click.option("--information", default=None, help="Text added to the result file names."),
-        click.option("--slice_batch_size", type=click.IntRange(min=1), default=None,
-                     help="Largest number of 2D slices one device processes at once (bounds memory; "
-                          "default: as many as fit in about 128 MiB)."),
     ], command)
 
 
-def overwrite_option(command: Callable) -> Callable:
-    """--overwrite (characterize, match, reconstruct): replace results of an earlier run of the same name."""
-    return click.option("--overwrite", is_flag=True,
-                        help="Replace existing results of the same name in --data_folder (without it, an "
-                             "existing result is an error and nothing is computed).")(command)
+def run_options(command: Callable) -> Callable:
+    """Where results go, under which name, and how many slices a device takes at once (characterize,
+    match, reconstruct)."""
+    return compose([
+        click.option("--data_folder", type=click.Path(file_okay=False), default="results", show_default=True,
+                     help="Folder for the results."),
+        click.option("--information", default=None, help="Text added to the result file names."),
+        click.option("--slice_batch_size", type=POSITIVE_INT, default=None,
+                     help="Largest number of 2D slices one device processes at once (bounds memory; "
+                          "default: as many as fit in about 128 MiB)."),
+        click.option("--overwrite", is_flag=True,
+                     help="Replace existing results of the same name in --data_folder (without it, an "
+                          "existing result is an error and nothing is computed)."),
+    ], command)
 
 
 def reconstruction_options(command: Callable) -> Callable:
     """Options of the optimisation (match, reconstruct), with MCRpy's names and defaults."""
-    return _apply([
+    return compose([
         click.option("--descriptor_weights", cls=MultiValueOption, type=float,
                      help="One weight per descriptor type (default: Variation 100 as in MCRpy, others 1)."),
         click.option("--optimizer_type", type=click.Choice(OPTIMIZER_TYPES), default="LBFGSB", show_default=True,
                      help="LBFGSB: box-constrained L-BFGS on the device (state and line search in "
                           "TensorFlow); LBFGSB_SCIPY: SciPy's L-BFGS-B on the host, as MCRpy; or a Keras optimizer."),
         click.option("--loss_type", type=click.Choice(LOSS_TYPES), default="MSE", show_default=True),
-        click.option("--max_iter", type=click.IntRange(min=1), default=500, show_default=True,
+        click.option("--max_iter", type=POSITIVE_INT, default=500, show_default=True,
                      help="Most loss evaluations (L-BFGS-B) or steps (Keras optimizers)."),
         click.option("--tolerance", type=click.FloatRange(min=0), default=1e-10, show_default=True,
                      help="Stop when an iteration reduces the loss by less than this fraction."),
@@ -315,11 +374,11 @@ def reconstruction_options(command: Callable) -> Callable:
         click.option("--minimal_resolution", type=click.IntRange(min=2), default=None,
                      help="Coarsest multigrid resolution (default limit_to)."),
         click.option("--greedy", is_flag=True, help="Each step uses --batch_size random slices per axis (3D)."),
-        click.option("--batch_size", type=click.IntRange(min=1), default=1, show_default=True,
+        click.option("--batch_size", type=POSITIVE_INT, default=1, show_default=True,
                      help="Slices per axis and step with --greedy."),
-        click.option("--convergence_data_steps", type=click.IntRange(min=1), default=10, show_default=True,
+        click.option("--convergence_data_steps", type=POSITIVE_INT, default=10, show_default=True,
                      help="Keep the state every N evaluations in the convergence history."),
-        click.option("--outfile_data_steps", type=click.IntRange(min=1), default=None,
+        click.option("--outfile_data_steps", type=POSITIVE_INT, default=None,
                      help="Write the best state to a file every N evaluations."),
         click.option("--two_point_polish/--no_two_point_polish", default=True, show_default=True,
                      help="Fit the final labels to the target's two-point probability S2 by swapping pixels "
@@ -337,13 +396,13 @@ def reconstruction_options(command: Callable) -> Callable:
                           "for --max_iter more evaluations."),
         click.option("--override_settings", is_flag=True,
                      help="With --resume: use the options given here where they differ from the stored ones."),
-        click.option("--checkpoint_every", type=click.IntRange(min=1), default=None,
+        click.option("--checkpoint_every", type=POSITIVE_INT, default=None,
                      help="Also write NAME_checkpoint.npz every N evaluations, so that a killed run (SIGKILL, "
                           "power loss) loses at most N; Ctrl+C and SIGTERM always write one."),
         click.option("--seed", type=int, default=None, help="Seed of the random initial structure."),
         click.option("--use_distributed_loss/--no_use_distributed_loss", default=None,
                      help="Spread slices over all replicas (default when there are several)."),
-        click.option("--progress/--no_progress", default=True, show_default=True, help="Show a progress bar."),
+        progress_option,
     ], command)
 
 

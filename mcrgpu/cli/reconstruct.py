@@ -8,15 +8,11 @@ from pathlib import Path
 
 import click
 
-from mcrgpu.cli.characterize import check_output_folder, result_stem, unique_stems
-from mcrgpu.cli.options import (DESCRIPTOR_NAMES, McrCommand, MultiValueOption, descriptor_options, gpu_options,
-                                mcrpy_only_options, overwrite_option, reconstruction_options)
+from mcrgpu.cli.options import (DESCRIPTOR_NAMES, MCRPY_ONLY, McrCommand, MultiValueOption, command_strategy,
+                                descriptor_options, gpu_options, input_file_options, mcrpy_only_options,
+                                orientation_options, reconstruction_options, run_options)
 
 __all__ = ["match_command", "reconstruct_command"]
-
-_MCRPY_ONLY = ("grey_values", "symmetry", "nl_method", "gram_weights_filename", "logfile_name", "logfile_date",
-               "logging_level", "initial_temperature", "final_temperature", "cooldown_factor", "mutation_rule",
-               "acceptance_distribution", "profile")
 
 MATCH_EPILOG = """Examples:
 
@@ -51,17 +47,14 @@ def _saving_on_signals(command):
 
 
 @click.command("match", cls=McrCommand, epilog=MATCH_EPILOG)
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--microstructure_filenames", "--microstructure_filename", "more_files", cls=MultiValueOption,
-              type=click.Path(dir_okay=False), help="Structures to match (MCRpy's spelling; same as FILES).")
+@input_file_options
 @click.option("--add_dimension", type=click.IntRange(min=2), default=None,
               help="Reconstruct a volume of this depth from a 2D structure.")
-@click.option("--isotropic", is_flag=True, help="3D input: match the mean over the three orientations.")
-@click.option("--slice_mode", type=click.Choice(["average"]), default="average", help="3D input: average slices.")
+@orientation_options
 @descriptor_options
+@run_options
 @reconstruction_options
-@overwrite_option
-@mcrpy_only_options(*_MCRPY_ONLY)
+@mcrpy_only_options(*MCRPY_ONLY)
 @gpu_options
 @_saving_on_signals
 def match_command(files, more_files, add_dimension, isotropic, slice_mode, descriptor_types, limit_to,
@@ -71,20 +64,16 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
 
     Ctrl+C or SIGTERM saves the best state so far and exits 130 or 143.
     """
-    import dataclasses
-
-    from mcrgpu.mcr.characterization import characterize
-    from mcrgpu.mcr.characterization_files import save_characterization
-    from mcrgpu.cli.result_files import (CHARACTERIZATION, CHECKPOINT, CONVERGENCE, RECONSTRUCTION, check_existing,
-                                         result_lock)
-    from mcrgpu.gpu_manager import is_chief, setup_gpus
+    from mcrgpu.cli.result_files import MATCH_FILES, check_existing, result_lock, runs_for_inputs
+    from mcrgpu.gpu_manager import is_chief
+    from mcrgpu.mcr.matching import comparison_lines, match
     from mcrgpu.mcr.microstructure_io import load_microstructure
 
     start = time.perf_counter()
     paths = [*files, *more_files]
     if not paths:
         raise click.UsageError("Give a microstructure file (FILES or --microstructure_filename)")
-    stems = unique_stems(paths, information)
+    runs = runs_for_inputs(data_folder, paths, information)
     if options["resume"] and len(paths) > 1:
         raise click.UsageError("--resume continues one run: give one structure with it")
     _check_before_writing(descriptor_types, data_folder, options)
@@ -94,42 +83,25 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
     descriptor_types, limit_to, threshold_steepness = (options.pop(name) for name in (
         "descriptor_types", "limit_to", "threshold_steepness"))
     no_multigrid_descriptor, non_periodic = options.pop("no_multigrid_descriptor"), options.pop("non_periodic")
-    suffixes = (CHECKPOINT, CHARACTERIZATION, RECONSTRUCTION, CONVERGENCE)
-    overwrite = overwrite or _continues_own_run(options["resume"], data_folder, stems[0])
-    check_existing(data_folder, stems, suffixes, overwrite=overwrite)
+    overwrite = overwrite or _continues_own_run(options["resume"], runs[0])
+    check_existing(runs, MATCH_FILES, overwrite=overwrite)
     structures = [load_microstructure(path, threshold=threshold) for path in paths]
-    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
-    chief = strategy is None or is_chief(strategy)
-    with result_lock(data_folder, stems if chief else ()):
-        check_existing(data_folder, stems, suffixes, overwrite=overwrite)  # a run that ended meanwhile
-        for path, stem, ms in zip(paths, stems, structures):
-            target = characterize(ms, list(descriptor_types), limit_to=limit_to,
-                                  use_multigrid=not no_multigrid_descriptor, use_multiphase=True,
-                                  periodic=not non_periodic, threshold_steepness=threshold_steepness,
-                                  strategy=strategy, source=str(path))
-            if isotropic and target.is_3d:
-                target = dataclasses.replace(target, axis_descriptors=None)
-            if chief:
-                save_characterization(Path(data_folder) / f"{stem}{CHARACTERIZATION}", target)
+    arguments = _run_arguments(options, slice_batch_size)
+    strategy = command_strategy(gpu_config)
+    chief = is_chief(strategy)
+    with result_lock(runs if chief else ()):
+        check_existing(runs, MATCH_FILES, overwrite=overwrite)  # a run that ended meanwhile
+        for path, run, ms in zip(paths, runs, structures):
             shape = ms.shape if add_dimension is None or ms.is_3d else (add_dimension, *ms.shape)
-            history_path, history, result = _reconstruct(target, shape, stem, descriptor_types, data_folder,
-                                                         slice_batch_size, strategy, dict(options))
-            _compare_and_record(ms, result, history, history_path if chief else None, limit_to, stem)
+            found = match(ms, descriptor_types, shape=shape, limit_to=limit_to,
+                          use_multigrid=not no_multigrid_descriptor, periodic=not non_periodic,
+                          threshold_steepness=threshold_steepness, isotropic=isotropic, strategy=strategy,
+                          save_to=data_folder, name=run.stem, source=str(path), **arguments)
+            _report(found.history, found.result, run)
+            for line in comparison_lines(found.comparison, [run.stem]):
+                click.echo(line, err=line.startswith("WARNING"))
+            _exit_if_stopped(found.history, checkpoint=run.checkpoint if chief else None)
     click.echo(f"Wrote the results of {len(paths)} structure(s) to {data_folder} in {time.perf_counter() - start:.1f} s")
-
-
-def _compare_and_record(original, result, history, history_path, limit, stem) -> None:
-    """Print how the result compares with the original and store it in the convergence file (when
-    ``history_path`` is given: on the chief)."""
-    from mcrgpu.mcr.compare import compare
-    from mcrgpu.mcr.matching import comparison_lines
-
-    history.comparison = compare(original, result, limit=limit)
-    if history_path is not None:
-        history.save(history_path)
-    for line in comparison_lines(history.comparison, [stem]):
-        click.echo(line, err=line.startswith("WARNING"))
-    _exit_if_stopped(history, checkpoint=history_path and history_path.with_name(f"{stem}_checkpoint.npz"))
 
 
 @click.command("reconstruct", cls=McrCommand, epilog=RECONSTRUCT_EPILOG)
@@ -143,18 +115,13 @@ def _compare_and_record(original, result, history, history_path, limit, stem) ->
 @click.option("--extent_y", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--extent_z", type=click.IntRange(min=0), default=1, show_default=True,
               help="Depth; 0 or 1 reconstructs a 2D structure.")
-@click.option("--data_folder", type=click.Path(file_okay=False), default="results", show_default=True)
-@click.option("--information", default=None, help="Text added to the result file names.")
-@click.option("--slice_batch_size", type=click.IntRange(min=1), default=None,
-              help="Largest number of 2D slices one device processes at once (bounds memory; "
-                   "default: as many as fit in about 128 MiB).")
 @click.option("--limit_to", type=int, default=None, hidden=True)
 @click.option("--threshold_steepness", type=float, default=None, hidden=True)
 @click.option("--no_multigrid_descriptor", is_flag=True, default=None, hidden=True)
 @click.option("--non_periodic", is_flag=True, default=None, hidden=True)
+@run_options
 @reconstruction_options
-@overwrite_option
-@mcrpy_only_options(*_MCRPY_ONLY)
+@mcrpy_only_options(*MCRPY_ONLY)
 @gpu_options
 @_saving_on_signals
 def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent_y, extent_z, data_folder,
@@ -166,15 +133,17 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
     the corresponding options are accepted for MCRpy users and must agree with it. Ctrl+C or
     SIGTERM saves the best state so far and exits 130 or 143.
     """
+    from mcrgpu.cli.result_files import RECONSTRUCT_FILES, check_existing, result_lock
+    from mcrgpu.gpu_manager import is_chief
     from mcrgpu.mcr.characterization import combine_axes
-    from mcrgpu.cli.result_files import CHECKPOINT, CONVERGENCE, RECONSTRUCTION, check_existing, result_lock
     from mcrgpu.mcr.characterization_files import load_characterization
-    from mcrgpu.gpu_manager import is_chief, setup_gpus
+    from mcrgpu.mcr.dmcr import DMCR
+    from mcrgpu.mcr.run_files import RunFiles
 
     start = time.perf_counter()
     if len(descriptor_filenames) not in (1, 3):
         raise click.UsageError("Give one --descriptor_filename, or three (one per axis)")
-    stem = result_stem(Path(descriptor_filenames[0]).stem.removesuffix("_characterization"), information)
+    run = RunFiles.for_characterization(data_folder, descriptor_filenames[0], information)
     targets = [load_characterization(path) for path in descriptor_filenames]
     target = targets[0] if len(targets) == 1 else combine_axes(targets)
     stored = target.settings
@@ -192,15 +161,19 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
     descriptor_types = options.pop("descriptor_types")
     if stored and not any(_given(name) for name in ("extent_x", "extent_y", "extent_z")):
         shape = tuple(stored.get("shape", shape))
-    overwrite = overwrite or _continues_own_run(options["resume"], data_folder, stem)
-    suffixes = (CHECKPOINT, RECONSTRUCTION, CONVERGENCE)
-    check_existing(data_folder, [stem], suffixes, overwrite=overwrite)
-    strategy = setup_gpus(gpu_config) if gpu_config is not None else None
-    with result_lock(data_folder, [stem] if strategy is None or is_chief(strategy) else ()):
-        check_existing(data_folder, [stem], suffixes, overwrite=overwrite)  # a run that ended meanwhile
-        history = _reconstruct(target, shape, stem, descriptor_types or target.descriptor_types, data_folder,
-                               slice_batch_size, strategy, options)[1]
-    _exit_if_stopped(history, checkpoint=Path(data_folder) / f"{stem}{CHECKPOINT}")
+    overwrite = overwrite or _continues_own_run(options["resume"], run)
+    check_existing([run], RECONSTRUCT_FILES, overwrite=overwrite)
+    arguments = _run_arguments(options, slice_batch_size)
+    resume_from, override_settings = arguments.pop("resume_from"), arguments.pop("override_settings")
+    strategy = command_strategy(gpu_config)
+    with result_lock([run] if is_chief(strategy) else ()):
+        check_existing([run], RECONSTRUCT_FILES, overwrite=overwrite)  # a run that ended meanwhile
+        dmcr = DMCR(list(descriptor_types or target.descriptor_types), strategy=strategy, save_to=data_folder,
+                    name=run.stem, **arguments)
+        history, result = dmcr.reconstruct(target, shape, resume_from=resume_from,
+                                           override_settings=override_settings)
+        _report(history, result, run)
+    _exit_if_stopped(history, checkpoint=run.checkpoint)
     click.echo(f"Wrote the results to {data_folder} in {time.perf_counter() - start:.1f} s")
 
 
@@ -225,6 +198,7 @@ def _exit_if_stopped(history, *, saved: bool = True, checkpoint: Path | None = N
 
 def _check_before_writing(descriptor_types, data_folder, options) -> None:
     """Refuse options that cannot work before anything is computed or written."""
+    from mcrgpu.cli.result_files import check_output_folder
     from mcrgpu.errors import InvalidInputError
     from mcrgpu.mcr.microstructure_io import load_microstructure
 
@@ -281,37 +255,34 @@ def _stored_settings(options: dict) -> tuple[dict, dict]:
     return merged, stored
 
 
-def _continues_own_run(resume, data_folder, stem: str) -> bool:
+def _continues_own_run(resume, run) -> bool:
     """Whether --resume names this run's own checkpoint or convergence file (which it may replace)."""
-    from mcrgpu.cli.result_files import CHECKPOINT, CONVERGENCE
-
-    return bool(resume) and Path(resume).resolve() in [(Path(data_folder) / f"{stem}{suffix}").resolve()
-                                                       for suffix in (CHECKPOINT, CONVERGENCE)]
+    return bool(resume) and Path(resume).resolve() in (run.checkpoint.resolve(), run.convergence.resolve())
 
 
-def _reconstruct(target, shape, stem, descriptor_types, data_folder, slice_batch_size, strategy, options):
-    """Run DMCR, save the results, print a summary; return the history's path, the history and the result."""
-    from mcrgpu.mcr.dmcr import DMCR
-    from mcrgpu.mcr.matching import steady_seconds_per_evaluation
+def _run_arguments(options: dict, slice_batch_size: int | None) -> dict:
+    """The reconstruction options as keyword arguments of :func:`mcrgpu.mcr.matching.match` (and of
+    DMCR with its ``reconstruct``: ``resume_from``, ``override_settings``)."""
     from mcrgpu.mcr.microstructure_io import load_microstructure
 
-    initial = options.pop("initial_microstructure_file")
-    resume = options.pop("resume")
-    override = options.pop("override_settings")
-    progress = options.pop("progress")
-    weights = options.pop("descriptor_weights") or None
+    arguments = dict(options)
+    initial = arguments.pop("initial_microstructure_file")
+    arguments.update(initial_microstructure=load_microstructure(initial) if initial else None,
+                     descriptor_weights=arguments.pop("descriptor_weights") or None,
+                     resume_from=arguments.pop("resume"))
     if slice_batch_size:
-        options["slice_batch_size"] = slice_batch_size
-    dmcr = DMCR(list(descriptor_types), weights, strategy=strategy, save_to=data_folder, name=stem,
-                progress=progress,
-                initial_microstructure=load_microstructure(initial) if initial else None, **options)
-    history, result = dmcr.reconstruct(target, shape, resume_from=resume, override_settings=override)
+        arguments["slice_batch_size"] = slice_batch_size
+    return arguments
+
+
+def _report(history, result, run) -> None:
+    """Print what a reconstruction did and where its results are; exit if it stopped before evaluating."""
+    from mcrgpu.mcr.matching import steady_seconds_per_evaluation
+
     if result is None:
         _exit_if_stopped(history, saved=False)
-    structure_path, history_path = dmcr.result_paths(target)
     fractions = ", ".join(f"{v:.4f}" for v in result.volume_fractions())
-    click.echo(f"{stem}: {history.n_evaluations} evaluations in {history.seconds[-1]:.1f} s "
+    click.echo(f"{run.stem}: {history.n_evaluations} evaluations in {history.seconds[-1]:.1f} s "
                f"({steady_seconds_per_evaluation(history):.3f} s per evaluation at steady state), best loss "
                f"{history.best_loss:.4g}, volume fractions [{fractions}]")
-    click.echo(f"  -> {structure_path}, {history_path}")
-    return history_path, history, result
+    click.echo(f"  -> {run.reconstruction}, {run.convergence}")

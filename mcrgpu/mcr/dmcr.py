@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from mcrgpu.mcr.characterization import Characterization, combine_axes
 from mcrgpu.mcr.checkpoint import Checkpoint, resume_point, save_checkpoint, target_fingerprint
+from mcrgpu.mcr.compare import compare
 from mcrgpu.mcr.convergence import ConvergenceData
 from mcrgpu.mcr.descriptors import get_descriptor
 from mcrgpu.mcr.interrupts import NonFiniteLoss, stop_on_signals
@@ -29,6 +30,7 @@ from mcrgpu.mcr.polish import polish_labels, two_point_targets
 from mcrgpu.mcr.reconstruction_settings import ReconstructionSettings
 from mcrgpu.mcr.optimizer_adapters import make_stage_optimizer
 from mcrgpu.mcr.optimizers import Callback, Recorder
+from mcrgpu.mcr.run_files import RunFiles, run_name
 from mcrgpu.mcr.slices import (SliceDistributedLoss, auto_slice_batch_size, fit_slice_batch, slice_axes,
                                slice_budget_bytes)
 
@@ -105,8 +107,8 @@ class DMCR:
 
     # -- public ---------------------------------------------------------------------------------
     def reconstruct(self, desired: Characterization | Sequence[Characterization], shape: Sequence[int], *,
-                    resume_from: str | Path | None = None, override_settings: bool = False
-                    ) -> tuple[ConvergenceData, Microstructure]:
+                    resume_from: str | Path | None = None, override_settings: bool = False,
+                    compare_with: Microstructure | None = None) -> tuple[ConvergenceData, Microstructure]:
         """Reconstruct a microstructure of ``shape`` whose descriptors match ``desired``.
 
         ``desired`` is one characterization (2D: isotropic; 3D: one target per axis), or three 2D
@@ -122,6 +124,9 @@ class DMCR:
         others, e.g. a larger ``max_iter``). From a convergence file of a finished run, it runs
         ``max_iter`` more evaluations from the last state of its last stage with a fresh optimiser,
         keeping the best state unless bettered.
+
+        ``compare_with`` an original structure stores :func:`~mcrgpu.mcr.compare.compare` of the
+        result with it in the history (``history.comparison``) before the history is saved.
 
         Returns
         -------
@@ -165,6 +170,8 @@ class DMCR:
                              phase_values=desired.phase_values if multiphase or n_phases == 2 else None)
         if settings.two_point_polish and history.stop_reason is None:  # a stopped run is saved at once
             result = self._polish(desired, result, history)
+        if compare_with is not None:
+            history.comparison = compare(compare_with, result, limit=desired.settings.limit_to)
         self._save(desired, history, result)
         return history, result
 
@@ -301,7 +308,7 @@ class DMCR:
         stage_start = history.n_evaluations - done_before
         tables = _SliceTables(distributed, settings, resume)
         if self.save_to is not None and history.snapshot_dir is None and settings.convergence_data_steps:
-            history.snapshot_dir = self.save_to / f".{self._stem(desired)}_snapshots"  # on disk, not in RAM
+            history.snapshot_dir = self.run_files(desired).snapshots  # on disk, not in RAM
         fingerprint = target_fingerprint(desired)  # hashed once, not at every checkpoint
         optimizer = None
 
@@ -375,42 +382,33 @@ class DMCR:
                 f"keeping the best state (loss {history.best_loss:.4g}); {advice}")
 
     # -- files ----------------------------------------------------------------------------------
-    def _stem(self, desired: Characterization) -> str:
-        stem = self.name or (Path(desired.source).stem.removesuffix("_characterization")
-                             if desired.source else "mcrgpu")
-        return f"{stem}_{self.information}" if self.information else stem
-
-    def result_paths(self, desired: Characterization) -> tuple[Path, Path]:
-        """Where the final microstructure and the convergence history are saved."""
-        base = (self._save_to or Path(".")) / self._stem(desired)
-        return base.with_name(base.name + "_reconstruction.npy"), base.with_name(base.name + "_convergence.npz")
-
-    def checkpoint_path(self, desired: Characterization) -> Path:
-        """Where the checkpoint of an unfinished run is kept (see ``checkpoint_every``, ``resume_from``)."""
-        return self.result_paths(desired)[0].with_name(f"{self._stem(desired)}_checkpoint.npz")
+    def run_files(self, desired: Characterization) -> RunFiles:
+        """The names of this run's files (results, checkpoint) in ``save_to`` (or the working folder):
+        ``name``, else the target's source file's, plus ``information``."""
+        name = self.name or (run_name(desired.source) if desired.source else "mcrgpu")
+        return RunFiles.named(self._save_to or Path("."), name, self.information)
 
     def _save(self, desired, history, result) -> None:
         if self.save_to is None:
             return
-        microstructure_path, convergence_path = self.result_paths(desired)
-        save_microstructure(microstructure_path, result)
-        history.save(convergence_path)
+        files = self.run_files(desired)
+        save_microstructure(files.reconstruction, result)
+        history.save(files.convergence)
         if history.stop_reason is None:  # finished: the snapshots are in the convergence file now
-            self.checkpoint_path(desired).unlink(missing_ok=True)
+            files.checkpoint.unlink(missing_ok=True)
             if history.snapshot_dir is not None:
                 shutil.rmtree(history.snapshot_dir, ignore_errors=True)
-        logger.info("Saved %s and %s", microstructure_path, convergence_path)
+        logger.info("Saved %s and %s", files.reconstruction, files.convergence)
 
     def _save_checkpoint(self, desired, checkpoint: Checkpoint) -> None:
         """Write the checkpoint (on the chief); its snapshots stay in their folder until the run ends."""
         if self.save_to is not None:
-            save_checkpoint(self.checkpoint_path(desired), checkpoint)
+            save_checkpoint(self.run_files(desired).checkpoint, checkpoint)
 
     def _save_intermediate(self, desired, history, stage) -> None:
         if self.save_to is None or history.best_field is None:
             return
-        name = f"{self._stem(desired)}_stage_{stage}_iteration_{history.n_evaluations:06d}.npz"
-        atomic_save_npz(self.save_to / name, field=history.best_field)
+        atomic_save_npz(self.run_files(desired).intermediate(stage, history.n_evaluations), field=history.best_field)
 
 
 def _first_device(strategy: tf.distribute.Strategy) -> str:

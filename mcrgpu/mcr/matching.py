@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from mcrgpu.errors import InvalidInputError
 from mcrgpu.mcr.characterization import Characterization, characterize
-from mcrgpu.mcr.compare import compare
+from mcrgpu.mcr.characterization_files import save_characterization
+from mcrgpu.mcr.checkpoint import load_resume_point, target_fingerprint
 from mcrgpu.mcr.convergence import ConvergenceData
 from mcrgpu.mcr.dmcr import DMCR
 from mcrgpu.mcr.microstructure import Microstructure
@@ -20,12 +22,15 @@ __all__ = ["MatchResult", "match", "steady_seconds_per_evaluation", "comparison_
 
 @dataclass(frozen=True)
 class MatchResult:
-    """What :func:`match` produced: the target, the history, the new structure and the comparison."""
+    """What :func:`match` produced: the target, the history, the new structure and the comparison.
+
+    ``result`` and ``comparison`` are None when the run was stopped before its first evaluation.
+    """
 
     characterization: Characterization
     history: ConvergenceData
-    result: Microstructure
-    comparison: dict[str, Any]
+    result: Microstructure | None
+    comparison: dict[str, Any] | None
 
 
 def steady_seconds_per_evaluation(history: ConvergenceData) -> float:
@@ -44,15 +49,20 @@ def steady_seconds_per_evaluation(history: ConvergenceData) -> float:
 def match(structure: Microstructure | np.ndarray, descriptor_types: Sequence[str] = ("Correlations",
                                                                                      "VolumeFractions"), *,
           shape: Sequence[int] | None = None, limit_to: int = 8, use_multigrid: bool = True,
-          periodic: bool = True, threshold_steepness: float = 10.0,
+          periodic: bool = True, threshold_steepness: float = 10.0, isotropic: bool = False,
           strategy: tf.distribute.Strategy | None = None, save_to: str | Path | None = None,
-          name: str | None = None, **settings) -> MatchResult:
+          name: str | None = None, source: str | None = None,
+          initial_microstructure: Microstructure | None = None, progress: bool = False,
+          resume_from: str | Path | None = None, override_settings: bool = False, **settings) -> MatchResult:
     """Characterize ``structure``, reconstruct a new one with the same descriptors and compare them.
 
     What ``mcrgpu match`` does, from Python: the multiphase characterization of ``structure``, a
     :class:`~mcrgpu.mcr.dmcr.DMCR` reconstruction of ``shape`` (default the structure's shape; a 3D
     shape from a 2D structure reconstructs a volume), and :func:`~mcrgpu.mcr.compare.compare` of the
-    result with the original, stored in the history (``history.comparison``).
+    result with the original, stored in the history (``history.comparison``). With ``save_to``, the
+    characterization is saved too (``NAME_characterization.npz``, see
+    :class:`~mcrgpu.mcr.run_files.RunFiles`), once the reconstruction has run: a resume file that
+    does not fit leaves nothing behind.
 
     Parameters
     ----------
@@ -64,17 +74,31 @@ def match(structure: Microstructure | np.ndarray, descriptor_types: Sequence[str
         Shape of the reconstruction.
     limit_to, use_multigrid, periodic, threshold_steepness
         Descriptor settings, see :func:`~mcrgpu.mcr.characterization.characterize`.
+    isotropic : bool
+        A 3D structure: match the mean over the three orientations, not one target per axis.
     strategy : tf.distribute.Strategy, optional
         Strategy for both steps (default: TensorFlow's current one).
     save_to, name
         Folder and file stem for the results (see :class:`~mcrgpu.mcr.dmcr.DMCR`); None saves nothing.
+    source : str, optional
+        Where the structure came from, recorded in the characterization (default ``name``).
+    initial_microstructure, progress
+        See :class:`~mcrgpu.mcr.dmcr.DMCR`.
+    resume_from, override_settings
+        Continue an earlier match of this structure, see :meth:`~mcrgpu.mcr.dmcr.DMCR.reconstruct`.
     **settings
-        Reconstruction settings (``max_iter``, ``seed``, ...), see
+        Reconstruction settings (``max_iter``, ``seed``, ``descriptor_weights``, ...), see
         :class:`~mcrgpu.mcr.reconstruction_settings.ReconstructionSettings`.
 
     Returns
     -------
     MatchResult
+
+    Raises
+    ------
+    InvalidInputError
+        ``resume_from`` was written for another structure (or other descriptor settings), or with
+        other settings (unless ``override_settings``).
 
     Examples
     --------
@@ -87,14 +111,29 @@ def match(structure: Microstructure | np.ndarray, descriptor_types: Sequence[str
         structure = Microstructure(structure)
     target = characterize(structure, list(descriptor_types), limit_to=limit_to, use_multigrid=use_multigrid,
                           use_multiphase=True, periodic=periodic, threshold_steepness=threshold_steepness,
-                          strategy=strategy, source=name or "")
-    dmcr = DMCR(list(descriptor_types), strategy=strategy, save_to=save_to, name=name or "mcrgpu", **settings)
-    history, result = dmcr.reconstruct(target, tuple(shape) if shape is not None else structure.shape)
-    comparison = compare(structure, result, limit=limit_to)
-    history.comparison = comparison
-    if save_to is not None:
-        history.save(dmcr.result_paths(target)[1])
-    return MatchResult(target, history, result, comparison)
+                          strategy=strategy, source=source if source is not None else name or "")
+    if isotropic and target.is_3d:
+        target = replace(target, axis_descriptors=None)
+    if resume_from is not None:
+        _check_resume_target(resume_from, target)
+    dmcr = DMCR(list(descriptor_types), strategy=strategy, save_to=save_to, name=name or "mcrgpu",
+                initial_microstructure=initial_microstructure, progress=progress, **settings)
+    history, result = dmcr.reconstruct(target, tuple(shape) if shape is not None else structure.shape,
+                                       resume_from=resume_from, override_settings=override_settings,
+                                       compare_with=structure)
+    if result is not None and dmcr.save_to is not None:
+        save_characterization(dmcr.run_files(target).characterization, target)
+    return MatchResult(target, history, result, history.comparison)
+
+
+def _check_resume_target(path: str | Path, target: Characterization) -> None:
+    """Refuse a resume file of another structure, in match's words (a checkpoint names its target)."""
+    stored = load_resume_point(path).target
+    if stored is not None and stored != target_fingerprint(target):
+        raise InvalidInputError(
+            f"Cannot resume from {str(path)!r}: it was made for another structure or other descriptor settings; "
+            "give the structure that run matched, with its descriptor options"
+        )
 
 
 def comparison_lines(comparison: dict[str, Any], names: Sequence[str] | None = None) -> list[str]:

@@ -10,9 +10,9 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 from mcrgpu.cli import COMMANDS, main
-from mcrgpu.cli.characterize import MAX_STEM_LENGTH, result_stem
 from mcrgpu.cli.options import error_message
 from mcrgpu.errors import InvalidInputError
+from mcrgpu.mcr.run_files import MAX_STEM_LENGTH, RunFiles
 
 
 def run(*args):
@@ -55,10 +55,10 @@ def test_information_that_would_leave_the_data_folder_is_refused(sample, tmp_pat
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["sample.npy"]
 
 
-def test_result_stem_keeps_plain_names():
-    assert result_stem("dir/ms.v2.npy", "run-1.b") == "ms.v2_run-1.b"
+def test_result_names_keep_plain_names():
+    assert RunFiles.for_input("out", "dir/ms.v2.npy", "run-1.b").stem == "ms.v2_run-1.b"
     with pytest.raises(InvalidInputError, match="control character"):
-        result_stem("ms\t1.npy", None)
+        RunFiles.for_input("out", "ms\t1.npy")
 
 
 def test_data_folder_under_a_file_is_refused_before_work(sample, tmp_path):

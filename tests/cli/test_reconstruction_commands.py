@@ -1,10 +1,16 @@
 """``mcrgpu example``, ``characterize``, ``match`` and ``reconstruct`` through click's test runner."""
 
+import dataclasses
+import os
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
 from mcrgpu.mcr.characterization_files import load_characterization
 from mcrgpu.cli import main
+from mcrgpu.mcr.checkpoint import load_resume_point, save_checkpoint, target_fingerprint
 from mcrgpu.mcr.convergence import load_convergence
 from mcrgpu.mcr.microstructure_io import load_microstructure
 
@@ -103,3 +109,26 @@ def test_standalone_programs_run_their_command(sample, tmp_path, monkeypatch, ca
     assert exit_info.value.code == 0
     assert "volume fractions [0.6" in capsys.readouterr().out
     assert (tmp_path / "s" / "sample_characterization.npz").is_file()
+
+
+def test_match_refuses_another_structures_checkpoint_before_writing_anything(sample, tmp_path):
+    """A real process: ``match`` on one structure with the checkpoint of another's run exits 2 with
+    one line naming what match takes, and leaves the data folder as it was."""
+    out, other = tmp_path / "results", tmp_path / "other.npy"
+    assert run("example", other, "--shape", 24, 24, "--seed", 2).exit_code == 0
+    options = ["--descriptor_types", "FFTCorrelations", "--limit_to", "4", "--data_folder", str(out), "--no_progress"]
+    assert run("match", other, *options, "--max_iter", 3).exit_code == 0
+    checkpoint = out / "other_checkpoint.npz"  # what a stopped run of other.npy leaves
+    target = target_fingerprint(load_characterization(out / "other_characterization.npz"))
+    save_checkpoint(checkpoint, dataclasses.replace(load_resume_point(out / "other_convergence.npz"), target=target))
+    before = sorted(path.name for path in out.iterdir())
+
+    result = subprocess.run([sys.executable, "-c", "from mcrgpu.cli import main; main()", "match", str(sample),
+                             *options, "--resume", str(checkpoint)],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: Cannot resume from {str(checkpoint)!r}: it was made for another structure or other descriptor "
+        "settings; give the structure that run matched, with its descriptor options")
+    assert sorted(path.name for path in out.iterdir()) == before  # no sample_characterization.npz, no lock

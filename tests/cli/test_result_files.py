@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from mcrgpu.cli import main
 from mcrgpu.cli.result_files import result_lock
+from mcrgpu.mcr.run_files import RunFiles
 
 
 def run(*args):
@@ -65,7 +66,8 @@ def test_a_second_process_writing_the_same_results_is_refused(tmp_path):
     sample, out = make_sample(tmp_path), tmp_path / "out"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys\nfrom mcrgpu.cli.result_files import result_lock\n"
-         f"with result_lock({str(out)!r}, ['ms']):\n    print('locked', flush=True)\n    sys.stdin.read()"],
+         "from mcrgpu.mcr.run_files import RunFiles\n"
+         f"with result_lock([RunFiles({str(out)!r}, 'ms')]):\n    print('locked', flush=True)\n    sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -83,8 +85,8 @@ def test_a_second_process_writing_the_same_results_is_refused(tmp_path):
 
 
 def test_the_lock_is_taken_again_after_release(tmp_path):
-    with result_lock(tmp_path, ["a", "b"]):
+    with result_lock([RunFiles(tmp_path, "a"), RunFiles(tmp_path, "b")]):
         assert sorted(path.name for path in tmp_path.iterdir()) == [".a.lock", ".b.lock"]
-    with result_lock(tmp_path, ["a"]):
+    with result_lock([RunFiles(tmp_path, "a")]):
         pass
     assert list(tmp_path.iterdir()) == []

@@ -54,7 +54,7 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run(target,
     stop_at(monkeypatch, 9)
     dmcr, stopped, _ = run(tmp_path / "resumed", target, shape, optimizer_type=optimizer_type, **extra)
     assert stopped.interrupted and 9 <= stopped.n_evaluations < 24
-    checkpoint = dmcr.checkpoint_path(target)
+    checkpoint = dmcr.run_files(target).checkpoint
     assert checkpoint.is_file()
     _, resumed, result = run(tmp_path / "resumed", target, shape, resume_from=checkpoint,
                              optimizer_type=optimizer_type, **extra)
@@ -72,9 +72,9 @@ def test_periodic_checkpoints_lose_at_most_n_evaluations_to_a_kill(target, tmp_p
     with pytest.raises(Crash):
         run(tmp_path / "killed", target, checkpoint_every=5)
     dmcr = DMCR(["FFTCorrelations"], save_to=tmp_path / "killed")
-    kept = load_resume_point(dmcr.checkpoint_path(target))
+    kept = load_resume_point(dmcr.run_files(target).checkpoint)
     assert kept.history.n_evaluations == 10 and kept.stage_evaluations == 10
-    _, resumed, _ = run(tmp_path / "killed", target, checkpoint_every=5, resume_from=dmcr.checkpoint_path(target))
+    _, resumed, _ = run(tmp_path / "killed", target, checkpoint_every=5, resume_from=dmcr.run_files(target).checkpoint)
     np.testing.assert_allclose(resumed.losses, straight.losses, rtol=1e-5)
 
 
@@ -87,9 +87,9 @@ def test_a_multigrid_run_resumes_in_its_stage_without_redoing_the_coarse_ones(tm
     first_fine = straight.stages.index(0)
     stop_at(monkeypatch, first_fine + 5)
     dmcr, stopped, _ = run(tmp_path / "resumed", target, **settings)
-    checkpoint = load_resume_point(dmcr.checkpoint_path(target))
+    checkpoint = load_resume_point(dmcr.run_files(target).checkpoint)
     assert checkpoint.stage == 0 and checkpoint.stage_evaluations == stopped.n_evaluations - first_fine
-    _, resumed, _ = run(tmp_path / "resumed", target, resume_from=dmcr.checkpoint_path(target), **settings)
+    _, resumed, _ = run(tmp_path / "resumed", target, resume_from=dmcr.run_files(target).checkpoint, **settings)
     assert resumed.stages == straight.stages  # the coarse stages were not run again
     np.testing.assert_allclose(resumed.losses, straight.losses, rtol=1e-5)
 
@@ -97,7 +97,7 @@ def test_a_multigrid_run_resumes_in_its_stage_without_redoing_the_coarse_ones(tm
 def test_resuming_needs_the_stored_settings_and_target_unless_overridden(target, tmp_path, monkeypatch):
     stop_at(monkeypatch, 6)
     dmcr, _, _ = run(tmp_path, target, max_iter=20)
-    path = dmcr.checkpoint_path(target)
+    path = dmcr.run_files(target).checkpoint
     with pytest.raises(InvalidInputError, match=r"other settings \(max_iter 20 there, 30 here\).*override"):
         run(tmp_path, target, max_iter=30, resume_from=path)
     other = characterize(gaussian_random_structure((32, 32), volume_fractions=(0.5, 0.5), seed=1),
@@ -113,7 +113,7 @@ def test_resuming_needs_the_stored_settings_and_target_unless_overridden(target,
 
 def test_a_finished_run_continues_from_its_convergence_file_keeping_the_best_state(target, tmp_path):
     dmcr, first, _ = run(tmp_path, target, max_iter=10)
-    path = dmcr.result_paths(target)[1]
+    path = dmcr.run_files(target).convergence
     saved = load_convergence(path)
     _, resumed, _ = run(tmp_path, target, max_iter=10, resume_from=path)
     assert resumed.n_evaluations == 20 and resumed.losses[:10] == first.losses

@@ -91,7 +91,8 @@ def test_results_are_saved_and_interrupt_keeps_the_best_state(structure_2d, tmp_
     history, result = dmcr.reconstruct(target, (32, 32))
     assert history.interrupted and history.n_evaluations == 8
     assert history.polish is None  # a stopped run is saved at once, without the two-point polish
-    structure_path, history_path = dmcr.result_paths(target)
+    files = dmcr.run_files(target)
+    structure_path, history_path = files.reconstruction, files.convergence
     assert structure_path.name == "sample_run1_reconstruction.npy"
     assert np.array_equal(load_microstructure(structure_path).labels, result.labels)
     saved = load_convergence(history_path)
@@ -107,7 +108,7 @@ def test_resume_continues_from_the_saved_state(structure_2d, tmp_path):
     target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4)
     dmcr = DMCR(["FFTCorrelations"], max_iter=10, seed=0, save_to=tmp_path)
     first, _ = dmcr.reconstruct(target, (32, 32))
-    resumed, _ = dmcr.reconstruct(target, (32, 32), resume_from=dmcr.result_paths(target)[1])
+    resumed, _ = dmcr.reconstruct(target, (32, 32), resume_from=dmcr.run_files(target).convergence)
     assert resumed.n_evaluations == 20 and resumed.losses[:10] == first.losses
     assert resumed.seconds[10] > first.seconds[-1]  # one clock across both runs
     assert resumed.losses[10] == pytest.approx(first.losses[-1], rel=1e-3)  # the last state continues
@@ -187,9 +188,9 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_best_state(structure_2d, tmp_pat
     assert ("smaller learning_rate" in history.stop_reason) == (optimizer_type == "Adam")
     assert np.isfinite(history.best_field).all() and np.isfinite(history.last_field).all()
     assert history.best_loss == min(history.losses)
-    saved = load_convergence(dmcr.result_paths(target)[1])
+    saved = load_convergence(dmcr.run_files(target).convergence)
     assert saved.stop_reason == history.stop_reason and saved.best_loss == history.best_loss
-    assert np.array_equal(load_microstructure(dmcr.result_paths(target)[0]).labels, result.labels)
+    assert np.array_equal(load_microstructure(dmcr.run_files(target).reconstruction).labels, result.labels)
 
 
 def test_a_stop_before_the_first_evaluation_saves_nothing(structure_2d, tmp_path, monkeypatch):
@@ -215,7 +216,7 @@ def test_the_final_labels_are_fitted_to_the_target_s2_and_the_polish_is_recorded
             < 0.8 * structure_s2_error(unpolished.labels, structure_2d.labels, limit=4))
     assert history.polish["pixels_changed"] == np.sum(polished.labels != unpolished.labels) > 0
     assert history.polish["stopped_by"] is None
-    saved = load_convergence(dmcr.result_paths(target)[1])
+    saved = load_convergence(dmcr.run_files(target).convergence)
     assert saved.polish == history.polish and saved.settings["two_point_polish"] is True
     # switched off, or with no descriptor that gives S2, the labels are the fraction-keeping cut
     for descriptors, settings in ((["Correlations"], {"two_point_polish": False}), (["LinealPath"], {})):

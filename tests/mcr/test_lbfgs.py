@@ -133,7 +133,7 @@ def test_max_iter_counts_evaluations_and_snapshots_go_to_disk(target_2d, tmp_pat
     assert all(isinstance(s, np.memmap) and s.dtype == np.float32 and s.shape == (24, 24, 1)
                for s in history.snapshots.values())  # float32 files, not arrays in RAM
     assert history.best_loss == min(history.losses)
-    saved = load_convergence(dmcr.result_paths(target_2d)[1])
+    saved = load_convergence(dmcr.run_files(target_2d).convergence)
     np.testing.assert_array_equal(saved.snapshots[20], history.snapshots[20])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run_convergence.npz", "run_reconstruction.npy"]
 

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from mcrgpu import gaussian_random_structure, load_convergence, load_microstructure, match
+from mcrgpu.mcr.characterization_files import load_characterization
+from mcrgpu.mcr.convergence import ConvergenceData
 
 
 def _check_new_and_faithful(found, original, s2_error=0.05):
@@ -58,6 +60,23 @@ def test_three_phases_are_matched_by_a_new_structure(data_dir):
     found = match(original, max_iter=300, seed=1)
     _check_new_and_faithful(found, original, s2_error=0.02)
     assert found.history.polish["s2_error_after"] < found.history.polish["s2_error_before"]
+
+
+def test_match_saves_every_file_of_the_run_and_the_history_once(tmp_path, monkeypatch):
+    saved = []
+    original_save = ConvergenceData.save
+    monkeypatch.setattr(ConvergenceData, "save", lambda self, path: saved.append(path) or original_save(self, path))
+    original = gaussian_random_structure((24, 24), seed=1)
+    found = match(original, ["FFTCorrelations"], limit_to=4, max_iter=5, seed=0, save_to=tmp_path, name="ms",
+                  source="data/ms.npy")
+    assert saved == [tmp_path / "ms_convergence.npz"]
+    assert load_convergence(saved[0]).comparison == found.comparison  # the comparison went in with that one save
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "ms_characterization.npz", "ms_convergence.npz", "ms_reconstruction.npy"]
+    stored = load_characterization(tmp_path / "ms_characterization.npz")
+    assert stored.source == "data/ms.npy"
+    np.testing.assert_array_equal(stored.descriptors["FFTCorrelations"],
+                                  found.characterization.descriptors["FFTCorrelations"])
 
 
 @pytest.mark.parametrize("seconds, expected", [
