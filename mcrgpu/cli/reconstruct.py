@@ -33,12 +33,12 @@ RECONSTRUCT_EPILOG = """Example:
 
 def _saving_on_signals(command):
     """Run ``command`` with SIGINT and SIGTERM turned into exceptions (see
-    :func:`mcrgpu.mcr.interrupts.stop_on_signals`); one outside the optimisation (while
+    :func:`mcrgpu.interrupts.stop_on_signals`); one outside the optimisation (while
     characterizing, say) exits 130 or 143 with one line, and files written so far are complete."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
-        from mcrgpu.mcr.interrupts import Interrupted, exit_code, stop_on_signals
+        from mcrgpu.interrupts import Interrupted, exit_code, stop_on_signals
 
         try:
             with stop_on_signals():
@@ -211,7 +211,7 @@ STOPPED_EARLY = 3
 def _exit_if_stopped(history, *, saved: bool = True, checkpoint: Path | None = None) -> None:
     """A signal or a non-finite loss stopped the run: say what was kept (and the ``checkpoint`` to
     resume from), exit 130 (Ctrl+C), 143 (SIGTERM) or 3 (non-finite loss)."""
-    from mcrgpu.mcr.interrupts import exit_code
+    from mcrgpu.interrupts import exit_code
 
     if history.interrupted:
         kept = "stopped before the first evaluation finished; nothing was saved" if not saved else \
