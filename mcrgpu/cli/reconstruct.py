@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 
 import click
 
 from mcrgpu.cli.characterize import check_output_folder, result_stem, unique_stems
-from mcrgpu.cli.options import (DESCRIPTOR_NAMES, McrCommand, MultiValueOption, descriptor_options, gpu_options,
-                                mcrpy_only_options, overwrite_option, reconstruction_options)
+from mcrgpu.cli.options import (DESCRIPTOR_NAMES, McrCommand, MultiValueOption, descriptor_options, exit_on_signals,
+                                gpu_options, mcrpy_only_options, overwrite_option, reconstruction_options)
 
 __all__ = ["match_command", "reconstruct_command"]
 
@@ -31,25 +30,6 @@ RECONSTRUCT_EPILOG = """Example:
 """
 
 
-def _saving_on_signals(command):
-    """Run ``command`` with SIGINT and SIGTERM turned into exceptions (see
-    :func:`mcrgpu.interrupts.stop_on_signals`); one outside the optimisation (while
-    characterizing, say) exits 130 or 143 with one line, and files written so far are complete."""
-
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        from mcrgpu.interrupts import Interrupted, exit_code, stop_on_signals
-
-        try:
-            with stop_on_signals():
-                return command(*args, **kwargs)
-        except Interrupted as error:
-            click.echo(f"Interrupted ({error.signal_name}): the files written so far are complete.", err=True)
-            raise SystemExit(exit_code(error.signal_name)) from None
-
-    return run
-
-
 @click.command("match", cls=McrCommand, epilog=MATCH_EPILOG)
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--microstructure_filenames", "--microstructure_filename", "more_files", cls=MultiValueOption,
@@ -63,7 +43,7 @@ def _saving_on_signals(command):
 @overwrite_option
 @mcrpy_only_options(*_MCRPY_ONLY)
 @gpu_options
-@_saving_on_signals
+@exit_on_signals
 def match_command(files, more_files, add_dimension, isotropic, slice_mode, descriptor_types, limit_to,
                   no_multigrid_descriptor, non_periodic, threshold_steepness, threshold, data_folder, information,
                   slice_batch_size, overwrite, gpu_config, **options) -> None:
@@ -156,7 +136,7 @@ def _compare_and_record(original, result, history, history_path, limit, stem) ->
 @overwrite_option
 @mcrpy_only_options(*_MCRPY_ONLY)
 @gpu_options
-@_saving_on_signals
+@exit_on_signals
 def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent_y, extent_z, data_folder,
                         information, slice_batch_size, limit_to, threshold_steepness, no_multigrid_descriptor,
                         non_periodic, overwrite, gpu_config, **options) -> None:

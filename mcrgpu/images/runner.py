@@ -111,7 +111,7 @@ def load_signature(path: str | Path, *, strategy: tf.distribute.Strategy | None 
                               "export one with `mcrgpu models export NAME DIR` or tf.saved_model.save")
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        module = tf.saved_model.load(str(path))
+        module = _load_saved_model(path)
     if signature not in module.signatures:
         raise InvalidInputError(f"signature {signature!r} not in {path}; it has {sorted(module.signatures)}")
     function = module.signatures[signature]
@@ -129,12 +129,21 @@ def describe_saved_model(path: str | Path) -> dict[str, dict[str, dict[str, tf.T
     path = Path(path)
     if not (path / "saved_model.pb").is_file():
         raise FileFormatError(f"{str(path)!r} is not a SavedModel directory (no saved_model.pb)")
-    module = tf.saved_model.load(str(path))
+    module = _load_saved_model(path)
     described = {}
     for name in sorted(module.signatures):
         inputs, outputs = _specs(module.signatures[name])
         described[name] = {"inputs": inputs, "outputs": outputs}
     return described
+
+
+def _load_saved_model(path: Path) -> Any:
+    """``tf.saved_model.load``, a damaged model reported as such (TensorFlow raises a bare OSError or a parse error)."""
+    try:
+        return tf.saved_model.load(str(path))
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        raise FileFormatError(f"model {str(path)!r} is not a readable SavedModel ({short_reason(error)[:200]}); "
+                              "export or copy it again") from None
 
 
 def _specs(function) -> tuple[dict[str, tf.TensorSpec], dict[str, tf.TensorSpec]]:
