@@ -224,9 +224,8 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
         if missing:
             raise InvalidInputError(f"item {item.name!r} gives no value for the model inputs {missing}")
     folder = Path(output_folder)
-    for item in items:
-        refuse_input_as_output([folder / output for output in item.outputs],
-                               [value for value in item.inputs.values() if isinstance(value, (str, Path))])
+    refuse_input_as_output([folder / output for item in items for output in item.outputs],
+                           {str(value) for item in items for value in item.inputs.values() if isinstance(value, (str, Path))})
     manifest_path = folder / manifest_name
     done_before = set() if overwrite else finished_items(manifest_path, folder)
     todo = [item for item in items if item.name not in done_before]
