@@ -272,7 +272,7 @@ def read_npz_with_header(path: str | os.PathLike[str], *, what: str) -> tuple[di
     except (OSError, ValueError, KeyError, EOFError, AttributeError, TypeError, zipfile.BadZipFile,
             zlib.error, NotImplementedError) as error:
         reason = ("it is neither an .npz archive nor a .npy array (random or damaged bytes)"
-                  if "pickled data" in str(error) else error)  # NumPy's last guess for unknown bytes is pickle
+                  if "file contains pickled" in str(error) else error)  # NumPy's last guess for unknown bytes is pickle
         raise FileFormatError(
             f"{str(path)!r} is not a readable mcrgpu {what} (.npz with a JSON header): {reason}"
         ) from None
