@@ -98,14 +98,6 @@ def check_and_record(manifest: Path, *, model: str | Path, options: Mapping[str,
                "items": {name: {key: identity(value) for key, value in inputs.items()} for name, inputs in items.items()}}
     current["items"] = json.loads(json.dumps(current["items"]))
     previous = None if fresh else _read(path)
-    if unrecorded and not fresh:
-        listed = {} if previous is None or _differences(previous, current, set()) else previous["items"]
-        foreign = sorted(name for name in unrecorded if listed.get(name) != current["items"].get(name, {}))
-        if foreign:
-            others = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
-            raise InvalidInputError(f"{str(unrecorded[foreign[0]])!r}{others} exists and was not written by an earlier "
-                                    "run of this task with these inputs and settings; rerun with --overwrite to "
-                                    "replace it, or write elsewhere")
     if finished and not fresh:
         if previous is None:
             raise InvalidInputError(f"{what} holds finished results but no record of what produced them ({path.name} "
@@ -117,6 +109,14 @@ def check_and_record(manifest: Path, *, model: str | Path, options: Mapping[str,
                                     "scratch, or write elsewhere")
         current["items"] = {**{name: value for name, value in previous["items"].items() if name in finished},
                             **current["items"]}
+    if unrecorded and not fresh:
+        listed = {} if previous is None or _differences(previous, current, set()) else previous["items"]
+        foreign = sorted(name for name in unrecorded if listed.get(name) != current["items"].get(name, {}))
+        if foreign:
+            others = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+            raise InvalidInputError(f"{str(unrecorded[foreign[0]])!r}{others} exists and was not written by an earlier "
+                                    "run of this task with these inputs and settings; rerun with --overwrite to "
+                                    "replace it, or write elsewhere")
     atomic_write_text(path, json.dumps(current, indent=1, sort_keys=True) + "\n")
 
 
