@@ -203,31 +203,56 @@ def test_pairs_never_write_over_an_input(tmp_path, setup):
     assert (folder / "a__b.png").read_bytes() == before
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_stop_signal_keeps_finished_items_and_prints_the_summary(tmp_path, setup, signum, code):
-    model = export(GridModel(busy_iterations=300), tmp_path / "slow")
-    photos, out = setup["photos"], tmp_path / "out"
-    command = [sys.executable, "-c", "from mcrgpu.cli import main; main()", "images", "grid", "--model", str(model),
-               "--images", str(photos["astronaut"]), "--references", str(photos["coffee"]), "--samples", "400",
-               "--data_folder", str(out), "--cpu_devices", "2", "--no_progress"]
-    process = subprocess.Popen(command, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stdout=subprocess.PIPE,
+def stop_after_two_records(command, manifest, signum):
+    """Run ``mcrgpu COMMAND`` in a process started with SIGINT ignored (as a background job is), send ``signum``
+    once ``manifest`` holds two records; (exit code, output), the process killed if it outlives the timeouts."""
+    process = subprocess.Popen([sys.executable, "-c", "from mcrgpu.cli import main; main()", *map(str, command)],
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
-        deadline, manifest = time.monotonic() + 120, out / "grid_manifest.jsonl"
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
             if manifest.is_file() and len(manifest.read_text().splitlines()) >= 2:
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
         process.send_signal(signum)
         output, _ = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == code, output
+    return process.returncode, output
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_signal_keeps_finished_items_and_prints_the_summary(tmp_path, setup, signum, code):
+    model = export(GridModel(busy_iterations=300), tmp_path / "slow")
+    photos, out = setup["photos"], tmp_path / "out"
+    manifest = out / "grid_manifest.jsonl"
+    returncode, output = stop_after_two_records(
+        ["images", "grid", "--model", model, "--images", photos["astronaut"], "--references", photos["coffee"],
+         "--samples", "400", "--data_folder", out, "--cpu_devices", "2", "--no_progress"], manifest, signum)
+    assert returncode == code, output
     assert f"Interrupted ({signal.Signals(signum).name}): finishing the work in flight" in output
     assert "(interrupted: rerun to finish)" in output
     records = [json.loads(line) for line in manifest.read_text().splitlines()]
     assert 2 <= len(records) < 400 and all(r["status"] == "ok" and (out / r["output"]).is_file() for r in records)
     assert len(list(out.glob("*.npy"))) == len(records) and not list(out.glob(".*.tmp"))
+
+
+def test_sigterm_stops_tiles_after_the_band_in_flight_and_a_rerun_finishes(tmp_path, setup):
+    image = raster(4, (4000, 48))
+    np.save(tmp_path / "long.npy", image)
+    out = tmp_path / "out.npy"
+    manifest = tmp_path / "out.npy.manifest.jsonl"
+    command = ["images", "tiles", tmp_path / "long.npy", out, "--model", setup["tiler"], "--tile_size", "8",
+               "--no_progress"]
+    returncode, output = stop_after_two_records(command, manifest, signal.SIGTERM)
+    assert returncode == 143, output
+    assert "Interrupted (SIGTERM)" in output and "(interrupted: rerun to finish)" in output
+    bands = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert 2 <= len(bands) < 500 and all(band["status"] == "ok" for band in bands)
+    result = tiles(setup, tmp_path / "long.npy", out)
+    assert result.exit_code == 0 and f"{500 - len(bands)} bands done, {len(bands)} skipped" in result.output
+    assert np.abs(np.load(out) - ConvTanh(size=5).whole(image)).max() < 1e-6
