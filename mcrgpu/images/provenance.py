@@ -104,7 +104,8 @@ def check_and_record(manifest: Path, *, model: str | Path, options: Mapping[str,
                                     "is missing or unreadable): rerun with --overwrite to start from scratch")
         differences = _differences(previous, current, finished)
         if differences:
-            more = f" (and {len(differences) - 1} more differences)" if len(differences) > 1 else ""
+            more = f" (and {len(differences) - 1} more difference{'s' if len(differences) > 2 else ''})" \
+                if len(differences) > 1 else ""
             raise InvalidInputError(f"{what} was made {differences[0]}{more}; rerun with --overwrite to start from "
                                     "scratch, or write elsewhere")
         current["items"] = {**{name: value for name, value in previous["items"].items() if name in finished},

@@ -356,7 +356,7 @@ class _TileRun:
                 f"{min(top + len(strip), grid.height) - 1}, the first at row {top + int(rows.min())}, column "
                 f"{int(columns[rows == rows.min()].min())}); a model "
                 "would smear them over its receptive field: fill them first (e.g. numpy.nan_to_num or a mask value) "
-                "and rerun with --overwrite")
+                "and rerun (with --overwrite if bands were written)")
         strip = np.pad(strip, ((0, 0), (margin, grid.columns * tile - grid.width + margin), (0, 0)))
         size = tile + 2 * margin
         return [strip[:, column * tile:column * tile + size] for column in range(grid.columns)]
