@@ -1,7 +1,9 @@
 """Fault table: bad input, impossible options and stop signals given to the real command line.
 
 Each case runs ``mcrgpu`` in a fresh process inside a scratch folder and reports its exit code, the
-last line it printed, and which files it left in the output folder. Run from the repository:
+last line it printed, and which files it left in the output folder (``results/``). The image tasks'
+cases run after the reconstruction's, in order: some continue an earlier case's output (a rerun
+with another input, seed or model). Run from the repository:
 
     python benchmarks/faults.py [--out benchmarks/results/faults.md]
 """
@@ -15,6 +17,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -97,6 +101,89 @@ CASES = [
 ]
 
 
+def prepare_images(folder: Path) -> None:
+    """Built-in models, rasters and photographs for the image tasks' cases, in ``folder``."""
+    from PIL import Image
+    from skimage import data
+
+    for name in ("segment_phases", "colour_transfer", "matcher", "image_statistics", "microstructure_descriptors"):
+        run(["models", "export", name, f"models/{name}"], folder)
+    rng = np.random.default_rng(0)
+    np.save(folder / "a.npy", rng.random((300, 300)).astype(np.float32))
+    np.save(folder / "b.npy", rng.random((300, 300)).astype(np.float32))
+    np.save(folder / "big.npy", rng.random((3000, 3000)).astype(np.float32))
+    holes = rng.random((300, 300)).astype(np.float32)
+    holes[100:110, 50:60] = np.nan
+    np.save(folder / "holes.npy", holes)
+    (folder / "photos").mkdir()
+    for name, array in (("astronaut", data.astronaut()), ("coffee", data.coffee()), ("camera", data.camera())):
+        Image.fromarray(array[::4, ::4]).save(folder / "photos" / f"{name}.png")
+    (folder / "pairs.txt").write_text("photos/astronaut.png photos/coffee.png\nphotos/camera.png photos/coffee.png\n")
+    results = folder / "results"
+    results.mkdir(exist_ok=True)
+    (results / "notes.npy").write_text("a file of the user's\n")
+    (results / "pairs").mkdir()
+    (results / "pairs" / "astronaut__coffee.npz").write_text("a file of the user's\n")
+    for name, model in (("one", "image_statistics"), ("other", "microstructure_descriptors")):
+        (folder / f"{name}.toml").write_text(f'default = "rest"\n[models.stats]\npath = "models/{model}"\n'
+                                             '[[bins]]\nname = "first"\nwhen = ["stats.' +
+                                             ("sharpness > 0" if name == "one" else "phase_fraction >= 0") + '"]\n')
+
+
+TILES = ["images", "tiles", "--model", "models/segment_phases", "--no_progress"]
+GRID = ["images", "grid", "--model", "models/colour_transfer", "--images", "photos", "--references", "photos",
+        "--no_progress"]
+IMAGE_CASES = [
+    ("tiles: output is the input", [*TILES, "a.npy", "a.npy", "--overwrite"], None),
+    ("tiles: a file of the user's at the output", [*TILES, "a.npy", "results/notes.npy"], None),
+    ("tiles: NaN in the raster", [*TILES, "holes.npy", "results/holes_phases.npy"], None),
+    ("tiles: a finished output", [*TILES, "a.npy", "results/phases.npy"], None),
+    ("tiles: rerun of a finished output with another raster", [*TILES, "b.npy", "results/phases.npy"], None),
+    ("tiles: SIGTERM during the run", [*TILES, "big.npy", "results/big_phases.npy", "--tile_size", "128"],
+     "results/big_phases.npy.manifest.jsonl"),
+    ("tiles: resuming a stopped run with another raster", [*TILES, "a.npy", "results/big_phases.npy"], None),
+    ("grid: a finished run", [*GRID, "--data_folder", "results/grid"], None),
+    ("grid: rerun with another --seed", [*GRID, "--data_folder", "results/grid", "--seed", "1"], None),
+    ("grid: SIGTERM during the run", [*GRID, "--samples", "50", "--data_folder", "results/grid_stopped"],
+     "results/grid_stopped/grid_manifest.jsonl"),
+    ("pairs: an output the manifest does not list", ["images", "pairs", "--model", "models/matcher", "--pairs",
+                                                     "pairs.txt", "--data_folder", "results/pairs", "--no_progress"],
+     None),
+    ("bin: a finished run", ["images", "bin", "photos", "--rules", "one.toml", "--out", "results/bins.csv",
+                             "--no_progress"], None),
+    ("bin: [models.stats] pointed at another model", ["images", "bin", "photos", "--rules", "other.toml", "--out",
+                                                      "results/bins.csv", "--no_progress"], None),
+    ("models export over a SavedModel", ["models", "export", "matcher", "models/colour_transfer"], None),
+    ("models export --overwrite keeps the user's files", ["models", "export", "matcher", "results/model",
+                                                          "--overwrite"], None),
+    ("models show of a damaged saved_model.pb", ["models", "show", "damaged"], None),
+]
+
+
+def run_until(arguments, folder: Path, ready: Path, signum=signal.SIGTERM):
+    """(exit code, the line to show, lines printed) of ``arguments`` sent ``signum`` once ``ready`` holds two
+    lines (a manifest: some items are done); killed if it has not ended 600 s later."""
+    process = subprocess.Popen([*MCRGPU, *arguments], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in process.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 600
+        while process.poll() is None and time.monotonic() < deadline and not (
+                (folder / ready).is_file() and len((folder / ready).read_text().splitlines()) >= 2):
+            time.sleep(0.1)
+        process.send_signal(signum)
+        process.wait(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reader.join(timeout=10)
+    shown = [line for line in lines if line.strip()]
+    return process.returncode, " ".join((shown[-1:] or [""])[0].split()), len(shown)
+
+
 def run(arguments, folder: Path, env=None, *, stop_after: str | None = None, signum=signal.SIGTERM):
     """(exit code, the line to show, lines printed); with ``stop_after``, ``signum`` once that text
     appears. The line shown is the last one, or the worker count of ``mcrgpu gpus``."""
@@ -116,11 +203,19 @@ def run(arguments, folder: Path, env=None, *, stop_after: str | None = None, sig
 
 
 def outputs(folder: Path) -> set[str]:
-    return {p.name for p in (folder / "results").iterdir()} if (folder / "results").is_dir() else set()
+    """Files in results/ (and its folders), relative to it, with size and modification time, so that a
+    replaced file counts as written."""
+    root = folder / "results"
+    if not root.is_dir():
+        return set()
+    return {f"{p.relative_to(root)}\0{p.stat().st_size}\0{p.stat().st_mtime_ns}" for p in root.rglob("*")
+            if p.is_file() or p.name.startswith(".")}
 
 
 def written(before: set[str], folder: Path) -> str:
-    return ", ".join(sorted(outputs(folder) - before)) or "nothing"
+    names = sorted({entry.split("\0")[0] for entry in outputs(folder) - before})
+    shown = ", ".join(names[:6]) + (f" (+{len(names) - 6} more)" if len(names) > 6 else "")
+    return shown or "nothing"
 
 
 def main() -> None:
@@ -144,6 +239,18 @@ def main() -> None:
             code, line, _ = run(arguments, folder, stop_after="loss=", signum=signum)
             rows.append((f"{signum.name} during the run", " ".join(["mcrgpu", *arguments]), code, line,
                          written(before, folder)))
+        prepare_images(folder)
+        for name, arguments, ready in IMAGE_CASES:
+            if name == "models show of a damaged saved_model.pb":
+                run(["models", "export", "image_statistics", "damaged"], folder)
+                (folder / "damaged" / "saved_model.pb").write_bytes(b"\0damaged" * 64)
+            if name.startswith("models export --overwrite"):
+                run(["models", "export", "matcher", "results/model"], folder)
+                (folder / "results" / "model" / "README.txt").write_text("the user's notes\n")
+            before = outputs(folder)
+            code, line, count = run_until(arguments, folder, Path(ready)) if ready else run(arguments, folder)
+            rows.append((name, " ".join(["mcrgpu", *arguments]), code,
+                         f"{line} ({count} lines)" if count > 1 else line, written(before, folder)))
     table = ["| case | command | exit | line shown (lines printed) | files it wrote in results/ |",
              "|---|---|---|---|---|"]
     table += [f"| {name} | `{command}` | {code} | {line.replace('|', '/')} | {kept} |"

@@ -271,8 +271,10 @@ def read_npz_with_header(path: str | os.PathLike[str], *, what: str) -> tuple[di
             arrays = {key: data[key] for key in data.files if key != "header"}
     except (OSError, ValueError, KeyError, EOFError, AttributeError, TypeError, zipfile.BadZipFile,
             zlib.error, NotImplementedError) as error:
+        reason = ("it is neither an .npz archive nor a .npy array (random or damaged bytes)"
+                  if "file contains pickled" in str(error) else error)  # NumPy's last guess for unknown bytes is pickle
         raise FileFormatError(
-            f"{str(path)!r} is not a readable mcrgpu {what} (.npz with a JSON header): {error}"
+            f"{str(path)!r} is not a readable mcrgpu {what} (.npz with a JSON header): {reason}"
         ) from None
     if not isinstance(header, dict):
         raise FileFormatError(f"{str(path)!r} is not a readable mcrgpu {what}: its header is not a JSON object")

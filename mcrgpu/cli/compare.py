@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -32,6 +33,7 @@ def compare_command(original: Path, results: tuple[Path, ...], limit_to: int, js
                     plot_path: Path | None) -> None:
     """Compare RESULT structures with ORIGINAL: S2 per phase and its error, phase fractions, chord lengths,
     clusters, and the copy check (best IoU over periodic shifts and flips; above 0.5 is a copy)."""
+    from mcrgpu.errors import InvalidInputError
     from mcrgpu.io import atomic_write_text
     from mcrgpu.mcr.compare import compare
     from mcrgpu.mcr.matching import comparison_lines
@@ -39,7 +41,11 @@ def compare_command(original: Path, results: tuple[Path, ...], limit_to: int, js
 
     reference = load_microstructure(original)
     structures = [load_microstructure(path) for path in results]
-    report = compare(reference, structures, limit=limit_to)
+    try:
+        report = compare(reference, structures, limit=limit_to)
+    except InvalidInputError as error:  # name the file, not its place in the list
+        named = re.sub(r"results\[(\d+)\]", lambda match: str(results[int(match.group(1))]), str(error))
+        raise InvalidInputError(named) from None
     report["files"] = {"original": str(original), "results": [str(path) for path in results]}
     for line in comparison_lines(report, [path.name for path in results]):
         click.echo(line, err=line.startswith("WARNING"))

@@ -6,13 +6,15 @@ from typing import Callable
 
 import click
 
-from mcrgpu.cli.options import (POSITIVE_INT, McrCommand, MultiValueOption, command_strategy, compose, gpu_options,
-                                progress_option)
+from mcrgpu.cli.options import (POSITIVE_INT, McrCommand, MultiValueOption, command_strategy, compose, exit_on_signals,
+                                gpu_options, progress_option)
 
 __all__ = ["images"]
 
 EXIT_CODES = """Exit codes: 0 every item done (or skipped as done before), 3 some items failed (see the
-manifest), 2 usage errors (nothing run), 130 interrupted by Ctrl+C (finished items kept; rerun to go on)."""
+manifest), 2 usage errors (nothing run), 130 or 143 interrupted by Ctrl+C or SIGTERM (finished items kept;
+rerun to go on). A rerun skips items finished by an earlier run with the same model, inputs and options;
+other results in the way are an error unless --overwrite."""
 
 PAIRS_EPILOG = f"""Examples:
 
@@ -44,7 +46,9 @@ TILES_EPILOG = """Examples:
   mcrgpu images tiles ortho.tif smooth.tif --model my_model --stitch blend --overlap 0.25
 
 Exit codes: 0 the output is complete, 3 a band failed (the run stopped there), 2 usage errors (nothing
-run), 130 interrupted by Ctrl+C (finished bands kept; rerun to go on).
+run), 130 or 143 interrupted by Ctrl+C or SIGTERM (finished bands kept; rerun to go on). A rerun resumes
+only a run of the same SOURCE file, model and options; another OUTPUT in the way is an error unless
+--overwrite. NaN or infinite values in SOURCE are an error: fill them first.
 """
 
 
@@ -69,7 +73,9 @@ def task_options(command: Callable) -> Callable:
                      help="Target size for --resize/--pad when the model accepts any size."),
         click.option("--data_folder", type=click.Path(file_okay=False), default="results", show_default=True,
                      help="Folder for the results and the JSONL manifest."),
-        click.option("--overwrite", is_flag=True, help="Redo items a previous run finished (default: skip them)."),
+        click.option("--overwrite", is_flag=True,
+                     help="Redo every item and replace existing outputs (default: skip items an earlier run finished "
+                          "with the same model, inputs and options; outputs made otherwise are an error)."),
         progress_option,
     ], command)
 
@@ -99,6 +105,7 @@ def _finish(summary) -> None:
 @click.option("--visualize", is_flag=True, help="Also write a PNG per pair: both images, matches drawn.")
 @task_options
 @gpu_options
+@exit_on_signals
 def pairs_command(pair_list, folders, output_names, visualize, model_dir, signature, batch_size, resize, pad, size,
                   data_folder, overwrite, progress, gpu_config) -> None:
     """Match image pairs with a pair model; one DATA_FOLDER/<image0>__<image1>.npz per pair.
@@ -134,9 +141,10 @@ def pairs_command(pair_list, folders, output_names, visualize, model_dir, signat
 @click.option("--samples", type=POSITIVE_INT, default=1, show_default=True,
               help="Samples per image and reference (seeds derived from image, reference and sample number).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Mixed into every sample's seed.")
-@click.option("--output_name", default=None, help="Model output to write (default: 'image', or the only output).")
+@click.option("--output_name", default=None, help="Model output to write (default: its only output, else 'image').")
 @task_options
 @gpu_options
+@exit_on_signals
 def grid_command(image_sources, reference_sources, samples, seed, output_name, model_dir, signature, batch_size,
                  resize, pad, size, data_folder, overwrite, progress, gpu_config) -> None:
     """Every image x every reference x --samples through a two-input model.
@@ -146,7 +154,8 @@ def grid_command(image_sources, reference_sources, samples, seed, output_name, m
     outputs, .npy otherwise. --precision does not change a SavedModel: a built-in model takes it
     when exported (mcrgpu models export --precision).
     """
-    from mcrgpu.images.grid import image_files, run_grid
+    from mcrgpu.images.grid import run_grid
+    from mcrgpu.images.inputs import image_files
 
     mode, fit_size = _fit(resize, pad, size)
     image_paths = [path for source in image_sources for path in image_files(source, "--images")]
@@ -163,7 +172,7 @@ def grid_command(image_sources, reference_sources, samples, seed, output_name, m
 @click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
               help="SavedModel folder with one image input (e.g. from `mcrgpu models export segment_phases`).")
 @click.option("--signature", default="serving_default", show_default=True, help="Signature to run.")
-@click.option("--output_name", default=None, help="Model output to write (default: its only output).")
+@click.option("--output_name", default=None, help="Model output to write (default: its only output, else 'image').")
 @click.option("--tile_size", type=POSITIVE_INT, default=512, show_default=True,
               help="Edge of a tile's core in input pixels.")
 @click.option("--stitch", type=click.Choice(["crop", "blend"]), default="crop", show_default=True,
@@ -176,9 +185,12 @@ def grid_command(image_sources, reference_sources, samples, seed, output_name, m
               help="--stitch crop: margin in input pixels (default: the receptive radius the model declares).")
 @click.option("--batch_size", type=POSITIVE_INT, default=1, show_default=True,
               help="Tiles per device and step.")
-@click.option("--overwrite", is_flag=True, help="Start afresh instead of resuming an interrupted run.")
+@click.option("--overwrite", is_flag=True,
+              help="Start afresh, replacing OUTPUT (default: resume a run of the same SOURCE, model and options; "
+                   "anything else in the way is an error).")
 @progress_option
 @gpu_options
+@exit_on_signals
 def tiles_command(source, output, model_dir, signature, output_name, tile_size, stitch, overlap, halo, batch_size,
                   overwrite, progress, gpu_config) -> None:
     """Run a one-image model over the raster SOURCE tile by tile; write OUTPUT (.tif or .npy) band by band.
@@ -237,9 +249,12 @@ A rules file (TOML or JSON; model paths relative to it):
 @click.option("--copy", is_flag=True, help="Copy the images into --bin_folders instead of linking them.")
 @click.option("--batch_size", type=POSITIVE_INT, default=1, show_default=True,
               help="Images per device and step (the global batch is this times the devices).")
-@click.option("--overwrite", is_flag=True, help="Score again the images a previous run scored (default: reuse).")
+@click.option("--overwrite", is_flag=True,
+              help="Score again every image and replace --out (default: reuse scores made by the same model files "
+                   "from the same image files; scores made otherwise are an error).")
 @progress_option
 @gpu_options
+@exit_on_signals
 def bin_command(sources, rules_file, out, bin_folders, copy, batch_size, overwrite, progress, gpu_config) -> None:
     """Score images with several SavedModels and sort them into bins by rules over their outputs.
 

@@ -31,11 +31,13 @@ Examples:
 @click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
               help="Keras policy the model is built under: it computes in float32, float16 or bfloat16; "
                    "inputs and outputs stay float32 (bfloat16 is faster on CPUs with AVX512-BF16, float16 on GPUs).")
-def export_command(name: str, directory: str, precision: str) -> None:
+@click.option("--overwrite", is_flag=True,
+              help="Replace a SavedModel already in DIRECTORY (only its own files; other files stay).")
+def export_command(name: str, directory: str, precision: str, overwrite: bool) -> None:
     """Build the built-in model NAME and save it as a SavedModel in DIRECTORY (signature serving_default)."""
     from mcrgpu.images.models import export_model
 
-    path = export_model(name, directory, precision=precision)
+    path = export_model(name, directory, precision=precision, overwrite=overwrite)
     click.echo(f"{name} ({precision}) -> {path}")
 
 
@@ -48,6 +50,9 @@ def show_command(directory: str, signature: str | None) -> None:
     from mcrgpu.images.runner import describe_saved_model
 
     described = describe_saved_model(directory)
+    if not described:
+        raise InvalidInputError(f"{directory} is a SavedModel without signatures: mcrgpu runs a signature; save it "
+                                "with tf.saved_model.save(module, DIR, signatures={'serving_default': ...})")
     if signature is not None:
         if signature not in described:
             raise InvalidInputError(f"signature {signature!r} not in {directory}; it has {sorted(described)}")

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["MultiValueOption", "McrCommand", "POSITIVE_INT", "PRECISIONS", "MCRPY_DESCRIPTOR_ONLY", "MCRPY_ONLY",
            "gpu_options", "GPU_OPTION_NAMES", "command_strategy", "set_verbose", "quiet_stderr", "error_message",
            "compose", "input_file_options", "orientation_options", "descriptor_options", "run_options",
-           "reconstruction_options", "progress_option", "mcrpy_only_options"]
+           "reconstruction_options", "progress_option", "mcrpy_only_options", "exit_on_signals"]
 
 DESCRIPTOR_NAMES = "Correlations, FFTCorrelations, LinealPath, TwoPointCorrelations, Variation, VolumeFractions"
 """For --help (mcrgpu.known_descriptors() without importing TensorFlow; a test keeps them equal)."""
@@ -424,3 +424,23 @@ def mcrpy_only_options(*names: str) -> Callable:
             return command(*args, **kwargs)
         return wrapper
     return decorate
+
+
+def exit_on_signals(command: Callable) -> Callable:
+    """Run ``command`` with SIGINT and SIGTERM turned into exceptions (see
+    :func:`mcrgpu.interrupts.stop_on_signals`); one that the work in progress does not handle itself
+    (while characterizing or loading a model, say) exits 130 or 143 with one line, and the files
+    written so far are complete (every file is written atomically)."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from mcrgpu.interrupts import Interrupted, exit_code, stop_on_signals
+
+        try:
+            with stop_on_signals():
+                return command(*args, **kwargs)
+        except Interrupted as error:
+            click.echo(f"Interrupted ({error.signal_name}): the files written so far are complete.", err=True)
+            raise SystemExit(exit_code(error.signal_name)) from None
+
+    return run

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 
 import click
 
 from mcrgpu.cli.options import (DESCRIPTOR_NAMES, MCRPY_ONLY, McrCommand, MultiValueOption, command_strategy,
-                                descriptor_options, gpu_options, input_file_options, mcrpy_only_options,
-                                orientation_options, reconstruction_options, run_options)
+                                descriptor_options, exit_on_signals, gpu_options, input_file_options,
+                                mcrpy_only_options, orientation_options, reconstruction_options, run_options)
 
 __all__ = ["match_command", "reconstruct_command"]
 
@@ -27,25 +26,6 @@ RECONSTRUCT_EPILOG = """Example:
 """
 
 
-def _saving_on_signals(command):
-    """Run ``command`` with SIGINT and SIGTERM turned into exceptions (see
-    :func:`mcrgpu.mcr.interrupts.stop_on_signals`); one outside the optimisation (while
-    characterizing, say) exits 130 or 143 with one line, and files written so far are complete."""
-
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        from mcrgpu.mcr.interrupts import Interrupted, exit_code, stop_on_signals
-
-        try:
-            with stop_on_signals():
-                return command(*args, **kwargs)
-        except Interrupted as error:
-            click.echo(f"Interrupted ({error.signal_name}): the files written so far are complete.", err=True)
-            raise SystemExit(exit_code(error.signal_name)) from None
-
-    return run
-
-
 @click.command("match", cls=McrCommand, epilog=MATCH_EPILOG)
 @input_file_options
 @click.option("--add_dimension", type=click.IntRange(min=2), default=None,
@@ -56,7 +36,7 @@ def _saving_on_signals(command):
 @reconstruction_options
 @mcrpy_only_options(*MCRPY_ONLY)
 @gpu_options
-@_saving_on_signals
+@exit_on_signals
 def match_command(files, more_files, add_dimension, isotropic, slice_mode, descriptor_types, limit_to,
                   no_multigrid_descriptor, non_periodic, threshold_steepness, threshold, data_folder, information,
                   slice_batch_size, overwrite, gpu_config, **options) -> None:
@@ -123,7 +103,7 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
 @reconstruction_options
 @mcrpy_only_options(*MCRPY_ONLY)
 @gpu_options
-@_saving_on_signals
+@exit_on_signals
 def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent_y, extent_z, data_folder,
                         information, slice_batch_size, limit_to, threshold_steepness, no_multigrid_descriptor,
                         non_periodic, overwrite, gpu_config, **options) -> None:
@@ -184,7 +164,7 @@ STOPPED_EARLY = 3
 def _exit_if_stopped(history, *, saved: bool = True, checkpoint: Path | None = None) -> None:
     """A signal or a non-finite loss stopped the run: say what was kept (and the ``checkpoint`` to
     resume from), exit 130 (Ctrl+C), 143 (SIGTERM) or 3 (non-finite loss)."""
-    from mcrgpu.mcr.interrupts import exit_code
+    from mcrgpu.interrupts import exit_code
 
     if history.interrupted:
         kept = "stopped before the first evaluation finished; nothing was saved" if not saved else \

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.images.binning_rules import BinningRules, assign_bins, read_rules
-from mcrgpu.images.grid import image_files
+from mcrgpu.images.inputs import image_files, refuse_input_as_output
 from mcrgpu.images.manifest import finished_items
 from mcrgpu.images.runner import Item, RunSummary, SavedModelSignature, exit_code, load_signature, run_items
 from mcrgpu.io import atomic_write, atomic_write_text
@@ -43,7 +43,8 @@ class BinningSummary:
 
     @property
     def exit_code(self) -> int:
-        return exit_code(interrupted=self.interrupted, failed=self.failed)
+        stop_signal = next((run.stop_signal for run in self.runs.values() if run.interrupted), None)
+        return exit_code(interrupted=self.interrupted, failed=self.failed, stop_signal=stop_signal)
 
     def __str__(self) -> str:
         if self.interrupted:
@@ -97,20 +98,24 @@ def bin_images(images: str | Path | Sequence[str | Path], rules: str | Path | Bi
     copy : bool
         Copy the files into the bin folders instead of linking them.
     overwrite : bool
-        Score again images a previous run scored (default: reuse their scores).
+        Score again images a previous run scored, and replace ``out`` even if no earlier run wrote
+        it (default: reuse scores made by the same model file, options and image files; refuse
+        scores made otherwise).
     progress : bool
         Show a progress bar per model.
 
     Returns
     -------
     BinningSummary
-        ``exit_code`` 0, 3 (some images failed) or 130 (interrupted: no CSV written; rerun).
+        ``exit_code`` 0, 3 (some images failed), 130 or 143 (Ctrl+C or SIGTERM: no CSV written; rerun).
 
     Raises
     ------
     InvalidInputError, FileFormatError
         Malformed rules, a model that is not a SavedModel, takes other than one image input, or
-        lacks an output the rules name; no images; two images with the same file name.
+        lacks an output the rules name; no images; two images with the same file name; ``out``
+        or ``bin_folders`` holding an image; ``out`` not written by an earlier run (without
+        ``overwrite``); cached scores made by another model or from other files.
 
     Examples
     --------
@@ -123,11 +128,12 @@ def bin_images(images: str | Path | Sequence[str | Path], rules: str | Path | Bi
     if len(set(names)) != len(names):
         duplicate = next(name for name in names if names.count(name) > 1)
         raise InvalidInputError(f"two images are named {duplicate!r}; image file names must be distinct")
+    out = Path(out)
+    folder = out.parent / f"{out.stem}_scores"
+    _check_outputs(out, folder, paths, bin_folders, overwrite=overwrite)
     models = {name: _load(spec, strategy) for name, spec in rules.models.items()}
     outputs = {name: scalar_outputs(model) for name, model in models.items()}
     rules.check_outputs(outputs)
-    out = Path(out)
-    folder = out.parent / f"{out.stem}_scores"
     runs = {}
     for name, model in models.items():
         runs[name] = _score(name, model, paths, outputs[name], rules, folder, strategy=strategy,
@@ -160,6 +166,21 @@ def _listed(images: str | Path | Sequence[str | Path]) -> list[Path]:
     return paths
 
 
+def _check_outputs(out: Path, folder: Path, paths: list[Path], bin_folders: str | Path | None, *,
+                   overwrite: bool) -> None:
+    """Refuse to write the CSV over an image or a file no earlier binning wrote, or bin folders among the images."""
+    refuse_input_as_output([out], paths)
+    if out.exists() and not folder.is_dir() and not overwrite:
+        raise InvalidInputError(f"{str(out)!r} exists and no earlier `images bin` run wrote it (there is no "
+                                f"{folder.name} beside it); rerun with --overwrite to replace it, or choose another --out")
+    if bin_folders is not None:
+        root = Path(bin_folders).resolve()
+        inside = next((path for path in paths if root in path.resolve().parents), None)
+        if inside is not None:
+            raise InvalidInputError(f"the image {str(inside)!r} lies inside --bin_folders {str(bin_folders)!r}: "
+                                    "sorting would move or remove it; choose a bin folder apart from the images")
+
+
 def _load(spec, strategy) -> SavedModelSignature:
     model = load_signature(spec.path, strategy=strategy, signature=spec.signature)
     if len(model.inputs) != 1 or next(iter(model.inputs.values())).shape.rank != 4:
@@ -182,7 +203,7 @@ def _score(name: str, model: SavedModelSignature, paths: list[Path], outputs: li
 
     logger.info("scoring %d images with %s (%s)", len(items), name, spec.path)
     return run_items(model, items, write, output_folder=folder, manifest_name=f"{name}_manifest.jsonl",
-                     size=spec.size, mode=spec.fit, **options)
+                     size=spec.size, mode=spec.fit, options={"outputs": outputs}, **options)
 
 
 def _scores_of(image: str, outputs: dict[str, list[str]], finished: dict[str, set[str]],

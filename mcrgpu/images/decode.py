@@ -97,7 +97,8 @@ def to_model_input(array: np.ndarray, spec: tf.TensorSpec, *, size: tuple[int, i
     Raises
     ------
     InvalidInputError
-        The image cannot be made to fit the input (dtype, channels or size).
+        The image cannot be made to fit the input (dtype, channels or size), or a float image
+        holds NaN or infinite values.
     """
     dtype = spec.dtype.as_numpy_dtype
     if spec.dtype.is_floating:
@@ -131,6 +132,10 @@ def _as_unit_float(array: np.ndarray) -> np.ndarray:
     if array.dtype.kind == "u":
         return array.astype(np.float32) / np.float32(np.iinfo(array.dtype).max)
     if array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise InvalidInputError(f"the image holds {int(np.count_nonzero(~np.isfinite(array)))} NaN or infinite "
+                                    "values, which a model would smear over its receptive field; fill them first "
+                                    "(e.g. numpy.nan_to_num)")
         return array.astype(np.float32, copy=False)
     raise InvalidInputError(f"a {array.dtype} image has no known value range; store it as uint8, uint16 or float in [0, 1]")
 

@@ -10,11 +10,11 @@ import numpy as np
 import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.images.decode import IMAGE_SUFFIXES
+from mcrgpu.images.inputs import image_files, pick_output
 from mcrgpu.images.runner import Item, RunSummary, SavedModelSignature, load_signature, run_items
 from mcrgpu.io import atomic_write
 
-__all__ = ["GRID_INPUTS", "MANIFEST_NAME", "sample_seed", "image_files", "run_grid"]
+__all__ = ["GRID_INPUTS", "MANIFEST_NAME", "sample_seed", "run_grid"]
 
 GRID_INPUTS = ("image", "reference", "seed")
 MANIFEST_NAME = "grid_manifest.jsonl"
@@ -28,19 +28,6 @@ def sample_seed(image: str, reference: str, sample: int, *, seed: int = 0) -> in
     """
     text = f"{seed}\x1f{image}\x1f{reference}\x1f{sample}".encode("utf-8")
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
-
-
-def image_files(source: str | Path | Sequence[str | Path], what: str) -> list[Path]:
-    """Image paths from a folder (its images, sorted by name) or a list of files."""
-    if isinstance(source, (str, Path)) and Path(source).is_dir():
-        files = sorted(path for path in Path(source).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
-    elif isinstance(source, (str, Path)):
-        files = [Path(source)]
-    else:
-        files = [Path(path) for path in source]
-    if not files:
-        raise InvalidInputError(f"{what}: no image found in {source!r} (looked for {', '.join(IMAGE_SUFFIXES)})")
-    return files
 
 
 def run_grid(images: str | Path | Sequence[str | Path], references: str | Path | Sequence[str | Path],
@@ -67,7 +54,8 @@ def run_grid(images: str | Path | Sequence[str | Path], references: str | Path |
     seed : int
         Mixed into every sample seed: another value gives other samples.
     output_name : str, optional
-        The output to write; default ``image`` if the model has it, else its only output.
+        The output to write; default the only output, else ``image``
+        (:func:`~mcrgpu.images.inputs.pick_output`).
     strategy, signature, batch_size, size, mode, overwrite, progress
         As in :func:`~mcrgpu.images.runner.run_items`.
 
@@ -86,7 +74,7 @@ def run_grid(images: str | Path | Sequence[str | Path], references: str | Path |
         model = load_signature(model, strategy=strategy, signature=signature)
     if sorted(model.inputs) != sorted(GRID_INPUTS):
         raise InvalidInputError(f"a grid model takes inputs {list(GRID_INPUTS)}; {model.path} takes {list(model.inputs)}")
-    name = _pick_output(model, output_name)
+    name = pick_output(model, output_name)
     spec = model.outputs[name]
     as_png = spec.dtype in (tf.uint8, tf.uint16) and spec.shape.rank in (3, 4)
     suffix = ".png" if as_png else ".npy"
@@ -112,20 +100,8 @@ def run_grid(images: str | Path | Sequence[str | Path], references: str | Path |
                 np.save(handle, result, allow_pickle=False)
 
     return run_items(model, items, write, output_folder=folder, manifest_name=MANIFEST_NAME, strategy=strategy,
-                     batch_size=batch_size, size=size, mode=mode, overwrite=overwrite, progress=progress)
-
-
-def _pick_output(model: SavedModelSignature, output_name: str | None) -> str:
-    if output_name is None:
-        if "image" in model.outputs:
-            return "image"
-        if len(model.outputs) == 1:
-            return next(iter(model.outputs))
-        raise InvalidInputError(f"{model.path} has outputs {list(model.outputs)}; choose one with --output_name")
-    if output_name not in model.outputs:
-        raise InvalidInputError(f"output_name {output_name!r} is not an output of {model.path}; "
-                                f"it has {list(model.outputs)}")
-    return output_name
+                     batch_size=batch_size, size=size, mode=mode, overwrite=overwrite, progress=progress,
+                     options={"seed": seed, "samples": samples, "output_name": name})
 
 
 def _save_png(handle, array: np.ndarray) -> None:

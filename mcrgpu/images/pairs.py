@@ -140,7 +140,8 @@ def match_pairs(pairs: Sequence[tuple[str | Path, str | Path]] | str | Path,
     if sorted(model.inputs) != sorted(PAIR_INPUTS):
         raise InvalidInputError(f"a pair model takes inputs {list(PAIR_INPUTS)}; {model.path} takes {list(model.inputs)}")
     items = [Item(f"{Path(a).stem}__{Path(b).stem}", {"image0": str(a), "image1": str(b)},
-                  f"{Path(a).stem}__{Path(b).stem}.npz") for a, b in pairs]
+                  f"{Path(a).stem}__{Path(b).stem}.npz", (f"{Path(a).stem}__{Path(b).stem}.png",) if visualize else ())
+             for a, b in pairs]
     folder = Path(output_folder)
     fitted = {name: size or tuple(spec.shape[1:3]) for name, spec in model.inputs.items()} if mode == "resize" else None
 
@@ -157,7 +158,8 @@ def match_pairs(pairs: Sequence[tuple[str | Path, str | Path]] | str | Path,
                 picture.save(handle, format="PNG", compress_level=1)
 
     return run_items(model, items, write, output_folder=folder, manifest_name=MANIFEST_NAME, strategy=strategy,
-                     batch_size=batch_size, size=size, mode=mode, overwrite=overwrite, progress=progress)
+                     batch_size=batch_size, size=size, mode=mode, overwrite=overwrite, progress=progress,
+                     options={"output_names": names})
 
 
 def _output_names(model: SavedModelSignature, output_names: Mapping[str, str] | None) -> dict[str, str]:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -18,8 +15,12 @@ from tqdm.auto import tqdm
 
 from mcrgpu.errors import DeviceConfigError, FileFormatError, InvalidInputError
 from mcrgpu.images.decode import read_image, short_reason, to_model_input
+from mcrgpu.images.inputs import refuse_input_as_output
 from mcrgpu.images.manifest import Manifest, finished_items
+from mcrgpu.images.provenance import check_and_record
 from mcrgpu.images.writer import ITEM_ERRORS, ResultWriter
+from mcrgpu.interrupts import StopRequest, request_stop_on_signals
+from mcrgpu.interrupts import exit_code as signal_exit_code
 
 __all__ = ["SavedModelSignature", "Item", "RunSummary", "ReplicaPredictor", "load_signature", "describe_saved_model",
            "run_items", "exit_code", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
@@ -30,10 +31,11 @@ EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
 _PENDING_BATCHES = 4  # decoded items of other shapes kept waiting, in global batches, before a partial batch runs
 
 
-def exit_code(*, interrupted: bool, failed: int) -> int:
-    """The exit code of an image task: interrupted (130), some items failed (3), else 0."""
+def exit_code(*, interrupted: bool, failed: int, stop_signal: str | None = None) -> int:
+    """The exit code of an image task: interrupted (128 + the signal: 130 Ctrl+C, 143 SIGTERM), some items
+    failed (3), else 0."""
     if interrupted:
-        return EXIT_INTERRUPTED
+        return signal_exit_code(stop_signal) if stop_signal else EXIT_INTERRUPTED
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
@@ -61,11 +63,17 @@ class Item:
     name: str
     inputs: Mapping[str, Any]
     output: str
+    also_writes: tuple[str, ...] = ()  # other files the item's writer makes, relative to the output folder
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (self.output, *self.also_writes)
 
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a run did; ``exit_code`` is 0 (all done), 3 (some items failed) or 130 (interrupted)."""
+    """What a run did; ``exit_code`` is 0 (all done), 3 (some items failed), 130 or 143 (stopped by Ctrl+C or
+    SIGTERM, named by ``stop_signal``)."""
 
     done: int
     skipped: int
@@ -73,10 +81,11 @@ class RunSummary:
     interrupted: bool
     seconds: float
     manifest: Path
+    stop_signal: str | None = None
 
     @property
     def exit_code(self) -> int:
-        return exit_code(interrupted=self.interrupted, failed=self.failed)
+        return exit_code(interrupted=self.interrupted, failed=self.failed, stop_signal=self.stop_signal)
 
     def __str__(self) -> str:
         rate = self.done / self.seconds if self.seconds > 0 else 0.0
@@ -102,7 +111,7 @@ def load_signature(path: str | Path, *, strategy: tf.distribute.Strategy | None 
                               "export one with `mcrgpu models export NAME DIR` or tf.saved_model.save")
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        module = tf.saved_model.load(str(path))
+        module = _load_saved_model(path)
     if signature not in module.signatures:
         raise InvalidInputError(f"signature {signature!r} not in {path}; it has {sorted(module.signatures)}")
     function = module.signatures[signature]
@@ -120,12 +129,21 @@ def describe_saved_model(path: str | Path) -> dict[str, dict[str, dict[str, tf.T
     path = Path(path)
     if not (path / "saved_model.pb").is_file():
         raise FileFormatError(f"{str(path)!r} is not a SavedModel directory (no saved_model.pb)")
-    module = tf.saved_model.load(str(path))
+    module = _load_saved_model(path)
     described = {}
     for name in sorted(module.signatures):
         inputs, outputs = _specs(module.signatures[name])
         described[name] = {"inputs": inputs, "outputs": outputs}
     return described
+
+
+def _load_saved_model(path: Path) -> Any:
+    """``tf.saved_model.load``, a damaged model reported as such (TensorFlow raises a bare OSError or a parse error)."""
+    try:
+        return tf.saved_model.load(str(path))
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        raise FileFormatError(f"model {str(path)!r} is not a readable SavedModel ({short_reason(error)[:200]}); "
+                              "export or copy it again") from None
 
 
 def _specs(function) -> tuple[dict[str, tf.TensorSpec], dict[str, tf.TensorSpec]]:
@@ -140,7 +158,7 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
               write: Callable[[Item, dict[str, np.ndarray], dict[str, tuple[int, ...]]], None], *,
               output_folder: str | Path, manifest_name: str, strategy: tf.distribute.Strategy | None = None,
               batch_size: int = 1, size: tuple[int, int] | None = None, mode: str | None = None,
-              overwrite: bool = False, progress: bool = True) -> RunSummary:
+              options: Mapping[str, Any] | None = None, overwrite: bool = False, progress: bool = True) -> RunSummary:
     """Run ``model`` on every item not finished yet, recording each item in a JSONL manifest.
 
     Items are decoded in a ``tf.data`` pipeline (every element carries its int64 position), grouped
@@ -171,15 +189,27 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
         Target (H, W) for ``mode`` when the model leaves it open.
     mode : {None, "resize", "pad"}
         Fit images to the model's spatial size (or ``size``); None batches images by shape.
+    options : mapping, optional
+        The task's other options that change a result (e.g. ``seed``), recorded with the model's
+        fingerprint, ``signature``, ``size``, ``mode`` and every item's inputs
+        (:func:`~mcrgpu.images.provenance.check_and_record`): a rerun skips finished items only
+        when all of them match.
     overwrite : bool
-        Redo items finished in an earlier run (default: skip them).
+        Redo every item from scratch, replacing existing outputs (default: skip finished items, and
+        refuse to resume over outputs made otherwise or files an earlier run did not write).
     progress : bool
         Show a progress bar with items/s and time left.
 
     Returns
     -------
     RunSummary
-        Counts; ``interrupted`` when Ctrl+C stopped the run after the batch in flight.
+        Counts; ``interrupted`` when Ctrl+C or SIGTERM stopped the run after the batch in flight.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad arguments; an output would replace an input; finished outputs were made from other
+        inputs, model or options; a file in the way was not written by this task (without ``overwrite``).
     """
     strategy = strategy or tf.distribute.get_strategy()
     _require_one_worker(strategy)
@@ -194,12 +224,20 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
         if missing:
             raise InvalidInputError(f"item {item.name!r} gives no value for the model inputs {missing}")
     folder = Path(output_folder)
+    refuse_input_as_output([folder / output for item in items for output in item.outputs],
+                           {str(value) for item in items for value in item.inputs.values() if isinstance(value, (str, Path))})
     manifest_path = folder / manifest_name
     done_before = set() if overwrite else finished_items(manifest_path, folder)
     todo = [item for item in items if item.name not in done_before]
+    in_the_way = {item.name: folder / output for item in todo for output in item.outputs[::-1]
+                  if (folder / output).exists()}
+    check_and_record(manifest_path, model=model.path, options={"signature": model.name, "size": size, "mode": mode,
+                                                               **(options or {})},
+                     items={item.name: item.inputs for item in items}, finished=done_before, fresh=overwrite,
+                     what=str(folder), unrecorded=in_the_way)
     start = time.perf_counter()
-    stop = threading.Event()
-    with Manifest(manifest_path, fresh=overwrite) as manifest, _stop_on_sigint(stop), \
+    stop = StopRequest()
+    with Manifest(manifest_path, fresh=overwrite) as manifest, request_stop_on_signals(stop), \
             tqdm(total=len(todo), disable=not progress, unit="item", dynamic_ncols=True) as bar, \
             ResultWriter(write, manifest, bar) as writer:
         batches = _Batches(model, strategy, writer, batch_size)
@@ -209,7 +247,7 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
             batches.add(entry)
         batches.flush(stop)
     return RunSummary(writer.done, len(items) - len(todo), writer.failed, stop.is_set(),
-                      time.perf_counter() - start, manifest_path)
+                      time.perf_counter() - start, manifest_path, stop.signal_name)
 
 
 def _require_one_worker(strategy: tf.distribute.Strategy) -> None:
@@ -306,7 +344,7 @@ class _Batches:
         elif sum(map(len, self.pending.values())) > _PENDING_BATCHES * self.global_batch:
             self._run(self.pending.pop(max(self.pending, key=lambda k: len(self.pending[k]))))
 
-    def flush(self, stop: threading.Event) -> None:
+    def flush(self, stop: StopRequest) -> None:
         while self.pending and not stop.is_set():
             self._run(self.pending.pop(next(iter(self.pending))))
 
@@ -370,25 +408,3 @@ class ReplicaPredictor:
         def replica(inputs, positions):
             return self.model.function(**inputs), tf.identity(positions)
         return self.strategy.run(replica, args=values)
-
-
-@contextmanager
-def _stop_on_sigint(stop: threading.Event) -> Iterator[None]:
-    """While active, the first Ctrl+C sets ``stop`` (the batch in flight finishes); a second one aborts."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # installed outside Python
-        previous = signal.default_int_handler
-
-    def handle(signum, frame):
-        stop.set()
-        logger.warning("Interrupted: finishing the batch in flight and writing what is done (Ctrl+C again aborts)")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    signal.signal(signal.SIGINT, handle)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

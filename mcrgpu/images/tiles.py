@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,10 +16,13 @@ from tqdm.auto import tqdm
 
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.images.decode import short_reason, to_model_input
+from mcrgpu.images.inputs import pick_output, refuse_input_as_output
 from mcrgpu.images.manifest import Manifest, finished_items
+from mcrgpu.images.provenance import check_and_record, identity
 from mcrgpu.images.rasters import RASTER_SUFFIXES, RasterWriter, open_raster
-from mcrgpu.images.runner import ReplicaPredictor, RunSummary, SavedModelSignature, _stop_on_sigint, load_signature
+from mcrgpu.images.runner import ReplicaPredictor, RunSummary, SavedModelSignature, load_signature
 from mcrgpu.images.writer import ITEM_ERRORS
+from mcrgpu.interrupts import StopRequest, request_stop_on_signals
 
 __all__ = ["STITCH_MODES", "TileSummary", "declare_tiling", "model_tiling", "run_tiles"]
 
@@ -166,11 +168,12 @@ def run_tiles(source: str | Path, output: str | Path, model: str | Path | SavedM
             raise InvalidInputError(f"{name} must be an integer >= 1; received {value!r}")
     if Path(source).suffix.lower() not in RASTER_SUFFIXES:
         raise InvalidInputError(f"source {str(source)!r} is no raster; expected one of {', '.join(RASTER_SUFFIXES)}")
+    refuse_input_as_output([output], [source])
     strategy = strategy or tf.distribute.get_strategy()
     with open_raster(source) as reader:
         if not isinstance(model, SavedModelSignature):
             model = load_signature(model, strategy=strategy, signature=signature)
-        input_name, name = _one_image_input(model), _pick_output(model, output_name)
+        input_name, name = _one_image_input(model), pick_output(model, output_name)
         radius, up, down = model_tiling(model)
         margin = _margin(model, radius, stitch=stitch, overlap=overlap, halo=halo, tile_size=tile_size)
         margin = -(-margin // down) * down
@@ -181,7 +184,9 @@ def run_tiles(source: str | Path, output: str | Path, model: str | Path | SavedM
             raise InvalidInputError(f"{source}: {height}x{width} is not a multiple of the model's down factor {down}")
         grid = _Grid(height, width, tile_size, margin, up, down)
         run = _TileRun(model, strategy, reader, grid, input_name, name, stitch, batch_size)
-        return run.execute(output, overwrite=overwrite, progress=progress)
+        options = {"source": identity(source), "signature": model.name, "output_name": name, "tile_size": tile_size,
+                   "halo": margin, "stitch": stitch, "overlap": overlap if stitch == "blend" else None}
+        return run.execute(output, options=options, overwrite=overwrite, progress=progress)
 
 
 def _one_image_input(model: SavedModelSignature) -> str:
@@ -189,15 +194,6 @@ def _one_image_input(model: SavedModelSignature) -> str:
         raise InvalidInputError(f"a tile model takes one image input (B, H, W, C); {model.path} takes "
                                 f"{ {k: str(v.shape) for k, v in model.inputs.items()} }")
     return next(iter(model.inputs))
-
-
-def _pick_output(model: SavedModelSignature, output_name: str | None) -> str:
-    if output_name is None and len(model.outputs) == 1:
-        return next(iter(model.outputs))
-    if output_name is None or output_name not in model.outputs:
-        raise InvalidInputError(f"output_name {output_name!r} does not name one of the outputs of {model.path}: "
-                                f"{list(model.outputs)}; choose one with --output_name")
-    return output_name
 
 
 def _margin(model: SavedModelSignature, radius: int | None, *, stitch: str, overlap: float, halo: int | None,
@@ -246,19 +242,25 @@ class _TileRun:
                                     f"is {window}: choose them to match")
         self.tiles = 0
 
-    def execute(self, output: Path, *, overwrite: bool, progress: bool) -> TileSummary:
+    def execute(self, output: Path, *, options: dict, overwrite: bool, progress: bool) -> TileSummary:
+        """Resume or start the output (``options``, with ``source`` a path, say what makes it: see
+        :func:`~mcrgpu.images.provenance.check_and_record`), write the bands not done, rename when complete."""
         grid = self.grid
         key = f"tile {grid.tile}, margin {grid.margin}, {self.stitch}"
         partial = output.with_name(f".{output.stem}.partial{output.suffix}")
         manifest_path = output.with_name(output.name + ".manifest.jsonl")
         finished = set() if overwrite else finished_items(manifest_path, output.parent)
+        complete_before = f"raster ({key})" in finished and output.is_file()
+        check_and_record(manifest_path, model=self.model.path, options=options, items={output.name: {}},
+                         finished=finished, fresh=overwrite, what=str(output),
+                         unrecorded={output.name: output} if output.exists() and not complete_before else None)
         start = time.perf_counter()
-        if f"raster ({key})" in finished and output.is_file():
+        if complete_before:
             return TileSummary(0, grid.rows, 0, False, 0.0, manifest_path, output=output)
         done_before = {b for b in range(grid.rows) if self._item(b, key) in finished} if partial.is_file() else set()
         todo = [b for b in range(grid.rows) if b not in done_before]
-        stop, written, failed = threading.Event(), 0, 0
-        with Manifest(manifest_path, fresh=overwrite) as manifest, _stop_on_sigint(stop), \
+        stop, written, failed = StopRequest(), 0, 0
+        with Manifest(manifest_path, fresh=overwrite) as manifest, request_stop_on_signals(stop), \
                 tqdm(total=len(self._tile_rows(todo)) * grid.columns, disable=not progress, unit="tile",
                      dynamic_ncols=True) as bar:
             writer = None
@@ -288,7 +290,7 @@ class _TileRun:
                 os.replace(partial, output)
                 manifest.record(f"raster ({key})", "ok", output=output.name, seconds=0.0, reason=None)
         return TileSummary(written, len(done_before), failed, stop.is_set() and not complete,
-                           time.perf_counter() - start, manifest_path, tiles=self.tiles,
+                           time.perf_counter() - start, manifest_path, stop.signal_name, tiles=self.tiles,
                            output=output if complete else partial)
 
     @staticmethod
@@ -306,7 +308,7 @@ class _TileRun:
             tags.append((code, dtype, count, value, once))
         return tags
 
-    def _bands(self, todo: list[int], stop: threading.Event, bar) -> Iterator[tuple[int, np.ndarray]]:
+    def _bands(self, todo: list[int], stop: StopRequest, bar) -> Iterator[tuple[int, np.ndarray]]:
         """Finished bands in order, from tile rows computed in order while the next tile row is read."""
         grid, rows, pending = self.grid, self._tile_rows(todo), set(todo)
         sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -339,9 +341,22 @@ class _TileRun:
         return sorted({r for b in todo for r in (b - 1, b, b + 1) if 0 <= r < self.grid.rows})
 
     def _windows(self, row: int) -> list[np.ndarray]:
-        """Tile row ``row`` as windows of tile + 2 margin (views of one strip as stored), zeros beyond the raster."""
+        """Tile row ``row`` as windows of tile + 2 margin (views of one strip as stored), zeros beyond the raster.
+
+        Raises InvalidInputError if the strip holds NaN or infinite values: a model would spread
+        them (or turn them into a valid-looking class) over its receptive field, silently.
+        """
         grid, margin, tile = self.grid, self.grid.margin, self.grid.tile
         strip = self.reader.read_rows(row * tile - margin, (row + 1) * tile + margin)
+        if strip.dtype.kind == "f" and not np.isfinite(strip).all():
+            rows, columns, _ = np.nonzero(~np.isfinite(strip))
+            top = row * tile - margin  # the raster row of the strip's first row
+            raise InvalidInputError(
+                f"{self.reader.path} holds NaN or infinite values ({rows.size} in rows {max(top, 0)}-"
+                f"{min(top + len(strip), grid.height) - 1}, the first at row {top + int(rows.min())}, column "
+                f"{int(columns[rows == rows.min()].min())}); a model "
+                "would smear them over its receptive field: fill them first (e.g. numpy.nan_to_num or a mask value) "
+                "and rerun (with --overwrite if bands were written)")
         strip = np.pad(strip, ((0, 0), (margin, grid.columns * tile - grid.width + margin), (0, 0)))
         size = tile + 2 * margin
         return [strip[:, column * tile:column * tile + size] for column in range(grid.columns)]

@@ -96,6 +96,10 @@ def load_resume_point(path: str | Path) -> Checkpoint:
         if history.last_field is None or not history.stages:
             raise FileFormatError(f"{str(path)!r} holds no evaluated state to resume from")
         return Checkpoint(history, stage=history.stages[-1], stage_evaluations=0, field=history.last_field)
+    if header.get("format") != FORMAT_NAME:
+        kind = str(header.get("format") or "no format name").removeprefix("mcrgpu-")
+        raise FileFormatError(f"{str(path)!r} holds a {kind} (format {header.get('format')!r}), not a checkpoint; "
+                              "--resume takes the _checkpoint.npz or _convergence.npz that a run wrote")
     if isinstance(header.get("snapshot_dir"), str):
         header["snapshot_dir"] = str(Path(path).parent / header["snapshot_dir"])
     history = convergence_from_arrays(header, arrays, path, format_name=FORMAT_NAME)

@@ -18,7 +18,7 @@ from mcrgpu.mcr.checkpoint import Checkpoint, resume_point, save_checkpoint, tar
 from mcrgpu.mcr.compare import compare
 from mcrgpu.mcr.convergence import ConvergenceData
 from mcrgpu.mcr.descriptors import get_descriptor
-from mcrgpu.mcr.interrupts import NonFiniteLoss, stop_on_signals
+from mcrgpu.interrupts import NonFiniteLoss, stop_on_signals
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.gpu_manager import GPUConfig, is_chief, setup_gpus, worker_rank
 from mcrgpu.io import atomic_save_npz

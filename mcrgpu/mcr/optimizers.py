@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.mcr.interrupts import signals_deferred
+from mcrgpu.interrupts import signals_deferred
 from mcrgpu.mcr.lbfgs import BoxLBFGS, ChunkResult
 
 __all__ = ["OPTIMIZER_TYPES", "make_keras_optimizer", "minimize_lbfgsb", "minimize_on_device", "minimize_steps"]

@@ -60,11 +60,18 @@ def test_export_and_registry(tmp_path):
     signature = describe_saved_model(path)["serving_default"]
     assert sorted(signature["inputs"]) == ["image", "reference", "seed"]
     assert signature["inputs"]["image"].dtype == tf.float32 and signature["outputs"]["image"].dtype == tf.uint8
-    assert export_model("colour_transfer", path) == path  # an existing SavedModel is replaced
+    with pytest.raises(InvalidInputError, match="holds a SavedModel already; give --overwrite"):
+        export_model("colour_transfer", path)
+    (path / "README.txt").write_text("the user's")
+    assert export_model("colour_transfer", path, overwrite=True) == path  # the SavedModel's own parts replaced
+    assert (path / "README.txt").read_text() == "the user's"
+    assert describe_saved_model(path)["serving_default"]["outputs"]["image"].dtype == tf.uint8
+    assert not [entry for entry in tmp_path.iterdir() if entry.name.startswith(".")]  # no staging left
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("keep")
-    with pytest.raises(InvalidInputError, match="not a SavedModel folder"):
-        export_model("colour_transfer", tmp_path / "other")
+    with pytest.raises(InvalidInputError, match="holds files \\(notes.txt\\) but no SavedModel"):
+        export_model("colour_transfer", tmp_path / "other", overwrite=True)
+    assert (tmp_path / "other" / "notes.txt").read_text() == "keep"
     with pytest.raises(InvalidInputError, match="unknown model 'nope'; known models: colour_transfer, "):
         build_model("nope")
     with pytest.raises(InvalidInputError, match="precision must be one of"):

@@ -10,10 +10,9 @@ from click.testing import CliRunner
 from mcrgpu.cli import main
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.images import run_tiles
-from mcrgpu.images import tiles as tiles_module
 from mcrgpu.images.rasters import RasterWriter
 
-from .tiling_models import ConvTanh, export
+from .tiling_models import ConvTanh, crash_on_the_fourth_tile_row, export
 
 GEO = [(33550, 12, 3, (0.5, 0.5, 0.0)), (33922, 12, 6, (0.0, 0.0, 0.0, 500000.0, 4000000.0, 0.0)),
        (34264, 12, 16, tuple(float(v) for v in range(16))), (34735, 3, 8, (1, 1, 0, 1, 1024, 0, 1, 1)),
@@ -28,19 +27,6 @@ def models(tmp_path_factory):
                "up2": ConvTanh(size=5, up=2), "down2": ConvTanh(size=3, down=2),
                "undeclared": ConvTanh(declare=False), "limited": ConvTanh(size=3, limit=1.0)}
     return {name: (module, export(module, root / name)) for name, module in modules.items()}
-
-
-def crash_on_the_fourth_tile_row(monkeypatch):
-    """Make a tile run raise KeyboardInterrupt when it reaches its fourth row of tiles."""
-    outputs, calls = tiles_module._TileRun._outputs, []
-
-    def crash(self, windows, band):
-        calls.append(band)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return outputs(self, windows, band)
-
-    monkeypatch.setattr(tiles_module._TileRun, "_outputs", crash)
 
 
 def raster(shape, seed=0):

@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from mcrgpu.images import tiles
 from mcrgpu.images.tiles import declare_tiling
 
 
@@ -42,3 +43,16 @@ class ConvTanh(tf.Module):
 def export(module: tf.Module, directory) -> str:
     tf.saved_model.save(module, str(directory), signatures={"serving_default": module.serve})
     return str(directory)
+
+
+def crash_on_the_fourth_tile_row(monkeypatch):
+    """Make a tile run raise KeyboardInterrupt when it reaches its fourth row of tiles."""
+    outputs, calls = tiles._TileRun._outputs, []
+
+    def crash(self, windows, band):
+        calls.append(band)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return outputs(self, windows, band)
+
+    monkeypatch.setattr(tiles._TileRun, "_outputs", crash)

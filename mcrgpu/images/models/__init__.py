@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 from pathlib import Path
@@ -60,30 +61,78 @@ def build_model(name: str, *, precision: str = "float32") -> tf.Module:
     return _BUILDERS[name](compute_dtype=COMPUTE_DTYPES[precision])
 
 
-def export_model(name: str, directory: str | Path, *, precision: str = "float32") -> Path:
+def export_model(name: str, directory: str | Path, *, precision: str = "float32", overwrite: bool = False) -> Path:
     """Build a built-in model and save it as a SavedModel (signature ``serving_default``) in ``directory``.
 
     The SavedModel is written to a temporary folder beside ``directory`` and moved into place, so
-    ``directory`` holds a complete model or is left as it was. An existing SavedModel there is
-    replaced; a folder with other content is refused.
+    ``directory`` holds a complete model or is left as it was. A new or empty folder is used as
+    it is; a SavedModel already there is replaced only with ``overwrite``, and then only its own
+    parts (``saved_model.pb``, ``variables/``, ...): other files in the folder stay.
 
     Raises
     ------
     InvalidInputError
-        Unknown name or precision, or ``directory`` holds files that are not a SavedModel.
+        Unknown name or precision; ``directory`` is a file, holds files but no SavedModel, or
+        holds a SavedModel and ``overwrite`` is False.
+    OSError
+        The SavedModel could not be written (naming ``directory``).
     """
     directory = Path(directory)
-    if directory.exists() and (not directory.is_dir() or
-                               (any(directory.iterdir()) and not (directory / "saved_model.pb").is_file())):
-        raise InvalidInputError(f"{str(directory)!r} exists and is not a SavedModel folder; choose a new or empty one")
+    if directory.exists() and not directory.is_dir():
+        raise InvalidInputError(f"{str(directory)!r} is a file; give a folder for the SavedModel")
+    content = sorted(entry.name for entry in directory.iterdir()) if directory.is_dir() else []
+    if content and not (directory / "saved_model.pb").is_file():
+        raise InvalidInputError(f"{str(directory)!r} holds files ({', '.join(content[:3])}) but no SavedModel; "
+                                "choose a new or empty folder")
+    if content and not overwrite:
+        raise InvalidInputError(f"{str(directory)!r} holds a SavedModel already; give --overwrite (overwrite=True) to "
+                                "replace it, or choose a new folder")
     module = build_model(name, precision=precision)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        tf.saved_model.save(module, str(staging), signatures={"serving_default": module.serve})
-        if directory.exists():
-            shutil.rmtree(directory)
-        staging.rename(directory)
+        try:
+            tf.saved_model.save(module, str(staging), signatures={"serving_default": module.serve})
+        except (OSError, tf.errors.OpError) as error:
+            reason = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
+            raise OSError(getattr(error, "errno", None) or errno.EIO,
+                          f"writing the SavedModel failed ({reason.splitlines()[0] if reason else type(error).__name__})",
+                          str(directory)) from None
+        if content:
+            _replace_parts(staging, directory)
+        else:
+            if directory.exists():
+                directory.rmdir()  # empty: nothing of the user's is lost
+            staging.rename(directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory
+
+
+def _replace_parts(staging: Path, directory: Path) -> None:
+    """Move the new SavedModel's parts into ``directory``, the old parts of the same names aside and then away."""
+    old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+    parts = sorted(entry.name for entry in staging.iterdir())
+    stale = [name for name in _SAVED_MODEL_PARTS if name not in parts and (directory / name).exists()]
+    try:
+        for name in parts + stale:
+            if (directory / name).exists():
+                (directory / name).rename(old / name)
+        for name in parts:
+            (staging / name).rename(directory / name)
+    except OSError:
+        for name in parts + stale:  # put the old model back as it was
+            if (old / name).exists():
+                if (directory / name).is_dir():  # the new part, ours
+                    shutil.rmtree(directory / name)
+                elif (directory / name).exists():
+                    (directory / name).unlink()
+                (old / name).rename(directory / name)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+_SAVED_MODEL_PARTS = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "keras_metadata.pb", "variables",
+                      "assets")
+"""What a SavedModel export writes in its folder: replaced together; other files are the user's."""

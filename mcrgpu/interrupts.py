@@ -1,4 +1,4 @@
-"""Stopping a reconstruction cleanly on Ctrl+C (SIGINT) or SIGTERM, and on a non-finite loss."""
+"""Stopping cleanly on Ctrl+C (SIGINT) or SIGTERM: reconstructions, image tasks, and a non-finite loss."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import signal
 import threading
 from typing import Iterator
 
-__all__ = ["Interrupted", "NonFiniteLoss", "exit_code", "signals_deferred", "stop_on_signals"]
+__all__ = ["Interrupted", "NonFiniteLoss", "StopRequest", "exit_code", "request_stop_on_signals", "signals_deferred",
+           "stop_on_signals"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ def exit_code(signal_name: str) -> int:
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into :class:`Interrupted` inside the block, then restore the handlers.
+def _handled(handler) -> Iterator[None]:
+    """Install ``handler`` for SIGINT and SIGTERM inside the block, then restore the previous handlers.
 
     Installed explicitly because a background job of a non-interactive shell starts with SIGINT
     ignored, and SIGTERM's default ends the process without saving anything. Outside the main
@@ -44,6 +45,17 @@ def stop_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {signum: signal.signal(signum, handler) for signum in _SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler_before in previous.items():
+            signal.signal(signum, handler_before)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` inside the block, then restore the handlers."""
 
     def raise_interrupted(signum, frame):
         if _deferral["depth"]:
@@ -51,13 +63,42 @@ def stop_on_signals() -> Iterator[None]:
             return
         raise Interrupted(signum)
 
-    previous = {signum: signal.signal(signum, raise_interrupted) for signum in _SIGNALS}
     try:
-        yield
+        with _handled(raise_interrupted):
+            yield
     finally:
         _deferral["pending"] = None
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+
+
+class StopRequest(threading.Event):
+    """Set by the first stop signal inside :func:`request_stop_on_signals`; ``signal_name`` says which."""
+
+    signal_name: str | None = None
+
+    def exit_code(self) -> int:
+        """128 + the signal's number (130 for Ctrl+C, 143 for SIGTERM), 130 if set without a signal."""
+        return exit_code(self.signal_name or "SIGINT")
+
+
+@contextlib.contextmanager
+def request_stop_on_signals(stop: StopRequest) -> Iterator[None]:
+    """Inside the block the first SIGINT or SIGTERM sets ``stop``; a second one raises :class:`Interrupted`.
+
+    For loops that finish the work in flight and then stop at a point of their choosing (an image
+    task finishes its batch and writes what is done), where :func:`stop_on_signals` would raise
+    in the middle of the work.
+    """
+
+    def request(signum, frame):
+        if stop.is_set():
+            raise Interrupted(signum)
+        stop.signal_name = signal.Signals(signum).name
+        stop.set()
+        logger.warning("Interrupted (%s): finishing the work in flight and keeping what is done "
+                       "(a second Ctrl+C or SIGTERM aborts)", stop.signal_name)
+
+    with _handled(request):
+        yield
 
 
 @contextlib.contextmanager
