@@ -58,3 +58,15 @@ html_theme_options = {
 }
 html_sidebars = {"index": []}
 html_static_path = []
+
+
+def _escape_click_text(app, ctx, lines):
+    """Click's help texts are plain text: keep ``|dy|`` or ``*`` from reading as reST markup."""
+    for index, line in enumerate(lines):
+        if not line.lstrip().startswith((".. ", ":")):
+            lines[index] = line.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("`", "\\`")
+
+
+def setup(app):
+    for event in ("description", "options", "arguments", "epilog"):
+        app.connect(f"sphinx-click-process-{event}", _escape_click_text)

@@ -22,12 +22,12 @@ structures = {length: mcrgpu.gaussian_random_structure((96, 96), volume_fraction
 
 # %%
 # ``characterize`` returns a :class:`~mcrgpu.Characterization`; its ``descriptors`` map each
-# descriptor name to its values. ``FFTCorrelations`` holds the S2 map of phase 1 as a
-# (2 limit_to - 1) x (2 limit_to - 1) window, zero shift in the centre.
+# descriptor name to its values, one row per phase. ``FFTCorrelations`` holds the S2 map of each
+# phase as a (2 limit_to - 1) x (2 limit_to - 1) window, zero shift in the centre.
 figure, axes = plt.subplots(2, 3, figsize=(9, 6), layout="constrained")
 for column, (length, structure) in enumerate(structures.items()):
     target = mcrgpu.characterize(structure, ["FFTCorrelations"], limit_to=limit, strategy=strategy)
-    s2 = np.asarray(target.descriptors["FFTCorrelations"]).reshape(2 * limit - 1, 2 * limit - 1)
+    s2 = np.asarray(target.descriptors["FFTCorrelations"])[1].reshape(2 * limit - 1, 2 * limit - 1)
     fraction = structure.volume_fractions()[1]
     print(f"correlation length {length}: S2(0) = {s2[limit - 1, limit - 1]:.3f}, phase-1 fraction {fraction:.3f}")
     axes[0, column].imshow(structure.labels, cmap="gray", interpolation="nearest")

@@ -21,7 +21,8 @@ from mcrgpu.images import run_tiles
 from mcrgpu.images.models import export_model
 
 strategy = mcrgpu.setup_gpus(mcrgpu.GPUConfig())
-folder = Path(tempfile.mkdtemp())
+workdir = tempfile.TemporaryDirectory()
+folder = Path(workdir.name)
 y, x = np.mgrid[0:384, 0:512]
 field = np.sin(x / 37) * np.sin(y / 53) + 0.5 * np.sin((x + y) / 91)
 noisy = np.where(field > 0, 180, 80) + np.random.default_rng(0).normal(0, 30, field.shape)
@@ -45,3 +46,4 @@ axes[1].set_title("phase labels (output, 128 px tiles)")
 for ax in axes:
     ax.axis("off")
 plt.show()
+workdir.cleanup()

@@ -4,8 +4,8 @@ A 3D volume from one 2D micrograph
 
 A volume is reconstructed so that its slices along all three axes have the descriptors of one 2D
 structure. The slices of the volume are dealt to the strategy's replicas, so the same code runs on
-one device, several GPUs or a cluster. Kept small here (32^3, 100 evaluations); the command line
-equivalent is ``mcrgpu match micrograph.npy --add_dimension 32``.
+one device, several GPUs or a cluster. Kept small here (24^3, 60 evaluations); the command line
+equivalent is ``mcrgpu match micrograph.npy --add_dimension 24``.
 """
 
 import matplotlib.pyplot as plt
@@ -13,15 +13,15 @@ import matplotlib.pyplot as plt
 import mcrgpu
 
 strategy = mcrgpu.setup_gpus(mcrgpu.GPUConfig())
-micrograph = mcrgpu.gaussian_random_structure((32, 32), seed=2)
+micrograph = mcrgpu.gaussian_random_structure((24, 24), seed=2)
 descriptors = ["FFTCorrelations", "VolumeFractions"]
-target = mcrgpu.characterize(micrograph, descriptors, limit_to=8, strategy=strategy)
-dmcr = mcrgpu.DMCR(descriptors, max_iter=100, seed=0, strategy=strategy, progress=False)
-history, volume = dmcr.reconstruct(target, (32, 32, 32))
+target = mcrgpu.characterize(micrograph, descriptors, limit_to=6, strategy=strategy)
+dmcr = mcrgpu.DMCR(descriptors, max_iter=60, seed=0, strategy=strategy, progress=False)
+history, volume = dmcr.reconstruct(target, (24, 24, 24))
 
 # %%
 # The comparison of a volume with a 2D original is taken per axis over all slices.
-report = mcrgpu.compare(micrograph, volume, limit=8)["results"][0]
+report = mcrgpu.compare(micrograph, volume, limit=6)["results"][0]
 print(f"volume {volume.shape}, phase fractions {volume.volume_fractions().round(3)} "
       f"(micrograph {micrograph.volume_fractions().round(3)}), S2 error {report['s2_error_summary']:.4f}")
 
