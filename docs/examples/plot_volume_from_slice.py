@@ -23,15 +23,16 @@ history, volume = dmcr.reconstruct(target, (24, 24, 24))
 # The comparison of a volume with a 2D original is taken per axis over all slices.
 report = mcrgpu.compare(micrograph, volume, limit=6)["results"][0]
 print(f"volume {volume.shape}, phase fractions {volume.volume_fractions().round(3)} "
-      f"(micrograph {micrograph.volume_fractions().round(3)}), S2 error {report['s2_error_summary']:.4f}")
+      f"(micrograph {micrograph.volume_fractions().round(3)}), "
+      f"S2 error {report['s2_error_summary']:.4f}")
 
-figure, axes = plt.subplots(1, 4, figsize=(11, 3), layout="constrained")
+figure, axes = plt.subplots(1, 4, figsize=(12, 3.4), layout="constrained")
 axes[0].imshow(micrograph.labels, cmap="gray", interpolation="nearest")
 axes[0].set_title("2D micrograph")
 middle = volume.shape[0] // 2
 for axis, ax in enumerate(axes[1:]):
     ax.imshow(volume.labels.take(middle, axis=axis), cmap="gray", interpolation="nearest")
-    ax.set_title(f"volume, middle slice across axis {axis}")
+    ax.set_title(f"volume, slice across axis {axis}")
 for ax in axes:
     ax.axis("off")
 plt.show()
