@@ -132,8 +132,7 @@ def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: 
     --------
     >>> ms = Microstructure(np.indices((32, 32)).sum(axis=0) % 2)
     >>> characterize(ms, ["VolumeFractions"]).descriptors["VolumeFractions"]
-    array([[0.5],
-           [0.5]], dtype=float32)
+    array([0.5, 0.5], dtype=float32)
     """
     started = time.perf_counter()
     if not isinstance(microstructure, Microstructure):
