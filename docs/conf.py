@@ -56,7 +56,8 @@ html_title = f"mcrgpu {release}"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
-    "secondary_sidebar_items": ["page-toc"],
+    # the benchmark tables need the whole width; the page lists its sections at the top instead
+    "secondary_sidebar_items": {"**": ["page-toc"], "benchmarks": []},
     "header_links_before_dropdown": 4,
 }
 # The guide's pages have no sub-pages: no left sidebar there (the examples and the API keep theirs).
