@@ -28,7 +28,7 @@ class Characterization:
     Attributes
     ----------
     descriptors : dict of str to np.ndarray
-        Value per descriptor name, (C, *value_shape): of the image for 2D, the mean over the three
+        Value per descriptor name, ``(C, *value_shape)``: of the image for 2D, the mean over the three
         slice orientations for 3D (common multigrid levels only, if they differ).
     axis_descriptors : tuple of dict, optional
         3D only: the values averaged over the slices perpendicular to axis 0, 1 and 2.
@@ -132,8 +132,7 @@ def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: 
     --------
     >>> ms = Microstructure(np.indices((32, 32)).sum(axis=0) % 2)
     >>> characterize(ms, ["VolumeFractions"]).descriptors["VolumeFractions"]
-    array([[0.5],
-           [0.5]], dtype=float32)
+    array([0.5, 0.5], dtype=float32)
     """
     started = time.perf_counter()
     if not isinstance(microstructure, Microstructure):

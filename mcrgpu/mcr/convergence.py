@@ -33,7 +33,7 @@ class ConvergenceData:
     best_loss : float
         Lowest loss seen in the current multigrid stage (the last stage is full resolution).
     best_field : np.ndarray
-        Indicator field (*spatial, C) with the lowest loss: the state that is kept.
+        Indicator field ``(*spatial, C)`` with the lowest loss: the state that is kept.
     last_field : np.ndarray
         The field at the last evaluation (where ``--resume`` continues).
     snapshots : dict of int to np.ndarray

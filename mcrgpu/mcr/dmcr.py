@@ -80,8 +80,13 @@ class DMCR:
     Examples
     --------
     >>> ms = Microstructure((np.random.default_rng(0).random((32, 32)) > 0.5).astype(int))
-    >>> target = characterize(ms, ["Correlations"], limit_to=4)  # doctest: +SKIP
-    >>> history, result = DMCR(["Correlations"], max_iter=50).reconstruct(target, (32, 32))  # doctest: +SKIP
+    >>> from mcrgpu.mcr.characterization import characterize
+    >>> target = characterize(ms, ["Correlations"], limit_to=4)
+    >>> history, result = DMCR(["Correlations"], max_iter=50).reconstruct(target, (32, 32))
+    >>> history.n_evaluations, result.shape
+    (50, (32, 32))
+    >>> bool(np.allclose(result.volume_fractions(), ms.volume_fractions()))  # labels keep the fractions
+    True
     """
 
     def __init__(self, descriptor_types: Sequence[str] = ("Correlations",), descriptor_weights=None, *,

@@ -29,7 +29,7 @@ def phase_counts(fractions: Sequence[float], n_pixels: int) -> np.ndarray:
 
 def label_field(field: np.ndarray, fractions: Sequence[float] | None = None, *,
                 phase_values: Sequence[int] | None = None) -> Microstructure:
-    """Phase labels of an indicator field (*spatial, C), with the phase fractions ``fractions``.
+    """Phase labels of an indicator field ``(*spatial, C)``, with the phase fractions ``fractions``.
 
     Cutting a partly grey field at 0.5 (or taking the arg-max) moves the phase fractions, and the
     two-point statistics with them. Here the pixels are ranked instead:

@@ -190,7 +190,7 @@ class Microstructure:
         Returns
         -------
         numpy.ndarray
-            Shape (*spatial, C), values 0 or 1.
+            Shape ``(*spatial, C)``, values 0 or 1.
 
         Raises
         ------

@@ -124,7 +124,7 @@ class Descriptor:
 
     Subclasses set :attr:`name` and :attr:`supports_multigrid` and implement
     ``_level_shape`` (value shape of one level), ``_min_size`` (smallest H, W) and
-    ``_compute`` (the kernel: (B, H, W, C) -> (B, C, *level_shape), plain TF ops).
+    ``_compute`` (the kernel: ``(B, H, W, C) -> (B, C, *level_shape)``, plain TF ops).
 
     Parameters
     ----------
