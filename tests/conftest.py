@@ -20,7 +20,11 @@ tf.config.set_logical_device_configuration(
 )
 assert len(tf.config.list_logical_devices("CPU")) == N_LOGICAL_CPUS  # starts the runtime: fixed now
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "microstructures"
+DATA_DIR = Path(os.environ.get("MCRGPU_TEST_DATA",
+                               Path(__file__).resolve().parents[2] / "shared" / "data" / "microstructures"))
+"""The real microstructures some tests read in place (the project's ``../shared/data``; never copied)."""
+
+_needed_missing_data: list[str] = []
 
 
 def cpu_strategy(n_replicas: int) -> tf.distribute.Strategy:
@@ -37,10 +41,22 @@ def strategy(request):
 
 
 @pytest.fixture
-def data_dir():
+def data_dir(request):
+    """The folder of real microstructures; a test that needs it is skipped, and named at the end of
+    the run, where it is missing."""
     if not DATA_DIR.is_dir():
-        pytest.skip(f"shared microstructures not found at {DATA_DIR}")
+        _needed_missing_data.append(request.node.nodeid)
+        pytest.skip(f"needs the shared microstructures, not found at {DATA_DIR}")
     return DATA_DIR
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say plainly that tests on real data did not run, instead of one skip among many."""
+    if _needed_missing_data:
+        terminalreporter.write_line(
+            f"WARNING: {len(_needed_missing_data)} test(s) on real microstructures did not run: {DATA_DIR} is "
+            "missing (the project's ../shared/data; or set MCRGPU_TEST_DATA to a folder holding them).",
+            yellow=True, bold=True)
 
 
 @pytest.fixture(autouse=True)

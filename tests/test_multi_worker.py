@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import cpu_strategy
 from multi_worker_job import loss_and_gradient, reconstruction
+
+pytestmark = pytest.mark.slow  # real processes: seconds each
 
 JOB = Path(__file__).with_name("multi_worker_job.py")
 TIMEOUT_S = 240

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from mcrgpu import known_descriptors
@@ -32,6 +33,7 @@ def test_a_shifted_copy_is_reported_with_its_shift(tmp_path):
     assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_match_prints_and_stores_the_comparison(tmp_path):
     path = tmp_path / "s.npy"
     assert run("example", path, "--shape", 24, 24, "--seed", 2).exit_code == 0

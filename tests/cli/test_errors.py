@@ -131,6 +131,7 @@ def test_help_and_version_do_not_import_tensorflow(args):
     assert "Usage:" in result.stdout or "version" in result.stdout
 
 
+@pytest.mark.slow
 def test_real_process_prints_only_the_error_line():
     environ = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run([sys.executable, "-c", "from mcrgpu.cli import main; main()", "gpus", "--gpu_ids", "99"],

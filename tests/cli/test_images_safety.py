@@ -19,6 +19,8 @@ from images.support import GridModel, PairModel, export, write_photos
 from images.tiling_models import ConvTanh, crash_on_the_fourth_tile_row
 from images.tiling_models import export as export_tiler
 
+pytestmark = pytest.mark.slow  # real processes: seconds each
+
 
 def run(*args):
     return CliRunner().invoke(main, [str(arg) for arg in args])

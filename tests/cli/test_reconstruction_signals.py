@@ -14,6 +14,8 @@ from mcrgpu.mcr.convergence import load_convergence
 from mcrgpu.mcr.microstructure_io import load_microstructure
 from mcrgpu.mcr.synthetic import gaussian_random_structure
 
+pytestmark = pytest.mark.slow  # real processes: seconds each
+
 
 def start_match(tmp_path):
     structure = gaussian_random_structure((32, 32), volume_fractions=(0.6, 0.4), correlation_length=2.0, seed=3)

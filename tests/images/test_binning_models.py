@@ -65,6 +65,7 @@ def blobs(sigma, fraction=0.3, shape=(192, 160), seed=0):
     return (field > np.quantile(field, 1 - fraction)).astype(np.float64) * 255.0
 
 
+@pytest.mark.slow
 def test_microstructure_descriptors_phase_fraction_interface_and_correlation_length():
     model = build_model("microstructure_descriptors")
     small, large = run(model, blobs(2)), run(model, blobs(6))
@@ -99,6 +100,7 @@ def exported(tmp_path_factory):
     return {name: export_model(name, folder / name) for name in ("faces", "image_statistics")}
 
 
+@pytest.mark.slow
 def test_face_detector_builds_without_the_network(monkeypatch):
     import socket
 
@@ -111,6 +113,7 @@ def test_face_detector_builds_without_the_network(monkeypatch):
     assert len(model.variables) == 48  # PNet 13, RNet 16, ONet 19 arrays (not its landmark layer) from the wheel
 
 
+@pytest.mark.slow
 def test_face_detector_finds_the_astronaut_and_no_face_in_coffee_or_chelsea(exported):
     serve = tf.saved_model.load(str(exported["faces"])).signatures["serving_default"]
     results = {}
@@ -123,6 +126,7 @@ def test_face_detector_finds_the_astronaut_and_no_face_in_coffee_or_chelsea(expo
         assert results[name]["face_count"] == 0 and results[name]["max_confidence"] == 0.0
 
 
+@pytest.mark.slow
 def test_face_detector_gives_what_the_mtcnn_package_gives(exported):
     from mtcnn import MTCNN
 
@@ -156,6 +160,7 @@ when = ["stats.colourfulness > 50"]
 """
 
 
+@pytest.mark.slow
 def test_photographs_binned_by_the_face_detector_and_image_statistics(tmp_path, exported):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -47,6 +47,7 @@ def run(tmp_path, target, shape=(32, 32), resume_from=None, **settings):
     ("Adam", {"learning_rate": 0.05}),
     ("LBFGSB", {"greedy": True, "batch_size": 3}),
 ])
+@pytest.mark.slow
 def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run(target, tmp_path, monkeypatch,
                                                                          optimizer_type, extra):
     shape = (8, 16, 16) if extra.get("greedy") else (32, 32)
@@ -66,6 +67,7 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run(target,
     assert not checkpoint.exists() and not list((tmp_path / "resumed").glob(".*snapshots"))  # finished
 
 
+@pytest.mark.slow
 def test_periodic_checkpoints_lose_at_most_n_evaluations_to_a_kill(target, tmp_path, monkeypatch):
     _, straight, _ = run(tmp_path / "straight", target)
     stop_at(monkeypatch, 13, Crash)
@@ -78,6 +80,7 @@ def test_periodic_checkpoints_lose_at_most_n_evaluations_to_a_kill(target, tmp_p
     np.testing.assert_allclose(resumed.losses, straight.losses, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_multigrid_run_resumes_in_its_stage_without_redoing_the_coarse_ones(tmp_path, monkeypatch):
     structure = gaussian_random_structure((32, 32), volume_fractions=(0.6, 0.4), correlation_length=2.0, seed=3)
     target = characterize(structure, ["Correlations"], limit_to=4)

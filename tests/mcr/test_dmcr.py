@@ -27,6 +27,7 @@ def test_2d_reconstruction_matches_two_point_correlations(structure_2d):
     assert structure_s2_error(result.labels, structure_2d.labels, limit=4) < 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_replicas", [2, 3])
 def test_3d_loss_curve_is_the_same_on_several_replicas(structure_2d, n_replicas):
     target = characterize(structure_2d, ["Correlations", "Variation"],
@@ -39,6 +40,7 @@ def test_3d_loss_curve_is_the_same_on_several_replicas(structure_2d, n_replicas)
     np.testing.assert_allclose(several.losses, single.losses, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_adam_steps_are_the_same_on_several_replicas(structure_2d):
     target = characterize(structure_2d, ["Correlations"], limit_to=3)
     settings = dict(max_iter=5, seed=2, optimizer_type="Adam", learning_rate=0.05)
@@ -49,6 +51,7 @@ def test_adam_steps_are_the_same_on_several_replicas(structure_2d):
     np.testing.assert_allclose(several.last_field, single.last_field, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_greedy_uses_random_slices_and_is_reproducible(structure_2d):
     target = characterize(structure_2d, ["Correlations"], limit_to=3)
     runs = [DMCR(["Correlations"], max_iter=3, seed=4, greedy=True, batch_size=2).reconstruct(target, (8, 8, 8))[0]
@@ -67,6 +70,7 @@ def test_multiphase_reconstruction_of_three_phases():
     np.testing.assert_allclose(result.volume_fractions(), ms.volume_fractions(), atol=0.1)
 
 
+@pytest.mark.slow
 def test_multigrid_reconstruction_runs_coarse_to_fine(structure_2d):
     target = characterize(structure_2d, ["Correlations"], limit_to=4)
     history, result = DMCR(["Correlations"], max_iter=10, seed=0, use_multigrid_reconstruction=True).reconstruct(
@@ -206,6 +210,7 @@ def test_a_stop_before_the_first_evaluation_saves_nothing(structure_2d, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_the_final_labels_are_fitted_to_the_target_s2_and_the_polish_is_recorded(structure_2d, tmp_path):
     target = characterize(structure_2d, ["Correlations", "VolumeFractions", "LinealPath"], limit_to=4)
     dmcr = DMCR(["Correlations", "VolumeFractions"], max_iter=60, seed=0, save_to=tmp_path)

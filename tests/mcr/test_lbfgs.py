@@ -98,6 +98,7 @@ def _descriptor_run(strategy, n_evaluations):
     return optimizer.run(n_evaluations).losses
 
 
+@pytest.mark.slow
 def test_descriptor_losses_are_the_same_on_one_two_and_three_replicas():
     single = _descriptor_run(cpu_strategy(1), 10)
     assert single[-1] < single[0] / 2

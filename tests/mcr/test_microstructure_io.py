@@ -1,7 +1,6 @@
 """Tests for mcrgpu.mcr.microstructure_io: reading and writing phase-label files."""
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ from mcrgpu.errors import FileFormatError, InvalidInputError
 from mcrgpu.mcr.microstructure import Microstructure
 from mcrgpu.mcr.microstructure_io import SUPPORTED_SUFFIXES, load_microstructure, save_microstructure
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "microstructures"
 
 
 @pytest.fixture
@@ -159,10 +157,8 @@ def test_file_content_errors_name_the_file(tmp_path):
     assert load_microstructure(fractional, threshold=0.5).volume_fractions()[1] == 0.5
 
 
-def test_real_pymks_microstructure():
-    path = DATA / "pymks_ms_64x64_2.npy"
-    if not path.is_file():
-        pytest.skip(f"{path} not available")
+def test_real_pymks_microstructure(data_dir):
+    path = data_dir / "pymks_ms_64x64_2.npy"
     ms = load_microstructure(path)
     assert ms.shape == (64, 64)
     assert ms.n_phases == 2 and ms.phase_values == (0, 1)

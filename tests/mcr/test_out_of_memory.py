@@ -37,6 +37,7 @@ def reconstruct(**settings):
     return dmcr.reconstruct(target, (8, 8, 8))[0]  # 8 slices along each axis
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_slice_batch_and_says_so_once(monkeypatch, caplog):
     expected = reconstruct(slice_batch_size=2).losses
     tried = fake_memory(monkeypatch, 3)

@@ -81,6 +81,7 @@ def matched_points(outputs):
     return outputs["keypoints0"][index], outputs["keypoints1"][outputs["matches0"][index]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", ["stereo", "astronaut"])
 def test_matches_at_least_as_many_correct_and_as_precisely_as_orb(request, pair, matcher):
     image0, image1, score = request.getfixturevalue(pair)
@@ -90,6 +91,7 @@ def test_matches_at_least_as_many_correct_and_as_precisely_as_orb(request, pair,
     assert correct / found >= orb_correct / orb_found, (found, correct, orb_found, orb_correct)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pair", ["stereo", "astronaut"])
 def test_bfloat16_keeps_orbs_precision_and_most_correct_matches(request, pair, matcher):
     """bfloat16 convolutions and matmul: as precise as ORB, at most 10 % fewer correct matches than float32
@@ -143,6 +145,7 @@ def test_batch_of_two_equals_two_single_pairs(matcher, stereo, astronaut):
             np.testing.assert_allclose(batch[name].numpy()[row], single[name], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_exported_saved_model_reloads_for_new_sizes_and_batches(matcher, astronaut, tmp_path):
     tf.saved_model.save(matcher, str(tmp_path / "matcher"), signatures={"serving_default": matcher.serve})
     signature = tf.saved_model.load(str(tmp_path / "matcher")).signatures["serving_default"]
@@ -157,6 +160,7 @@ def test_exported_saved_model_reloads_for_new_sizes_and_batches(matcher, astrona
         np.testing.assert_allclose(loaded["keypoints0"].numpy(), direct["keypoints0"].numpy(), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_replicas_split_the_batch_and_give_identical_outputs(stereo, astronaut):
     crops = [(stereo[0][y:y + 96, x:x + 128], stereo[1][y:y + 96, x:x + 128])
              for y, x in ((0, 0), (100, 60), (150, 200))]
