@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
-from mcrgpu.errors import FileFormatError, InvalidInputError
+from mcrgpu.errors import InvalidInputError
 from mcrgpu.mcr.microstructure import Microstructure
 from mcrgpu.mcr.slices import auto_slice_batch_size, gather_slices, replica_slice_sum, slice_axes, slice_table
 

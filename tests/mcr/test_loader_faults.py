@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from mcrgpu.errors import FileFormatError, InvalidInputError, McrgpuError
+from mcrgpu.errors import FileFormatError, McrgpuError
 from mcrgpu.mcr.characterization import characterize
 from mcrgpu.mcr.characterization_files import load_characterization, save_characterization
-from mcrgpu.mcr.microstructure_io import MAX_PHASES, load_microstructure, save_microstructure
+from mcrgpu.mcr.microstructure_io import MAX_PHASES, load_microstructure
 from mcrgpu.mcr.synthetic import gaussian_random_structure
 
 PROPERTY = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
