@@ -26,6 +26,11 @@ RECONSTRUCT_EPILOG = """Example:
 """
 
 
+paraview_option = click.option(
+    "--paraview", is_flag=True,
+    help="Also write the result as NAME_reconstruction.vti, a VTK image (phases as cell data) that ParaView opens.")
+
+
 @click.command("match", cls=McrCommand, epilog=MATCH_EPILOG)
 @input_file_options
 @click.option("--add_dimension", type=click.IntRange(min=2), default=None,
@@ -34,12 +39,13 @@ RECONSTRUCT_EPILOG = """Example:
 @descriptor_options
 @run_options
 @reconstruction_options
+@paraview_option
 @mcrpy_only_options(*MCRPY_ONLY)
 @gpu_options
 @exit_on_signals
 def match_command(files, more_files, add_dimension, isotropic, slice_mode, descriptor_types, limit_to,
                   no_multigrid_descriptor, non_periodic, threshold_steepness, threshold, data_folder, information,
-                  slice_batch_size, overwrite, gpu_config, **options) -> None:
+                  slice_batch_size, overwrite, paraview, gpu_config, **options) -> None:
     """Characterize structures, then reconstruct new ones with the same descriptors.
 
     Ctrl+C or SIGTERM saves the best state so far and exits 130 or 143.
@@ -77,7 +83,7 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
                           use_multigrid=not no_multigrid_descriptor, periodic=not non_periodic,
                           threshold_steepness=threshold_steepness, isotropic=isotropic, strategy=strategy,
                           save_to=data_folder, name=run.stem, source=str(path), **arguments)
-            _report(found.history, found.result, run)
+            _report(found.history, found.result, run, paraview=paraview and chief)
             for line in comparison_lines(found.comparison, [run.stem]):
                 click.echo(line, err=line.startswith("WARNING"))
             _exit_if_stopped(found.history, checkpoint=run.checkpoint if chief else None)
@@ -101,12 +107,13 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
 @click.option("--non_periodic", is_flag=True, default=None, hidden=True)
 @run_options
 @reconstruction_options
+@paraview_option
 @mcrpy_only_options(*MCRPY_ONLY)
 @gpu_options
 @exit_on_signals
 def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent_y, extent_z, data_folder,
                         information, slice_batch_size, limit_to, threshold_steepness, no_multigrid_descriptor,
-                        non_periodic, overwrite, gpu_config, **options) -> None:
+                        non_periodic, overwrite, paraview, gpu_config, **options) -> None:
     """Reconstruct a structure of a given extent from a saved characterization.
 
     The descriptor settings (limit_to, multigrid, periodicity, steepness) are those stored in the file;
@@ -152,7 +159,7 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
                     name=run.stem, **arguments)
         history, result = dmcr.reconstruct(target, shape, resume_from=resume_from,
                                            override_settings=override_settings)
-        _report(history, result, run)
+        _report(history, result, run, paraview=paraview and is_chief(strategy))
     _exit_if_stopped(history, checkpoint=run.checkpoint)
     click.echo(f"Wrote the results to {data_folder} in {time.perf_counter() - start:.1f} s")
 
@@ -255,9 +262,11 @@ def _run_arguments(options: dict, slice_batch_size: int | None) -> dict:
     return arguments
 
 
-def _report(history, result, run) -> None:
-    """Print what a reconstruction did and where its results are; exit if it stopped before evaluating."""
+def _report(history, result, run, *, paraview: bool = False) -> None:
+    """Print what a reconstruction did and where its results are (writing the ``paraview`` file
+    first, when asked); exit if it stopped before evaluating."""
     from mcrgpu.mcr.matching import steady_seconds_per_evaluation
+    from mcrgpu.mcr.microstructure_io import save_microstructure
 
     if result is None:
         _exit_if_stopped(history, saved=False)
@@ -265,4 +274,7 @@ def _report(history, result, run) -> None:
     click.echo(f"{run.stem}: {history.n_evaluations} evaluations in {history.seconds[-1]:.1f} s "
                f"({steady_seconds_per_evaluation(history):.3f} s per evaluation at steady state), best loss "
                f"{history.best_loss:.4g}, volume fractions [{fractions}]")
-    click.echo(f"  -> {run.reconstruction}, {run.convergence}")
+    if paraview:
+        save_microstructure(run.paraview, result)
+    written = [run.reconstruction, *([run.paraview] if paraview else []), run.convergence]
+    click.echo("  -> " + ", ".join(map(str, written)))

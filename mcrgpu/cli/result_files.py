@@ -15,8 +15,8 @@ __all__ = ["CHARACTERIZE_FILES", "MATCH_FILES", "RECONSTRUCT_FILES", "check_outp
            "check_existing", "result_lock"]
 
 CHARACTERIZE_FILES = ("characterization",)
-MATCH_FILES = ("checkpoint", "characterization", "reconstruction", "convergence")
-RECONSTRUCT_FILES = ("checkpoint", "reconstruction", "convergence")
+MATCH_FILES = ("checkpoint", "characterization", "reconstruction", "paraview", "convergence")
+RECONSTRUCT_FILES = ("checkpoint", "reconstruction", "paraview", "convergence")
 """The files (:class:`~mcrgpu.mcr.run_files.RunFiles` attributes) each command writes per run."""
 
 

@@ -65,15 +65,33 @@ def _figure_for(path: Path):
     return plot_characterization(load_characterization(path))
 
 
+def _write_vti(path: Path, output: Path) -> Path:
+    """The microstructure ``path`` as a VTK image for ParaView."""
+    from mcrgpu.errors import FileFormatError
+    from mcrgpu.mcr.microstructure_io import SUPPORTED_SUFFIXES, load_microstructure, save_microstructure
+
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise FileFormatError(
+            f"Only microstructures ({', '.join(SUPPORTED_SUFFIXES)}) can be written as a .vti for ParaView; "
+            f"received {str(path)!r}"
+        )
+    return save_microstructure(output, load_microstructure(path))
+
+
 @click.command(cls=McrCommand, epilog="Examples: mcrgpu view ms.npy ; mcrgpu view characterization.npz "
-                                      "-o descriptors.png ; mcrgpu view convergence.npz")
+                                      "-o descriptors.png ; mcrgpu view convergence.npz ; "
+                                      "mcrgpu view volume.npy -o volume.vti")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              metavar="OUT.png", help="PNG to write (default: FILE with suffix .png, or FILE_view.png "
-                                      "for a .png FILE).")
+              metavar="OUT.png|OUT.vti", help="PNG to write (default: FILE with suffix .png, or FILE_view.png "
+                                              "for a .png FILE); a .vti name writes a microstructure as a VTK "
+                                              "image that ParaView opens.")
 def view(file: Path, output: Path | None) -> None:
     """Plot FILE (microstructure, characterization or convergence history) to a PNG; print its path."""
     from mcrgpu.mcr.plotting import save_figure
 
+    if output is not None and output.suffix.lower() == ".vti":
+        click.echo(str(_write_vti(file, output)))
+        return
     figure = _figure_for(file)
     click.echo(str(save_figure(figure, output or default_output_path(file))))

@@ -11,10 +11,13 @@ import numpy as np
 from mcrgpu.errors import FileFormatError, InvalidInputError
 from mcrgpu.io import as_path, atomic_write, read_grey_image, read_npy, read_tif
 from mcrgpu.mcr.microstructure import Microstructure
+from mcrgpu.mcr.vtk_image import write_vti
 
-__all__ = ["SUPPORTED_SUFFIXES", "MAX_IMAGE_PHASES", "MAX_PHASES", "load_microstructure", "save_microstructure"]
+__all__ = ["SUPPORTED_SUFFIXES", "SAVE_SUFFIXES", "MAX_IMAGE_PHASES", "MAX_PHASES", "load_microstructure", "save_microstructure"]
 
 SUPPORTED_SUFFIXES = (".npy", ".tif", ".tiff", ".png", ".bmp")
+SAVE_SUFFIXES = SUPPORTED_SUFFIXES + (".vti",)
+"""What :func:`save_microstructure` writes: the readable suffixes, and VTK images for ParaView."""
 MAX_IMAGE_PHASES = 16
 """More distinct grey values than this in an image file means it is not segmented."""
 MAX_PHASES = 64
@@ -25,12 +28,12 @@ _IMAGE_FORMATS = {".png": "PNG", ".bmp": "BMP"}
 _FULL_SCALE = {np.dtype(np.bool_): 1, np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 
 
-def _suffix(path: Path) -> str:
+def _suffix(path: Path, supported: tuple[str, ...] = SUPPORTED_SUFFIXES) -> str:
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
+    if suffix not in supported:
         raise FileFormatError(
             f"{path}: unsupported file type {path.suffix or '(no suffix)'!r}; "
-            f"supported: {', '.join(SUPPORTED_SUFFIXES)}."
+            f"supported: {', '.join(supported)}."
         )
     return suffix
 
@@ -157,13 +160,14 @@ def save_microstructure(
     ----------
     path : str or os.PathLike
         ``.npy``: the label array in the smallest fitting integer dtype. ``.tif``/``.tiff``: a 2D
-        image or 3D stack, uint8 or uint16. ``.png``/``.bmp``: 2D only, 8-bit grey with the K
+        image or 3D stack, uint8 or uint16. ``.vti``: a VTK image for ParaView, the labels as cell
+        data (:func:`~mcrgpu.mcr.vtk_image.write_vti`; written only, not read). ``.png``/``.bmp``: 2D only, 8-bit grey with the K
         phases spread evenly over 0..255 (phase i -> round(255 * i / (K - 1))), so the image is
         visible whatever the labels; ``original_labels`` does not apply.
         Parent directories are created.
     ms : Microstructure
     original_labels : bool, optional
-        For npy/tif: write :attr:`Microstructure.phase_values` (default) instead of 0..K-1.
+        For npy/tif/vti: write :attr:`Microstructure.phase_values` (default) instead of 0..K-1.
 
     Returns
     -------
@@ -179,7 +183,7 @@ def save_microstructure(
         fit a TIFF's uint16.
     """
     path = as_path(path)
-    suffix = _suffix(path)
+    suffix = _suffix(path, SAVE_SUFFIXES)
     if not isinstance(ms, Microstructure):
         raise InvalidInputError(f"ms must be a Microstructure, got {type(ms).__name__}.")
 
@@ -201,6 +205,10 @@ def save_microstructure(
     if suffix == ".npy":
         with atomic_write(path) as handle:
             np.save(handle, values, allow_pickle=False)
+        return path
+    if suffix == ".vti":
+        with atomic_write(path) as handle:
+            write_vti(handle, values)
         return path
 
     import tifffile

@@ -115,6 +115,11 @@ class RunFiles:
         return self._file("_reconstruction.npy")
 
     @property
+    def paraview(self) -> Path:
+        """The reconstructed structure as a VTK image for ParaView (``--paraview``)."""
+        return self._file("_reconstruction.vti")
+
+    @property
     def convergence(self) -> Path:
         """The convergence history (losses, times, snapshots, comparison)."""
         return self._file("_convergence.npz")

@@ -67,9 +67,11 @@ def test_match_then_reconstruct_from_the_saved_characterization(sample, tmp_path
 def test_match_add_dimension_makes_a_volume(sample, tmp_path):
     result = run("match", sample, "--add_dimension", 10, "--descriptor_types", "Correlations", "Variation",
                  "--descriptor_weights", 1, 100, "--limit_to", 3, "--max_iter", 2, "--data_folder", tmp_path,
-                 "--no_progress", "--cpu_devices", 2)
+                 "--no_progress", "--cpu_devices", 2, "--paraview")
     assert result.exit_code == 0, result.output
     assert load_microstructure(tmp_path / "sample_reconstruction.npy").shape == (10, 24, 24)
+    assert f"{tmp_path / 'sample_reconstruction.vti'}," in result.output
+    assert b'WholeExtent="0 10 0 24 0 24"' in (tmp_path / "sample_reconstruction.vti").read_bytes()[:400]
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -90,3 +90,20 @@ def test_unknown_or_broken_file_exits_2_with_one_line(tmp_path, make, fragment):
 def test_default_output_path():
     assert default_output_path(Path("a/ms.tif")) == Path("a/ms.png")
     assert default_output_path(Path("a/ms.PNG")) == Path("a/ms_view.png")
+
+
+def test_view_writes_a_microstructure_as_vti_for_paraview(tmp_path):
+    volume = np.stack([labels()] * 3)
+    save_microstructure(tmp_path / "volume.npy", Microstructure(volume))
+    out = tmp_path / "volume.vti"
+    result = run(tmp_path / "volume.npy", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(out)
+    assert b'WholeExtent="0 3 0 16 0 16"' in out.read_bytes()[:400]
+
+
+def test_view_refuses_vti_of_a_characterization(tmp_path):
+    path = save_characterization(tmp_path / "c.npz", characterize(Microstructure(labels()), ["VolumeFractions"]))
+    result = run(path, "-o", tmp_path / "c.vti")
+    assert result.exit_code == 2 and "Only microstructures" in result.output
+    assert not (tmp_path / "c.vti").exists()

@@ -164,3 +164,29 @@ def test_real_pymks_microstructure(data_dir):
     assert ms.n_phases == 2 and ms.phase_values == (0, 1)
     np.testing.assert_allclose(ms.volume_fractions().sum(), 1.0)
     np.testing.assert_array_equal(ms.labels, np.load(path))
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (3, 5, 7)])
+def test_vti_file_reads_back_in_vtk_with_the_labels_as_cell_data(tmp_path, rng, shape):
+    """Kitware's reader (the one ParaView uses) sees one cell per pixel, array axis 0 as x, and
+    the original phase values."""
+    vtk = pytest.importorskip("vtk")
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    labels = rng.integers(0, 3, size=shape)
+    ms = Microstructure(labels * 100 + 7)  # phase values 7, 107, 207
+    path = save_microstructure(tmp_path / "ms.vti", ms)
+    reader = vtk.vtkXMLImageDataReader()
+    reader.SetFileName(str(path))
+    reader.Update()
+    image = reader.GetOutput()
+    cells = shape + (1,) * (3 - len(shape))
+    assert tuple(image.GetDimensions()) == tuple(n + 1 for n in cells)  # points: one more than cells
+    values = vtk_to_numpy(image.GetCellData().GetArray("phase"))
+    np.testing.assert_array_equal(values.reshape(cells, order="F").reshape(shape), labels * 100 + 7)
+
+
+def test_vti_is_written_not_read(tmp_path, rng):
+    path = save_microstructure(tmp_path / "ms.vti", Microstructure(rng.integers(0, 2, size=(4, 4))))
+    with pytest.raises(FileFormatError, match="unsupported file type '.vti'"):
+        load_microstructure(path)
