@@ -29,6 +29,8 @@ COMMANDS = {
                 "clusters, and the copy check (best IoU over periodic shifts and flips; above 0.5 is a copy)."),
     "view": ("mcrgpu.cli.view", "view",
              "Plot FILE (microstructure, characterization or convergence history) to a PNG; print its path."),
+    "smooth": ("mcrgpu.cli.smooth", "smooth_command",
+               "Smooth the phase boundaries of a labelled structure (periodic Gaussian); phase fractions stay exact."),
     "example": ("mcrgpu.cli.example", "example",
                 "Write a random periodic structure (smoothed noise cut into phases) to OUTPUT (.npy, .tif, .png)."),
     "images": ("mcrgpu.cli.images", "images",
