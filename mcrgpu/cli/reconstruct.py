@@ -1,4 +1,4 @@
-"""``mcrgpu match`` and ``mcrgpu reconstruct``: descriptor-based reconstruction from the command line."""
+"""``mcrgpu match``, ``reconstruct`` and ``interpolate``: descriptor-based reconstruction from the command line."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from mcrgpu.cli.options import (DESCRIPTOR_NAMES, MCRPY_ONLY, McrCommand, MultiValueOption, command_strategy,
-                                descriptor_options, exit_on_signals, gpu_options, input_file_options,
+                                compose, descriptor_options, exit_on_signals, gpu_options, input_file_options,
                                 mcrpy_only_options, orientation_options, reconstruction_options, run_options)
 
-__all__ = ["match_command", "reconstruct_command"]
+__all__ = ["match_command", "reconstruct_command", "interpolate_command"]
 
 MATCH_EPILOG = """Examples:
 
@@ -24,6 +24,24 @@ RECONSTRUCT_EPILOG = """Example:
 
   mcrgpu reconstruct --descriptor_filename results/ms_characterization.npz --extent_x 64 --extent_y 64 --extent_z 64
 """
+
+
+INTERPOLATE_EPILOG = """Examples:
+
+  mcrgpu interpolate results/a_characterization.npz results/b_characterization.npz --steps 5
+
+  mcrgpu interpolate a.npz b.npz --steps 5 --reconstruct --extent_x 64 --extent_y 64 --max_iter 300
+"""
+
+
+def extent_options(command):
+    """The size of the structure to reconstruct (reconstruct, interpolate)."""
+    return compose([
+        click.option("--extent_x", type=click.IntRange(min=2), default=64, show_default=True),
+        click.option("--extent_y", type=click.IntRange(min=2), default=64, show_default=True),
+        click.option("--extent_z", type=click.IntRange(min=0), default=1, show_default=True,
+                     help="Depth; 0 or 1 reconstructs a 2D structure."),
+    ], command)
 
 
 paraview_option = click.option(
@@ -97,10 +115,7 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
                    "three 2D ones, one per axis, for an anisotropic volume (two: see mcrgpu merge).")
 @click.option("--descriptor_types", cls=MultiValueOption, default=None,
               help="Descriptors to match (default: all in the file), of: " + DESCRIPTOR_NAMES + ".")
-@click.option("--extent_x", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--extent_y", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--extent_z", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Depth; 0 or 1 reconstructs a 2D structure.")
+@extent_options
 @click.option("--limit_to", type=int, default=None, hidden=True)
 @click.option("--threshold_steepness", type=float, default=None, hidden=True)
 @click.option("--no_multigrid_descriptor", is_flag=True, default=None, hidden=True)
@@ -143,7 +158,7 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
         if given and given != actual:
             raise click.UsageError(f"{flag} {given} differs from the characterization file ({actual}); "
                                    "characterize again with the settings you want")
-    shape = (extent_x, extent_y) if extent_z in (0, 1) else (extent_x, extent_y, extent_z)
+    shape = _shape(extent_x, extent_y, extent_z)
     _check_before_writing(descriptor_types or target.descriptor_types, data_folder, options)
     options, stored = _stored_settings({**options, "descriptor_types": descriptor_types})
     descriptor_types = options.pop("descriptor_types")
@@ -163,6 +178,68 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
         _report(history, result, run, paraview=paraview and is_chief(strategy))
     _exit_if_stopped(history, checkpoint=run.checkpoint)
     click.echo(f"Wrote the results to {data_folder} in {time.perf_counter() - start:.1f} s")
+
+
+@click.command("interpolate", cls=McrCommand, epilog=INTERPOLATE_EPILOG)
+@click.argument("start_file", type=click.Path(dir_okay=False))
+@click.argument("end_file", type=click.Path(dir_okay=False))
+@click.option("--steps", "--n_steps", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Characterizations from START_FILE to END_FILE, both included.")
+@click.option("--reconstruct", "reconstruct_each", is_flag=True,
+              help="Also reconstruct a structure from each (with the options below).")
+@extent_options
+@run_options
+@reconstruction_options
+@paraview_option
+@gpu_options
+@exit_on_signals
+def interpolate_command(start_file, end_file, steps, reconstruct_each, extent_x, extent_y, extent_z, data_folder,
+                        information, slice_batch_size, overwrite, paraview, gpu_config, **options) -> None:
+    """Write the characterizations on the straight line between two (MCRpy's mcrpy.interpolate) as
+    interpolated_I_characterization.npz, and with --reconstruct a structure from each."""
+    from mcrgpu.cli.result_files import RECONSTRUCT_FILES, check_existing, result_lock
+    from mcrgpu.gpu_manager import is_chief
+    from mcrgpu.mcr.characterization_files import load_characterization, save_characterization
+    from mcrgpu.mcr.dmcr import DMCR
+    from mcrgpu.mcr.interpolation import interpolate
+    from mcrgpu.mcr.run_files import RunFiles
+
+    start = time.perf_counter()
+    if not reconstruct_each:
+        series_only = {"start_file", "end_file", "steps", "reconstruct_each", "data_folder", "information", "overwrite"}
+        unused = [p.opts[0] for p in click.get_current_context().command.params
+                  if p.name not in series_only and _given(p.name)]
+        if unused:
+            raise click.UsageError(f"{unused[0]} applies with --reconstruct only; add --reconstruct, or leave it out")
+    if options["resume"]:
+        raise click.UsageError("--resume continues one run: resume it with mcrgpu reconstruct")
+    series = interpolate(load_characterization(start_file), load_characterization(end_file), steps)
+    runs = [RunFiles.for_input(data_folder, f"interpolated_{i}", information) for i in range(steps)]
+    files = ("characterization", *(RECONSTRUCT_FILES if reconstruct_each else ()))
+    check_existing(runs, files, overwrite=overwrite)
+    if reconstruct_each:
+        _check_before_writing(series[0].descriptor_types, data_folder, options)
+    arguments = _run_arguments(options, slice_batch_size)
+    arguments.pop("resume_from"), arguments.pop("override_settings")
+    strategy = command_strategy(gpu_config) if reconstruct_each else None
+    chief = strategy is None or is_chief(strategy)
+    with result_lock(runs if chief else ()):
+        check_existing(runs, files, overwrite=overwrite)  # runs that ended meanwhile
+        for run, target in zip(runs, series):
+            if chief:
+                click.echo(f"{save_characterization(run.characterization, target)}: {target.source}")
+            if reconstruct_each:
+                dmcr = DMCR(target.descriptor_types, strategy=strategy, save_to=data_folder, name=run.stem,
+                            **arguments)
+                history, result = dmcr.reconstruct(target, _shape(extent_x, extent_y, extent_z))
+                _report(history, result, run, paraview=paraview and chief)
+                _exit_if_stopped(history, checkpoint=run.checkpoint if chief else None)
+    click.echo(f"Wrote {steps} characterization(s){' and reconstructions' if reconstruct_each else ''} to "
+               f"{data_folder} in {time.perf_counter() - start:.1f} s")
+
+
+def _shape(extent_x: int, extent_y: int, extent_z: int) -> tuple[int, ...]:
+    return (extent_x, extent_y) if extent_z in (0, 1) else (extent_x, extent_y, extent_z)
 
 
 STOPPED_EARLY = 3

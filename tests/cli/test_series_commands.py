@@ -101,3 +101,36 @@ def test_merge_refuses_bad_input_with_one_line_and_writes_nothing(characterizati
     assert result.exit_code == 2 and fragment in result.output, result.output
     assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_interpolate_writes_the_series_and_reconstructs_each(characterizations, tmp_path):
+    first, second, _ = characterizations
+    out = tmp_path / "series"
+    result = run("interpolate", first, second, "--steps", 3, "--data_folder", out)
+    assert result.exit_code == 0, result.output
+    middle = load_characterization(out / "interpolated_1_characterization.npz")
+    ends = [load_characterization(p).descriptors["FFTCorrelations"] for p in (first, second)]
+    np.testing.assert_allclose(middle.descriptors["FFTCorrelations"], (ends[0] + ends[1]) / 2, rtol=1e-6)
+
+    result = run("interpolate", first, second, "--steps", 2, "--data_folder", out, "--information", "r",
+                 "--reconstruct", "--extent_x", 12, "--extent_y", 10, "--max_iter", 3, "--no_progress",
+                 "--cpu_devices", 2)
+    assert result.exit_code == 0, result.output
+    for i in range(2):
+        assert load_microstructure(out / f"interpolated_{i}_r_reconstruction.npy").shape == (12, 10)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["{c1}", "{c2}", "--steps", "1"], "'--steps'"),
+    (["{c1}", "{c3}"], "differ in their descriptors"),
+    (["{c1}", "{c2}", "--max_iter", "5"], "--max_iter applies with --reconstruct only"),
+    (["{c1}", "{c2}", "--cpu_devices", "2"], "--cpu_devices applies with --reconstruct only"),
+    (["{c1}", "{c2}", "--reconstruct", "--resume", "{c1}"], "--resume continues one run"),
+])
+def test_interpolate_refuses_bad_input_with_one_line_and_writes_nothing(characterizations, tmp_path, args,
+                                                                        fragment):
+    files = {"c1": characterizations[0], "c2": characterizations[1], "c3": characterizations[2]}
+    result = run("interpolate", *(a.format(**files) for a in args), "--data_folder", tmp_path / "out")
+    assert result.exit_code == 2 and fragment in result.output, result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("Error")]) == 1
+    assert not (tmp_path / "out").exists()
