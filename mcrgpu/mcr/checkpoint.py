@@ -143,8 +143,8 @@ def resume_point(path, target: str, settings: dict, *, override_settings: bool =
     resume = load_resume_point(path)
     if resume.target is not None and resume.target != target:
         raise InvalidInputError(
-            f"Cannot resume from {str(path)!r}: it was made for another characterization; give the "
-            "characterization that run reconstructed"
+            f"Cannot resume from {str(path)!r}: it was made for another target (another structure, "
+            "characterization or descriptor settings); give the one that run reconstructed, with its descriptor options"
         )
     differences = settings_differences(resume.history.settings, settings)
     if differences and not override_settings:

@@ -9,10 +9,8 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from mcrgpu.errors import InvalidInputError
 from mcrgpu.mcr.characterization import Characterization, characterize
 from mcrgpu.mcr.characterization_files import save_characterization
-from mcrgpu.mcr.checkpoint import load_resume_point, target_fingerprint
 from mcrgpu.mcr.convergence import ConvergenceData
 from mcrgpu.mcr.dmcr import DMCR
 from mcrgpu.mcr.microstructure import Microstructure
@@ -114,8 +112,6 @@ def match(structure: Microstructure | np.ndarray, descriptor_types: Sequence[str
                           strategy=strategy, source=source if source is not None else name or "")
     if isotropic and target.is_3d:
         target = replace(target, axis_descriptors=None)
-    if resume_from is not None:
-        _check_resume_target(resume_from, target)
     dmcr = DMCR(list(descriptor_types), strategy=strategy, save_to=save_to, name=name or "mcrgpu",
                 initial_microstructure=initial_microstructure, progress=progress, **settings)
     history, result = dmcr.reconstruct(target, tuple(shape) if shape is not None else structure.shape,
@@ -124,16 +120,6 @@ def match(structure: Microstructure | np.ndarray, descriptor_types: Sequence[str
     if result is not None and dmcr.save_to is not None:
         save_characterization(dmcr.run_files(target).characterization, target)
     return MatchResult(target, history, result, history.comparison)
-
-
-def _check_resume_target(path: str | Path, target: Characterization) -> None:
-    """Refuse a resume file of another structure, in match's words (a checkpoint names its target)."""
-    stored = load_resume_point(path).target
-    if stored is not None and stored != target_fingerprint(target):
-        raise InvalidInputError(
-            f"Cannot resume from {str(path)!r}: it was made for another structure or other descriptor settings; "
-            "give the structure that run matched, with its descriptor options"
-        )
 
 
 def comparison_lines(comparison: dict[str, Any], names: Sequence[str] | None = None) -> list[str]:

@@ -133,8 +133,8 @@ def test_match_refuses_another_structures_checkpoint_before_writing_anything(sam
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        f"Error: Cannot resume from {str(checkpoint)!r}: it was made for another structure or other descriptor "
-        "settings; give the structure that run matched, with its descriptor options")
+        f"Error: Cannot resume from {str(checkpoint)!r}: it was made for another target (another structure, "
+        "characterization or descriptor settings); give the one that run reconstructed, with its descriptor options")
     assert sorted(path.name for path in out.iterdir()) == before  # no sample_characterization.npz, no lock
 
 

@@ -105,7 +105,7 @@ def test_resuming_needs_the_stored_settings_and_target_unless_overridden(target,
         run(tmp_path, target, max_iter=30, resume_from=path)
     other = characterize(gaussian_random_structure((32, 32), volume_fractions=(0.5, 0.5), seed=1),
                          ["FFTCorrelations"], limit_to=4)
-    with pytest.raises(InvalidInputError, match="made for another characterization"):
+    with pytest.raises(InvalidInputError, match="made for another target"):
         run(tmp_path, other, max_iter=20, resume_from=path)
     with pytest.raises(InvalidInputError, match=r"shape \[32, 32\] there, \[16, 16\] here"):
         run(tmp_path, target, (16, 16), max_iter=20, resume_from=path)
