@@ -204,8 +204,9 @@ class _SliceTerms:
             pixels = height * width
             scale = 8 * np.finfo(np.float64).eps * math.log2(max(pixels, 2)) * math.sqrt(pixels) * self.window
             self.parts_bits[axis] = int(math.floor(math.log2(_ROUNDING_MARGIN / scale)))
-        self._counts = tf.function(self._all_counts)
-        self._costs = {axis: tf.function(functools.partial(self._axis_costs, axis=axis)) for axis in self.axes}
+        self._counts = tf.function(self._all_counts, autograph=False)
+        self._costs = {axis: tf.function(functools.partial(self._axis_costs, axis=axis), autograph=False)
+                       for axis in self.axes}
 
     # -- S2 -------------------------------------------------------------------------------------
     def s2_maps(self, volume: np.ndarray) -> np.ndarray:
@@ -339,7 +340,7 @@ def _window_terms(limit: int, n_phases: int):
     dtype = tf.int16 if (2 * limit - 1) ** 2 < 2**15 else tf.int32
     steps = [(dy, dx) for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1)]
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=True, autograph=False)
     def terms(padded):
         height, width = padded.shape[1] - 2 * reach, padded.shape[2] - 2 * reach
         indicator = tf.one_hot(padded, n_phases, axis=1, dtype=dtype)
