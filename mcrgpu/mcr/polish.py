@@ -325,7 +325,7 @@ class _SliceTerms:
         square = square * weights[0][None, :, None, None]
         linear = linear * weights[1][None, :, None, None]
         removal = tf.reduce_sum((square - linear) * indicator, axis=1, keepdims=True)
-        costs = (removal + square + linear) * tf.cast(slice_weights, tf.float64)[:, None, None, None]
+        costs = (removal + (square + linear)) * tf.cast(slice_weights, tf.float64)[:, None, None, None]
         return tf.transpose(costs, (0, 2, 3, 1))
 
 
