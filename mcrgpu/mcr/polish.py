@@ -20,8 +20,10 @@ the loss (:mod:`mcrgpu.mcr.slices`) and their partial results summed across repl
 reduction is exact, so the polished labels do not depend on the replica count: S2 is kept as
 integer pair counts (FFT autocorrelations rounded to integers), a pixel's cost in one orientation
 comes from the one replica that owns its slice (the others add zeros), and the correlation in the
-cost is of integers (the S2 difference map rounded to 42 significant bits, split into parts whose
-FFT correlations round exactly), so it is exact whatever the batch or algorithm.
+cost is of integers (the S2 difference map rounded to 42 significant bits at ``limit`` 8, split
+into parts whose FFT correlations round exactly), so it is exact whatever the batch or algorithm.
+That rounding (relative 2**-42 of the largest difference) is the only departure from the former
+NumPy polish's float64 sums; on small 2D and 3D inputs the labels were the same.
 """
 
 from __future__ import annotations
