@@ -192,7 +192,7 @@ class DMCR:
                 bar.update()
                 bar.set_postfix(s2_error=f"{error:.4f}")
 
-            polish = polish_labels(result.labels, targets, on_round=show)
+            polish = polish_labels(result.labels, targets, on_round=show, strategy=self._loss_strategy())
         history.polish = {"pixels_changed": polish.pixels_changed, "s2_error_before": polish.s2_error_before,
                           "s2_error_after": polish.s2_error_after, "stopped_by": polish.stopped_by}
         logger.info("Two-point polish: %d pixels changed, S2 error %.4f -> %.4f%s", polish.pixels_changed,

@@ -5,10 +5,11 @@ import pytest
 from scipy import ndimage
 
 from mcrgpu.errors import InvalidInputError
+from conftest import cpu_strategy
 from mcrgpu.mcr.characterization import characterize
 from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.mcr.microstructure import Microstructure
-from mcrgpu.mcr.polish import _flip_costs, _plane_offsets, polish_labels, two_point_targets
+from mcrgpu.mcr.polish import _slice_terms, polish_labels, two_point_targets
 from mcrgpu.mcr.two_point import structure_s2_error, two_point_map, two_point_maps
 
 
@@ -46,7 +47,7 @@ def test_targets_of_a_phase_one_characterization_derive_phase_zero():
 
 
 @pytest.mark.parametrize("shape", [(12, 12), (6, 7, 8)])
-def test_predicted_flip_costs_equal_the_recomputed_error_change(shape):
+def test_predicted_flip_costs_equal_the_recomputed_error_change(shape, strategy):
     rng = np.random.default_rng(2)
     labels = rng.choice(3, size=shape, p=[0.5, 0.3, 0.2])
     volume = labels.reshape((1,) * (3 - labels.ndim) + labels.shape)
@@ -60,7 +61,13 @@ def test_predicted_flip_costs_equal_the_recomputed_error_change(shape):
         return np.sum(np.sum((maps - targets) ** 2, axis=(2, 3)) / norms), maps
 
     start, maps = error(volume)
-    pixels, costs = _flip_costs(volume, maps - targets, norms, _plane_offsets(3, n_axes))
+    terms = _slice_terms(strategy, volume.shape, 3, 3)
+    np.testing.assert_allclose(terms.s2_maps(volume.astype(np.int32)), maps, atol=1e-12)
+    pixels, costs = terms.flip_costs(volume.astype(np.int32), maps - targets, norms)
+    boundary = [i for i, label in enumerate(volume.reshape(-1)) if any(
+        np.roll(volume, step, axis).reshape(-1)[i] != label for axis in range(3) for step in (1, -1)
+        if volume.shape[axis] > 1)]
+    np.testing.assert_array_equal(pixels, boundary)
     for index in rng.choice(pixels.size, size=6, replace=False):
         for phase in range(3):
             changed = volume.copy().reshape(-1)
@@ -69,6 +76,21 @@ def test_predicted_flip_costs_equal_the_recomputed_error_change(shape):
                 continue
             changed[pixels[index]] = phase
             assert costs[index, phase] == pytest.approx(error(changed.reshape(volume.shape))[0] - start, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape, fractions", [((24, 24), [0.5, 0.3, 0.2]), ((10, 12, 14), [0.6, 0.4])])
+def test_the_polish_is_the_same_on_one_two_and_three_replicas(shape, fractions):
+    """Exact reductions: the replica count changes no decision, no label and no reported error."""
+    targets = two_point_maps(blobs(shape, fractions, seed=10), len(fractions), limit=3)
+    if len(shape) == 3:
+        targets = np.repeat(targets.mean(axis=0, keepdims=True), 3, axis=0)  # isotropic
+    disturbed = blobs(shape, fractions, seed=11)
+    results = [polish_labels(disturbed, targets, strategy=cpu_strategy(n)) for n in (1, 2, 3)]
+    assert results[0].pixels_changed > 0
+    for result in results[1:]:
+        np.testing.assert_array_equal(result.labels, results[0].labels)
+        assert (result.s2_error_before, result.s2_error_after) == (results[0].s2_error_before,
+                                                                   results[0].s2_error_after)
 
 
 def test_polish_brings_a_disturbed_structure_back_to_its_s2_and_keeps_the_counts():
