@@ -173,6 +173,11 @@ def _slice_terms(strategy: tf.distribute.Strategy, shape: tuple[int, int, int], 
     return _SliceTerms(strategy, shape, n_phases, limit)
 
 
+_MIN_CHUNK_SLICES = 16
+"""Fewest slices per chunk: each chunk adds its costs into a field-sized accumulator (a copy of it),
+so 2 slices per chunk at 256^3 made the costs 50x slower than at 128^3 instead of 8x."""
+
+
 class _SliceTerms:
     """S2 and the flip costs of a (D, H, W) label volume, computed over its slices on a strategy.
 
@@ -200,7 +205,7 @@ class _SliceTerms:
             height, width = [size for i, size in enumerate(shape) if i != axis]
             per_slice = 12 * 8 * n_phases * height * width  # ~12 float64 maps of the slice per phase alive
             self.tables[axis] = slice_table(np.arange(shape[axis]), strategy.num_replicas_in_sync,
-                                            max(1, budget // per_slice))
+                                            max(_MIN_CHUNK_SLICES, budget // per_slice))
             # bits per part of the integer difference map whose FFT correlation still rounds exactly:
             # its error is about eps * log2(n) * sqrt(n) * sqrt(taps) * 2**bits (8x margin)
             pixels = height * width
