@@ -66,8 +66,9 @@ class PlainProgress:
     ``every_fraction`` of ``total`` (whichever comes first), and a last one when closed.
 
     A line shows the steps done (and the percentage), the postfix (``loss=..., best=...``), the rate
-    (steps/s, or s/step when slower than one a second), the time elapsed and, with a total, the time
-    left at the mean rate so far. Callers update, then set the postfix of the step just done: a line
+    since the previous line (steps/s, or s/step when slower than one a second; so the first steps'
+    tracing and compiling does not weigh on later lines), the time elapsed and, with a total, the
+    time left at that rate. Callers update, then set the postfix of the step just done: a line
     that falls due at ``update`` waits for that ``set_postfix`` (or the next update, or ``close``)
     so that it shows the values of its own step; without any postfix it is written at once.
     """
@@ -76,7 +77,7 @@ class PlainProgress:
                  stream: TextIO, clock: Callable[[], float] = time.monotonic,
                  every_seconds: float = LINE_EVERY_SECONDS, every_fraction: float = LINE_EVERY_FRACTION) -> None:
         self.total, self.n, self.unit, self.desc = total, initial, unit.strip(), desc or "progress"
-        self._initial, self._stream, self._clock, self._every_seconds = initial, stream, clock, every_seconds
+        self._stream, self._clock, self._every_seconds = stream, clock, every_seconds
         self._step = max(1, math.ceil(total * every_fraction)) if total else None
         self._start = self._last_time = clock()
         self._next_mark = self._mark_after(initial)
@@ -123,8 +124,8 @@ class PlainProgress:
         parts = [f"{self.n}/{self.total} {self.unit} ({100 * self.n / self.total:.0f}%)" if self.total
                  else f"{self.n} {self.unit}"]
         parts += [f"{key}={_value(value)}" for key, value in self._postfix.items()]
-        done = self.n - self._initial
-        rate = done / elapsed if done > 0 and elapsed > 0 else None
+        done, seconds = self.n - self._written_n, now - self._last_time  # the rate since the last line
+        rate = done / seconds if done > 0 and seconds > 0 else None
         if rate is not None:
             single = self.unit[:-1] if self.unit.endswith("s") and len(self.unit) > 1 else self.unit
             parts.append(f"{rate:.3g} {self.unit}/s" if rate >= 1 else f"{1 / rate:.3g} s/{single}")

@@ -109,3 +109,15 @@ def test_intervals_are_settable(every_seconds, every_fraction, counts):
             clock.now += 1.0
             bar.update(1)
     assert [line.split("/")[0] for line in log.getvalue().splitlines()] == [f"progress: {n}" for n in counts]
+
+
+def test_rate_and_time_left_come_from_the_steps_since_the_previous_line():
+    clock, log = FakeClock(), io.StringIO()
+    bar = PlainProgress(20, stream=log, clock=clock, desc="reconstruct")
+    for seconds in (20.0, 1.0, 1.0, 1.0):  # the first evaluation traces and compiles
+        clock.now += seconds
+        bar.update(1)
+    assert log.getvalue().splitlines() == [
+        "reconstruct: 2/20 it (10%), 10.5 s/it, 00:21 elapsed, 03:09 left",
+        "reconstruct: 4/20 it (20%), 1 it/s, 00:23 elapsed, 00:16 left",
+    ]
