@@ -298,7 +298,8 @@ def compose(decorators: list[Callable], command: Callable) -> Callable:
 
 
 progress_option = click.option("--progress/--no_progress", default=True, show_default=True,
-                               help="Show a progress bar.")
+                               help="Show progress: a bar on a terminal, else (a batch job's log) a plain "
+                                    "line every 30 s or 10 %.")
 
 
 def input_file_options(command: Callable) -> Callable:

@@ -68,7 +68,8 @@ class DMCR:
     initial_microstructure : Microstructure, optional
         Start from this structure instead of random noise.
     progress : bool
-        Show a progress bar (iteration, loss, time left).
+        Show progress (iteration, loss, rate, time left): tqdm's bar on a terminal, else a plain
+        line on stderr every 30 s or 10 % (:func:`mcrgpu.progress.progress_bar`).
 
     References
     ----------
