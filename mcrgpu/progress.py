@@ -63,7 +63,8 @@ def _interactive(stream: TextIO) -> bool:
 
 class PlainProgress:
     """tqdm's small interface writing whole lines: one every ``every_seconds`` or each
-    ``every_fraction`` of ``total`` (whichever comes first), and a last one when closed.
+    ``every_fraction`` of ``total`` (whichever comes first; default :data:`LINE_EVERY_SECONDS` and
+    :data:`LINE_EVERY_FRACTION`, read when the display is made), and a last one when closed.
 
     A line shows the steps done (and the percentage), the postfix (``loss=..., best=...``), the rate
     since the previous line (steps/s, or s/step when slower than one a second; so the first steps'
@@ -75,7 +76,9 @@ class PlainProgress:
 
     def __init__(self, total: int | None = None, *, initial: int = 0, unit: str = "it", desc: str | None = None,
                  stream: TextIO, clock: Callable[[], float] = time.monotonic,
-                 every_seconds: float = LINE_EVERY_SECONDS, every_fraction: float = LINE_EVERY_FRACTION) -> None:
+                 every_seconds: float | None = None, every_fraction: float | None = None) -> None:
+        every_seconds = LINE_EVERY_SECONDS if every_seconds is None else every_seconds  # read now: settable
+        every_fraction = LINE_EVERY_FRACTION if every_fraction is None else every_fraction
         self.total, self.n, self.unit, self.desc = total, initial, unit.strip(), desc or "progress"
         self._stream, self._clock, self._every_seconds = stream, clock, every_seconds
         self._step = max(1, math.ceil(total * every_fraction)) if total else None

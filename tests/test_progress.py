@@ -21,8 +21,14 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_defaults_are_30_seconds_and_ten_percent():
+def test_defaults_are_30_seconds_and_ten_percent_and_settable(monkeypatch):
     assert (LINE_EVERY_SECONDS, LINE_EVERY_FRACTION) == (30.0, 0.1)
+    monkeypatch.setattr("mcrgpu.progress.LINE_EVERY_SECONDS", 1.0)
+    clock, log = FakeClock(), io.StringIO()
+    bar = progress_bar(1000, stream=log, clock=clock)
+    clock.now += 1.0
+    bar.update(1)
+    assert log.getvalue().startswith("progress: 1/1000 it (0%), 1 it/s")
 
 
 def test_a_terminal_gets_tqdm_and_a_file_gets_plain_lines():
