@@ -81,6 +81,7 @@ def worker(spec: dict, out: Path) -> None:
               else None,
               "replicas": strategy.num_replicas_in_sync, "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
               "gpus": [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]}
+    out.write_text(json.dumps(record, default=float))  # kept if the polish runs out of time
     if spec["polish"]:
         # labels near the target, as after a converged run: another structure of the target's
         # generator (a file's target has none: then the labels of the 2 * evals evaluations)
@@ -91,7 +92,7 @@ def worker(spec: dict, out: Path) -> None:
         start = time.perf_counter()
         with strategy.scope():
             polish = polish_labels(labels, targets, on_round=lambda *_: rounds.append(time.perf_counter()), **limit)
-        record.update(polish_s=time.perf_counter() - start, polish_rounds=len(rounds),
+        record.update(polish_s=time.perf_counter() - start, polish_rounds_done=len(rounds),
                       pixels_changed=int(polish.pixels_changed), s2_before=float(polish.s2_error_before),
                       s2_after=float(polish.s2_error_after))
     if gpus and not spec["cpu_devices"]:
@@ -130,13 +131,14 @@ def render(meta: dict, points: list[dict]) -> str:
     for p in points:
         if "error" in p:
             failures.append(f"- {CASES[p['case']]['label']}, N={p['size']}, {p['devices']} device(s): {p['error']}")
+        if "s_per_eval" not in p:
             continue
         s2 = f"{p['s2_before']:.4f} -> {p['s2_after']:.4f}" if "s2_before" in p else "–"
         gpu_peak = ", ".join(f"{mb:.0f}" for mb in p["gpu_peak_mb"]) if p.get("gpu_peak_mb") else "–"
         lines.append("| " + " | ".join([
             CASES[p["case"]]["label"], str(p["size"]), str(p["devices"]), fmt(p.get("s_per_eval")),
-            fmt(p.get("warmup_s")), fmt(p.get("polish_s")), fmt_int(p.get("polish_rounds")),
-            fmt(p["polish_s"] / p["polish_rounds"]) if p.get("polish_rounds") else "–", s2,
+            fmt(p.get("warmup_s")), fmt(p.get("polish_s")), fmt_int(p.get("polish_rounds_done")),
+            fmt(p["polish_s"] / p["polish_rounds_done"]) if p.get("polish_rounds_done") else "–", s2,
             fmt_int(p["peak_rss_mb"]), gpu_peak, fmt(p["wall_s"])]) + " |")
     if failures:
         lines += ["", "## Failures", "", *failures]
@@ -161,12 +163,12 @@ def measure(spec: dict, scratch: Path, timeout: float) -> dict:
                "--worker-out", str(out)]
     run = run_measured(command, work / "log.txt", timeout=timeout)
     point = {**spec, **run}
+    if out.exists():  # the figures so far (without the polish's if that failed or ran out of time)
+        point.update(json.loads(out.read_text()))
     if run["timed_out"]:
         point["error"] = f"timed out after {timeout:.0f} s (--timeout)"
-    elif run["returncode"] != 0 or not out.exists():
+    elif run["returncode"] != 0:
         point["error"] = log_tail(work / "log.txt", 400).strip().replace("\n", " ")
-    else:
-        point.update(json.loads(out.read_text()))
     return point
 
 
@@ -181,8 +183,8 @@ def main(argv=None) -> int:
                         help="fft: FFTCorrelations + Variation; corr: Correlations + Variation (default both)")
     parser.add_argument("--evals", type=int, default=5, help="timed evaluations per point, after as many warm-up")
     parser.add_argument("--no-polish", action="store_true", help="skip the two-point polish")
-    parser.add_argument("--polish-rounds", type=int, default=None,
-                        help="stop the polish after this many rounds (default: the polish's own limit)")
+    parser.add_argument("--polish-rounds", type=int, default=20,
+                        help="stop the polish after this many rounds (default 20; 0: at the polish's own end)")
     parser.add_argument("--target", help="2D structure file (default: the package's synthetic 64x64 two-phase one)")
     parser.add_argument("--allow-tf32", action="store_true", help="let Ampere+ GPUs use TensorFloat-32")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per point (default 3600)")
@@ -193,8 +195,8 @@ def main(argv=None) -> int:
     if args.worker:
         worker(json.loads(args.worker), Path(args.worker_out))
         return 0
-    if args.evals < 1 or min(args.devices) < 1 or min(args.sizes) < 2 or (args.polish_rounds or 1) < 1:
-        parser.error("--evals, --devices and --polish-rounds must be >= 1, --sizes >= 2")
+    if args.evals < 1 or min(args.devices) < 1 or min(args.sizes) < 2 or args.polish_rounds < 0:
+        parser.error("--evals and --devices must be >= 1, --sizes >= 2, --polish-rounds >= 0")
 
     sizes = sorted(set(args.sizes + ([512] if args.with_512 else [])))
     started = time.perf_counter()
