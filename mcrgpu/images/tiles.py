@@ -12,7 +12,6 @@ from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.images.decode import short_reason, to_model_input
@@ -23,6 +22,7 @@ from mcrgpu.images.rasters import RASTER_SUFFIXES, RasterWriter, open_raster
 from mcrgpu.images.runner import ReplicaPredictor, RunSummary, SavedModelSignature, load_signature
 from mcrgpu.images.writer import ITEM_ERRORS
 from mcrgpu.interrupts import StopRequest, request_stop_on_signals
+from mcrgpu.progress import progress_bar
 
 __all__ = ["STITCH_MODES", "TileSummary", "declare_tiling", "model_tiling", "run_tiles"]
 
@@ -261,8 +261,8 @@ class _TileRun:
         todo = [b for b in range(grid.rows) if b not in done_before]
         stop, written, failed = StopRequest(), 0, 0
         with Manifest(manifest_path, fresh=overwrite) as manifest, request_stop_on_signals(stop), \
-                tqdm(total=len(self._tile_rows(todo)) * grid.columns, disable=not progress, unit="tile",
-                     dynamic_ncols=True) as bar:
+                progress_bar(len(self._tile_rows(todo)) * grid.columns, unit="tile", desc="tiles",
+                             enabled=progress) as bar:
             writer = None
             try:
                 for band, values in self._bands(todo, stop, bar):

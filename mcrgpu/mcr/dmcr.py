@@ -11,7 +11,6 @@ from typing import Callable, Sequence
 import numpy as np
 import scipy.ndimage
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from mcrgpu.mcr.characterization import Characterization, combine_axes
 from mcrgpu.mcr.checkpoint import Checkpoint, resume_point, save_checkpoint, target_fingerprint
@@ -22,6 +21,7 @@ from mcrgpu.interrupts import NonFiniteLoss, stop_on_signals
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.gpu_manager import GPUConfig, is_chief, setup_gpus, worker_rank
 from mcrgpu.io import atomic_save_npz
+from mcrgpu.progress import progress_bar
 from mcrgpu.mcr.microstructure_io import save_microstructure
 from mcrgpu.mcr.labelling import label_field
 from mcrgpu.mcr.losses import SliceLoss
@@ -68,7 +68,8 @@ class DMCR:
     initial_microstructure : Microstructure, optional
         Start from this structure instead of random noise.
     progress : bool
-        Show a progress bar (iteration, loss, time left).
+        Show progress (iteration, loss, rate, time left): tqdm's bar on a terminal, else a plain
+        line on stderr every 30 s or 10 % (:func:`mcrgpu.progress.progress_bar`).
 
     References
     ----------
@@ -186,8 +187,8 @@ class DMCR:
         targets = two_point_targets(desired, self.settings.descriptor_types, 1 if result.ndim == 2 else 3)
         if targets is None:
             return result
-        with stop_on_signals(), tqdm(unit=" rounds", dynamic_ncols=True, desc="two-point polish",
-                                     disable=not (self.progress and is_chief(self.strategy))) as bar:
+        with stop_on_signals(), progress_bar(unit=" rounds", desc="two-point polish",
+                                             enabled=self.progress and is_chief(self.strategy)) as bar:
             def show(error):
                 bar.update()
                 bar.set_postfix(s2_error=f"{error:.4f}")
@@ -325,9 +326,9 @@ class DMCR:
                               np.reshape(optimizer.current(), field.shape), optimizer.state(), tables.rng_state,
                               fingerprint)
 
-        progress = tqdm(total=settings.max_iter, initial=done_before, unit="it", dynamic_ncols=True,
-                        disable=not (self.progress and is_chief(self.strategy)),
-                        desc=f"stage {stage}" if stage else "reconstruct")
+        progress = progress_bar(settings.max_iter, initial=done_before, unit="it",
+                                enabled=self.progress and is_chief(self.strategy),
+                                desc=f"stage {stage}" if stage else "reconstruct")
         try:
             if settings.max_iter - done_before <= 0:  # the resumed stage had used its evaluations
                 return field

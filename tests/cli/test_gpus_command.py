@@ -24,6 +24,22 @@ def test_json_report():
     report = json.loads(result.output)
     assert report["strategy"] == "MirroredStrategy" and report["num_replicas"] == 3
     assert report["precision_policy"] == "float32"
+    assert report["tf32"] is False
+
+
+def test_tf32_is_reported_off_by_default_and_allowed_on_request():
+    import tensorflow as tf
+
+    before = tf.config.experimental.tensor_float_32_execution_enabled()
+    try:
+        result = run("gpus")
+        assert result.exit_code == 0, result.output
+        assert "TensorFloat-32        off (full float32)" in result.output
+        result = run("gpus", "--allow_tf32")
+        assert result.exit_code == 0, result.output
+        assert "TensorFloat-32        allowed (float32 matmuls and convolutions ~1e-3" in result.output
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(before)
 
 
 def test_missing_gpu_exits_2_with_one_line_error():
@@ -57,6 +73,7 @@ def test_multi_worker_without_cluster_and_memory_limit_on_cpu_are_one_line_error
     (["--precision", "float32", "--enable_mixed_precision"], "contradict"),
     (["--no_auto_gpu_config", "--cpu_devices", "2"], "drop --cpu_devices"),
     (["--no_auto_gpu_config", "--no_multi_worker"], "drop --multi_worker"),
+    (["--no_auto_gpu_config", "--allow_tf32"], "drop --allow_tf32"),
     (["--gpus_per_task", "2", "--gpu_ids", "0"], "--gpus_per_task picks each task's GPUs and cannot be combined with --gpu_ids"),
     (["--gpus_per_task", "0"], "0 is not in the range x>=1"),
     (["--gpu_ids", "x"], "'x' is not a valid integer"),

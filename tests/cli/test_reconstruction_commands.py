@@ -63,6 +63,17 @@ def test_match_then_reconstruct_from_the_saved_characterization(sample, tmp_path
     assert load_microstructure(out / "sample_3d_reconstruction.npy").shape == (12, 12, 12)
 
 
+def test_progress_in_a_batch_log_is_plain_lines_at_each_ten_percent(sample, tmp_path):
+    result = run("match", "--microstructure_filename", sample, "--descriptor_types", "FFTCorrelations",
+                 "--limit_to", 4, "--max_iter", 20, "--data_folder", tmp_path / "out", "--seed", 0)
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("reconstruct: ")]
+    assert [line.split(" it ")[0] for line in lines] == [f"reconstruct: {n}/20" for n in range(2, 21, 2)]
+    assert all(", loss=" in line and ", best=" in line and " elapsed, " in line and line.endswith(" left")
+               for line in lines)
+
+
 @pytest.mark.slow
 def test_match_add_dimension_makes_a_volume(sample, tmp_path):
     result = run("match", sample, "--add_dimension", 10, "--descriptor_types", "Correlations", "Variation",

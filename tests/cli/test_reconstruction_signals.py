@@ -17,10 +17,14 @@ from mcrgpu.mcr.synthetic import gaussian_random_structure
 pytestmark = pytest.mark.slow  # real processes: seconds each
 
 
+PLAIN_PROGRESS_EVERY_SECOND = "import mcrgpu.progress as p; p.LINE_EVERY_SECONDS = 1; from mcrgpu.cli import main; main()"
+"""The command line with a progress line every second on a pipe (else the first comes after 30 s)."""
+
+
 def start_match(tmp_path):
     structure = gaussian_random_structure((32, 32), volume_fractions=(0.6, 0.4), correlation_length=2.0, seed=3)
     np.save(tmp_path / "s.npy", structure.labels)
-    command = [sys.executable, "-c", "from mcrgpu.cli import main; main()", "match", str(tmp_path / "s.npy"),
+    command = [sys.executable, "-c", PLAIN_PROGRESS_EVERY_SECOND, "match", str(tmp_path / "s.npy"),
                "--add_dimension", "32", "--descriptor_types", "FFTCorrelations", "--limit_to", "4",
                "--max_iter", "1000000",
                "--tolerance", "0", "--data_folder", str(tmp_path / "out"), "--progress"]
@@ -87,7 +91,7 @@ def test_sigterm_then_resume_ends_as_the_uninterrupted_run(tmp_path):
     straight = run_in_process("match", tmp_path / "s.npy", *options, "--data_folder", tmp_path / "straight",
                               "--no_progress")
     assert straight.exit_code == 0, straight.output
-    command = [sys.executable, "-c", "from mcrgpu.cli import main; main()", "match", str(tmp_path / "s.npy"),
+    command = [sys.executable, "-c", PLAIN_PROGRESS_EVERY_SECOND, "match", str(tmp_path / "s.npy"),
                *options, "--data_folder", str(tmp_path / "out"), "--progress"]
     process = subprocess.Popen(command, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
