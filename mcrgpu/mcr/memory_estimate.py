@@ -123,10 +123,10 @@ def check_memory(estimate: MemoryEstimate, shape: Sequence[int], device: str, *,
     if available is None or needed <= available:
         return
     pairs = f"fewer L-BFGS pairs (--lbfgs_memory, {lbfgs_memory} now), " if lbfgs_memory else ""
+    chunk = "a smaller --slice_batch_size, " if estimate.slices >= 0.1 * needed else ""
     raise InvalidInputError(
         f"A {'x'.join(map(str, shape))} reconstruction needs about {_gb(needed)} ({estimate.describe()}) but "
-        f"{where} has {_gb(available)} available: use {pairs}a smaller --slice_batch_size, a smaller volume, "
-        "or a device with more memory"
+        f"{where} has {_gb(available)} available: use {pairs}{chunk}a smaller volume, or a device with more memory"
     )
 
 

@@ -45,7 +45,17 @@ def test_a_host_that_is_too_small_is_refused_with_the_estimate_and_the_fixes():
     assert "\n" not in message
     assert message.startswith(f"A 512x512x512 reconstruction needs about {estimate.total / 1e9:.1f} GB")
     assert "this host has 8.00 GB available" in message
-    assert "--lbfgs_memory, 10 now" in message and "--slice_batch_size" in message and "smaller volume" in message
+    assert "--lbfgs_memory, 10 now" in message and "smaller volume" in message
+    assert "--slice_batch_size" not in message  # its chunk is 0.1 % of the estimate: no way out
+
+
+def test_a_large_chunk_of_slices_is_named_as_a_way_out():
+    correlations = [get_descriptor("Correlations")]
+    estimate = estimate_memory((256, 256, 256), 1, correlations, lbfgs_memory=1, slice_batch_size=64)
+    assert estimate.slices > estimate.optimizer
+    with pytest.raises(InvalidInputError, match="a smaller --slice_batch_size"):
+        check_memory(estimate, (256,) * 3, "/device:CPU:0", lbfgs_memory=1,
+                     query=lambda device: DeviceMemory(None), host=lambda: GB)
 
 
 def test_a_gpu_that_is_too_small_is_refused_by_its_free_memory():
