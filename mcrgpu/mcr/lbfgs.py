@@ -12,9 +12,10 @@ Nocedal & Wright, Algorithms 3.5 and 3.6). Each pass of the loop evaluates the l
 ``max_iter`` counts loss evaluations exactly, as with SciPy. Several evaluations run in one
 ``tf.function`` call (a ``tf.while_loop``); between calls the state lives in variables created
 under ``strategy.scope()``, and only the losses of the chunk go back to the host. The pairs, 2m
-fields and most of the optimiser's memory, stay in their variables during a call as well and are
-overwritten in place, one slot per accepted step (as loop values, each new pair copied the whole
-history: at 256^3 with 10 pairs, 1.3 GB more).
+fields and most of the optimiser's memory, stay in their variables during a call as well, one slot
+written per accepted step, instead of a second copy carried through the loop; TensorFlow still
+copies the array written while the step's reads of it are alive (copy-on-write), so a step's
+peak is about 4m + 15 fields (``benchmarks/results/memory_issue19.md``).
 """
 
 from __future__ import annotations
