@@ -367,6 +367,9 @@ def reconstruction_options(command: Callable) -> Callable:
                      help="Most loss evaluations (L-BFGS-B) or steps (Keras optimizers)."),
         click.option("--tolerance", type=click.FloatRange(min=0), default=1e-10, show_default=True,
                      help="Stop when an iteration reduces the loss by less than this fraction."),
+        click.option("--lbfgs_memory", type=POSITIVE_INT, default=10, show_default=True,
+                     help="Pairs the device L-BFGS keeps (LBFGSB): each costs two fields of memory; fewer "
+                          "let larger volumes fit."),
         click.option("--learning_rate", type=click.FloatRange(min=0, min_open=True), default=0.01,
                      show_default=True, help="Learning rate of Keras optimizers."),
         click.option("--beta_1", type=float, default=0.9, show_default=True, help="Adam-family beta_1."),

@@ -24,6 +24,7 @@ from mcrgpu.io import atomic_save_npz
 from mcrgpu.progress import progress_bar
 from mcrgpu.mcr.microstructure_io import save_microstructure
 from mcrgpu.mcr.labelling import label_field
+from mcrgpu.mcr.memory_estimate import check_memory, estimate_memory
 from mcrgpu.mcr.losses import SliceLoss
 from mcrgpu.mcr.microstructure import Microstructure
 from mcrgpu.mcr.polish import polish_labels, two_point_targets
@@ -163,6 +164,7 @@ class DMCR:
             resume = resume_point(resume_from, target_fingerprint(desired), history.settings,
                                   override_settings=override_settings)
             history.continue_from(resume.history)
+        self._check_memory(desired, shape, channels)
         field = self._initial_field(shape, channels, resume)
         stages = [stage for stage in self._stages(desired, shape) if resume is None or stage <= resume.stage]
         evaluated_before = history.n_evaluations
@@ -202,6 +204,18 @@ class DMCR:
         return Microstructure(polish.labels, phase_values=result.phase_values)
 
     # -- steps ----------------------------------------------------------------------------------
+    def _check_memory(self, desired: Characterization, shape, channels) -> None:
+        """Refuse, before any work, a shape whose estimated peak memory does not fit on the device
+        (:mod:`mcrgpu.mcr.memory_estimate`)."""
+        settings, strategy = self.settings, self._loss_strategy()
+        device = _first_device(strategy)
+        descriptors = [get_descriptor(name, desired.settings) for name in settings.descriptor_types]
+        estimate = estimate_memory(shape, channels, descriptors, optimizer_type=settings.optimizer_type,
+                                   lbfgs_memory=settings.lbfgs_memory, slice_batch_size=settings.slice_batch_size,
+                                   replicas=strategy.num_replicas_in_sync, budget_bytes=slice_budget_bytes(device))
+        check_memory(estimate, shape, device,
+                     lbfgs_memory=settings.lbfgs_memory if settings.optimizer_type == "LBFGSB" else None)
+
     def _run_stages(self, desired, field, stages, shape, multiphase, history, resume=None) -> np.ndarray:
         """Run the multigrid stages, coarsest first, with SIGINT and SIGTERM stopping them; the
         first one goes on from ``resume`` when given.

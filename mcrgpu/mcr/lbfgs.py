@@ -11,7 +11,11 @@ path ``P(x + t d)`` (P clips to [lo, hi]) finds a step satisfying the strong Wol
 Nocedal & Wright, Algorithms 3.5 and 3.6). Each pass of the loop evaluates the loss once, so
 ``max_iter`` counts loss evaluations exactly, as with SciPy. Several evaluations run in one
 ``tf.function`` call (a ``tf.while_loop``); between calls the state lives in variables created
-under ``strategy.scope()``, and only the losses of the chunk go back to the host.
+under ``strategy.scope()``, and only the losses of the chunk go back to the host. The pairs, 2m
+fields and most of the optimiser's memory, stay in their variables during a call as well, one slot
+written per accepted step, instead of a second copy carried through the loop; TensorFlow still
+copies the array written while the step's reads of it are alive (copy-on-write), so a step's
+peak is about 4m + 15 fields (``benchmarks/results/memory_issue19.md``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ LossAndGradient = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 _START, _BRACKET, _ZOOM = 0, 1, 2
 _C1, _C2 = 1e-3, 0.9  # strong Wolfe constants, SciPy's L-BFGS-B's
 _EXTRAPOLATE = 4.0  # growth of the step while bracketing (MCS/dcsrch's upper factor)
+_PAIRS = ("s", "y")  # state updated in place in its variables, not carried through the loop
+GRAM_BLOCK = 2**21
+"""Field elements per block of the products over the free variables (:func:`_free_grams`): a larger
+field is masked block by block, so that the masked copies of the pairs take 2 m blocks, not 2 m
+fields; fields up to 128^3 are one block (their products, and so their numbers, unchanged)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,8 @@ class BoxLBFGS:
 
     # -- the loop -------------------------------------------------------------------------------
     def _run_chunk(self, n_evaluations: tf.Tensor, *args):
-        state = {name: tf.convert_to_tensor(variable) for name, variable in self.state.items()}
+        state = {name: tf.convert_to_tensor(variable) for name, variable in self.state.items()
+                 if name not in _PAIRS}
         losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=())
 
         def body(k, losses, state):
@@ -147,9 +157,9 @@ class BoxLBFGS:
 
         k, losses, state = tf.while_loop(
             lambda k, losses, state: tf.logical_and(k < n_evaluations, tf.logical_not(state["stopped"])),
-            body, (tf.constant(0), losses, state))
-        for name, variable in self.state.items():
-            variable.assign(state[name])
+            body, (tf.constant(0), losses, state), parallel_iterations=1)
+        for name, value in state.items():
+            self.state[name].assign(value)
         return losses.stack()[:k], state["stopped"]
 
     def _trial_point(self, state) -> tf.Tensor:
@@ -204,19 +214,23 @@ class BoxLBFGS:
         s, y = x_new - state["x"], g_new - state["g"]
         sy, yy = _dot(s, y), _dot(y, y)
         store = move & tf.logical_not(first) & (sy > 1e-10 * yy)
-        # Ring buffers: the new pair overwrites the oldest in place (no shifted copies of the history).
+        # Ring buffers: the new pair overwrites the oldest in place, in the variables (no copies of the history).
         head = state["head"]
-        s_all, y_all = tf.cond(store, lambda: (tf.tensor_scatter_nd_update(state["s"], [[head]], s[None]),
-                                               tf.tensor_scatter_nd_update(state["y"], [[head]], y[None])),
-                               lambda: (state["s"], state["y"]))
-        head = tf.where(store, (head + 1) % self.memory, head)
+
+        def store_pair():  # a slice assignment: a scatter would make every later read a copy
+            stored_s = self.state["s"][head].assign(s)
+            with tf.control_dependencies([stored_s]):  # one array's copy-on-write at a time
+                self.state["y"][head].assign(y)
+            return tf.constant(True)
+
+        stored = tf.cond(store, store_pair, lambda: tf.constant(False))
+        head = tf.where(stored, (head + 1) % self.memory, head)
         pairs = tf.where(store, tf.minimum(state["pairs"] + 1, self.memory), state["pairs"])
         pairs = tf.where(move, pairs, 0)
         stalled = move & tf.logical_not(first) & (state["f"] - f_new <= self.tolerance * tf.abs(state["f"]))
         stop = stalled | (tf.logical_not(move) & (state["pairs"] == 0))
         state = {**state, "x": tf.where(move, x_new, state["x"]), "f": tf.where(move, f_new, state["f"]),
-                 "g": tf.where(move, g_new, state["g"]), "s": s_all, "y": y_all, "pairs": pairs,
-                 "head": head}
+                 "g": tf.where(move, g_new, state["g"]), "pairs": pairs, "head": head}
         return self._new_direction(state, stop, first_iteration=first)
 
     def _new_direction(self, state, stop, *, first_iteration):
@@ -254,9 +268,8 @@ class BoxLBFGS:
         # taken in slot order, the small matrices permuted to age order (oldest first).
         order = (state["head"] + tf.range(m)) % m
         order2 = tf.concat([order, order + m], 0)
-        s, y = tf.reshape(state["s"], (m, -1)), tf.reshape(state["y"], (m, -1))
-        flat_free = tf.reshape(free, (1, -1))
-        y_free, s_free = y * flat_free, s * flat_free
+        s = tf.reshape(tf.convert_to_tensor(self.state["s"]), (m, -1))  # read after this step's store
+        y = tf.reshape(tf.convert_to_tensor(self.state["y"]), (m, -1))
         # (m, n) x (n, m) products one block at a time: one (2m, n) x (n, 2m) product is many
         # times slower on oneDNN's CPU kernels (18 ms against 4 x 1 ms at 64^3).
         sy_full = _permute(_gram(s, y), order)  # (m, m): s_i' y_j
@@ -270,7 +283,7 @@ class BoxLBFGS:
         m_inverse = tf.concat([tf.concat([-d_diag, tf.transpose(lower)], 1),
                                tf.concat([lower, theta * ss_full * mask], 1)], 0)
         # W_F'W_F with W = [Y, theta S] restricted to F, from the blocks Y_F'Y_F, S_F'Y_F, S_F'S_F.
-        yfy, sfy, sfs = _gram(y_free, y), _gram(s_free, y), _gram(s_free, s)
+        yfy, sfy, sfs = _free_grams(s, y, tf.reshape(free, (1, -1)))
         wtw = _permute(tf.concat([tf.concat([yfy, theta * tf.transpose(sfy)], 1),
                                   tf.concat([theta * sfy, theta**2 * sfs], 1)], 0), order2)
         pair_mask = tf.cast(valid2[:, None] & valid2[None, :], tf.float64)
@@ -289,6 +302,26 @@ class BoxLBFGS:
 def _gram(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     """a b' in float64, for (m, n) a and b."""
     return tf.cast(tf.matmul(a, b, transpose_b=True), tf.float64)
+
+
+def _free_grams(s: tf.Tensor, y: tf.Tensor, free: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(Y_F Y', S_F Y', S_F S') in float64, with ``_F`` the (m, n) pairs times the (1, n) mask
+    ``free``: in blocks of :data:`GRAM_BLOCK` columns, one after the other, when n is larger."""
+    n = s.shape[1]
+    if n <= GRAM_BLOCK:
+        blocks = [(s, y, free)]
+    else:
+        blocks = [(s[:, i:i + GRAM_BLOCK], y[:, i:i + GRAM_BLOCK], free[:, i:i + GRAM_BLOCK])
+                  for i in range(0, n, GRAM_BLOCK)]
+    totals = None
+    for s_b, y_b, free_b in blocks:
+        with tf.control_dependencies(totals or []):  # one masked copy at a time
+            yfy = _gram(y_b * free_b, y_b)
+            with tf.control_dependencies([yfy]):
+                s_free = s_b * free_b
+            parts = (yfy, _gram(s_free, y_b), _gram(s_free, s_b))
+        totals = parts if totals is None else tuple(a + b for a, b in zip(totals, parts))
+    return totals
 
 
 def _permute(matrix: tf.Tensor, order: tf.Tensor) -> tf.Tensor:

@@ -24,6 +24,7 @@ class ReconstructionSettings:
     optimizer_type: str = "LBFGSB"
     max_iter: int = 500
     tolerance: float = 1e-10
+    lbfgs_memory: int = 10
     learning_rate: float = 0.01
     beta_1: float = 0.9
     beta_2: float = 0.999
@@ -70,7 +71,7 @@ class ReconstructionSettings:
             raise InvalidInputError(
                 f"Unknown optimizer_type {self.optimizer_type!r}; expected one of {', '.join(OPTIMIZER_TYPES)}"
             )
-        for name in ("max_iter", "batch_size"):
+        for name in ("max_iter", "batch_size", "lbfgs_memory"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be an integer >= 1; received {getattr(self, name)!r}")
         for name in ("slice_batch_size", "convergence_data_steps", "outfile_data_steps", "checkpoint_every",

@@ -21,7 +21,7 @@ import tensorflow as tf
 from mcrgpu.errors import DeviceConfigError, InvalidInputError
 from mcrgpu.gpu_manager import DeviceMemory, device_memory
 
-__all__ = ["slice_budget_bytes", "auto_slice_batch_size", "fit_slice_batch",
+__all__ = ["slice_budget_bytes", "auto_slice_batch_size", "slice_bytes", "fit_slice_batch",
            "slice_table", "gather_slices", "slice_view", "field_from_view", "slice_axes",
            "replica_slice_sum", "SliceDistributedLoss"]
 
@@ -87,11 +87,15 @@ def auto_slice_batch_size(descriptors, height: int, width: int, channels: int, *
     """Slices per chunk so that one chunk's descriptor intermediates stay near ``budget_bytes``
     (per device; :func:`slice_budget_bytes` gives it from the device's memory).
 
-    A slice costs about ``maps_per_pixel * height * width * channels`` float32 values, times 8 for
-    the copies the forward and backward pass keep alive.
+    A slice costs :func:`slice_bytes`.
     """
-    per_slice = 8 * 4 * height * width * channels * max(d.maps_per_pixel() for d in descriptors)
-    return max(1, budget_bytes // per_slice)
+    return max(1, budget_bytes // slice_bytes(descriptors, height, width, channels))
+
+
+def slice_bytes(descriptors, height: int, width: int, channels: int) -> int:
+    """Bytes of one slice's descriptor intermediates: ``maps_per_pixel * height * width * channels``
+    float32 values, times 8 for the copies the forward and backward pass keep alive."""
+    return 8 * 4 * height * width * channels * max(d.maps_per_pixel() for d in descriptors)
 
 
 def fit_slice_batch(make_loss: Callable[[int], SliceDistributedLoss],
