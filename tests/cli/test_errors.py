@@ -133,11 +133,11 @@ def test_help_and_version_do_not_import_tensorflow(args):
 @pytest.mark.slow
 def test_real_process_prints_only_the_error_line():
     environ = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run([sys.executable, "-c", "from mcrgpu.cli import main; main()", "gpus", "--gpu_ids", "99"],
-                            capture_output=True, text=True, timeout=180, env=environ)
+    result = subprocess.run([sys.executable, "-c", "from mcrgpu.cli import main; main()", "gpus", "--cpu_devices", "2",
+                             "--memory_limit", "100"], capture_output=True, text=True, timeout=180, env=environ)
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: GPU id 99 does not exist")
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: --memory_limit 100 applies to GPUs")
 
 
 def test_file_after_a_list_of_names_is_an_input(sample, tmp_path):
