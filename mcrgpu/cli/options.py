@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["MultiValueOption", "McrCommand", "POSITIVE_INT", "PRECISIONS", "MCRPY_DESCRIPTOR_ONLY", "MCRPY_ONLY",
            "gpu_options", "GPU_OPTION_NAMES", "command_strategy", "set_verbose", "quiet_stderr", "error_message",
            "compose", "input_file_options", "orientation_options", "gram_options", "gram_settings",
-           "descriptor_options", "run_options", "reconstruction_options", "progress_option", "mcrpy_only_options", "exit_on_signals"]
+           "descriptor_options", "run_options", "reconstruction_options", "progress_option", "mcrpy_only_options",
+           "exit_on_signals"]
 
 DESCRIPTOR_NAMES = "Correlations, FFTCorrelations, GramMatrices, LinealPath, TwoPointCorrelations, Variation, VolumeFractions"
 """For --help (mcrgpu.known_descriptors() without importing TensorFlow; a test keeps them equal)."""
