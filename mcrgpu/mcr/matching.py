@@ -47,7 +47,8 @@ def steady_seconds_per_evaluation(history: ConvergenceData) -> float:
 def match(structure: Microstructure | np.ndarray, descriptor_types: Sequence[str] = ("Correlations",
                                                                                      "VolumeFractions"), *,
           shape: Sequence[int] | None = None, limit_to: int = 8, use_multigrid: bool = True,
-          periodic: bool = True, threshold_steepness: float = 10.0, isotropic: bool = False,
+          periodic: bool = True, threshold_steepness: float = 10.0, nl_method: str = "relu",
+          gram_layers: Sequence[str] | None = None, gram_weights_filename: str | None = None, isotropic: bool = False,
           strategy: tf.distribute.Strategy | None = None, save_to: str | Path | None = None,
           name: str | None = None, source: str | None = None,
           initial_microstructure: Microstructure | None = None, progress: bool = False,
@@ -70,7 +71,7 @@ def match(structure: Microstructure | np.ndarray, descriptor_types: Sequence[str
         Descriptors to match.
     shape : sequence of int, optional
         Shape of the reconstruction.
-    limit_to, use_multigrid, periodic, threshold_steepness
+    limit_to, use_multigrid, periodic, threshold_steepness, nl_method, gram_layers, gram_weights_filename
         Descriptor settings, see :func:`~mcrgpu.mcr.characterization.characterize`.
     isotropic : bool
         A 3D structure: match the mean over the three orientations, not one target per axis.
@@ -109,6 +110,7 @@ def match(structure: Microstructure | np.ndarray, descriptor_types: Sequence[str
         structure = Microstructure(structure)
     target = characterize(structure, list(descriptor_types), limit_to=limit_to, use_multigrid=use_multigrid,
                           use_multiphase=True, periodic=periodic, threshold_steepness=threshold_steepness,
+                          nl_method=nl_method, gram_layers=gram_layers, gram_weights_filename=gram_weights_filename,
                           strategy=strategy, source=source if source is not None else name or "")
     if isotropic and target.is_3d:
         target = replace(target, axis_descriptors=None)

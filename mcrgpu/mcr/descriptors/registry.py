@@ -7,6 +7,7 @@ import difflib
 from mcrgpu.mcr.descriptors.base import Descriptor, DescriptorSettings
 from mcrgpu.mcr.descriptors.correlations import Correlations
 from mcrgpu.mcr.descriptors.fft_correlations import FFTCorrelations
+from mcrgpu.mcr.descriptors.gram_matrices import GramMatrices
 from mcrgpu.mcr.descriptors.lineal_path import LinealPath
 from mcrgpu.mcr.descriptors.two_point_correlations import TwoPointCorrelations
 from mcrgpu.mcr.descriptors.variation import Variation
@@ -22,6 +23,7 @@ DESCRIPTORS: dict[str, type[Descriptor]] = {
     "TwoPointCorrelations": TwoPointCorrelations,
     "Variation": Variation,
     "LinealPath": LinealPath,
+    "GramMatrices": GramMatrices,
 }
 
 

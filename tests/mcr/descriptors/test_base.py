@@ -30,6 +30,9 @@ def test_settings_defaults_and_json_round_trip():
         "use_multigrid": True,
         "periodic": True,
         "threshold_steepness": 10.0,
+        "nl_method": "relu",
+        "gram_layers": ("mg_n2", "mg_n4", "mg_n8", "mg_n12", "mg_n16"),
+        "gram_weights_filename": None,
     }
     custom = DescriptorSettings(limit_to=np.int64(4), periodic=False, threshold_steepness=20)
     loaded = DescriptorSettings.from_dict(json.loads(json.dumps(custom.to_dict())))
@@ -70,6 +73,7 @@ def test_registry_is_exact_and_complete():
         "TwoPointCorrelations",
         "Variation",
         "LinealPath",
+        "GramMatrices",
     }
     for name in known_descriptors():
         desc = get_descriptor(name)
