@@ -94,8 +94,11 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
 
     Each round predicts, for every boundary pixel, the exact change of the error if it alone
     changed phase, pairs the best a -> b with the best b -> a changes, applies the ``k`` best pairs
-    and keeps them if the recomputed error fell (then ``k`` doubles; else ``k`` halves and the
-    round is retried). It stops when a single pair does not help, or after ``max_rounds`` rounds;
+    and keeps them if the recomputed error fell, else retries with fewer on the same predictions.
+    The next ``k`` is where the error along the trial's S2 change is least (:func:`_best_step`),
+    at most 4x (after a kept round) or half (after a refused one) the last; the first round tries
+    one pair per 16 boundary pixels. It stops when a single pair does not help, or after
+    ``max_rounds`` rounds;
     on Ctrl+C (KeyboardInterrupt) it returns the labels of the last accepted round, each of which
     lowered the error. The predictions and S2 run on the devices of ``strategy``; the result is the
     same on any number of replicas.
@@ -109,7 +112,8 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
         the slices perpendicular to axes 0, 1, 2 (oriented as :func:`~mcrgpu.mcr.two_point.two_point_map`
         sees them) for 3D.
     max_rounds : int
-        Most rounds (each recomputes the predicted changes of all boundary pixels).
+        Most rounds (trials; after a kept one the predicted changes of all boundary pixels are
+        computed again).
     on_round : callable, optional
         Called after each round with the current S2 error (:func:`~mcrgpu.mcr.two_point.s2_error`;
         for a progress display).
@@ -136,12 +140,14 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
 
     initial = maps = terms.s2_maps(volume)
     current = error(maps)
-    k, rounds, costs, stopped_by = 1, 0, None, None
+    k, rounds, costs, stopped_by = None, 0, None, None
     try:
         while rounds < max_rounds:
             rounds += 1
             if costs is None:
                 pixels, costs = terms.flip_costs(volume, maps - targets, norms)
+                if k is None:  # many pairs first: a refused trial is cheap (no new costs) and sets k
+                    k = max(1, pixels.size // 16)
             pairs = _best_pairs(volume.reshape(-1)[pixels], costs, k)
             if not pairs.size:
                 break
@@ -151,12 +157,15 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
             trial = trial.reshape(volume.shape)
             trial_maps = terms.s2_maps(trial)
             trial_error = error(trial_maps)
+            step = _best_step(maps - targets, trial_maps - maps, norms)
+            n = len(pairs)
             if trial_error < current:  # volume is stored first: a stop signal leaves accepted labels
-                volume, maps, current, costs, k = trial, trial_maps, trial_error, None, 2 * k
-            elif k == 1:
+                volume, maps, current, costs = trial, trial_maps, trial_error, None
+                k = min(max(1, round(n * step)), 4 * n)
+            elif n == 1:
                 break
             else:
-                k //= 2
+                k = min(max(1, round(n * step)), n // 2)
             if on_round is not None:
                 on_round(s2_error(maps, targets))
     except KeyboardInterrupt as interrupt:
@@ -326,7 +335,7 @@ class _SliceTerms:
         steps = np.arange(-(self.limit - 1), height + self.limit - 1) % height, \
             np.arange(-(self.limit - 1), width + self.limit - 1) % width
         padded = tf.gather(tf.gather(slices, steps[0], axis=1), steps[1], axis=2)
-        count, pairs = _window_terms(self.limit, self.n_phases)(padded)
+        count, pairs = _window_terms(padded, self.limit, self.n_phases)
         linear = 2.0 * correlation + (1.0 - 2.0 * indicator) * centre[None, :, None, None]
         square = 2.0 * (count - indicator) + 4.0 * pairs + 1.0
         square = square * weights[0][None, :, None, None]
@@ -336,20 +345,32 @@ class _SliceTerms:
         return tf.transpose(costs, (0, 2, 3, 1))
 
 
+_XLA_MIN_VOXELS = 2**17
+"""Chunks of fewer padded voxels run the window terms without XLA: XLA compiles once per shape
+(~1.2 s here), which small volumes never earn back (0.01 s plain at 32^3, 0.14 s at 64^3, where XLA
+takes 0.01 s; at 128^3 plain 1.3 s, XLA 0.1 s)."""
+
+
+def _window_terms(padded: tf.Tensor, limit: int, n_phases: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per phase, the window's count ``sum_r I(x + r)`` and ``sum_i I(x + r_i) I(x - r_i)`` over
+    the half window, (b, K, h, w) float64 (exact small integers), of wrap-padded (b, h + 2L - 2,
+    w + 2L - 2) label slices; XLA-compiled for large chunks (it fuses the window's shifts into one
+    pass; a loop over the rows in XLA ran 30x slower)."""
+    plain, compiled = _window_functions(limit, n_phases)
+    voxels = padded.shape.num_elements()
+    return (plain if voxels is not None and voxels < _XLA_MIN_VOXELS else compiled)(padded)
+
+
 @functools.lru_cache(maxsize=8)
-def _window_terms(limit: int, n_phases: int):
-    """The XLA-compiled function of wrap-padded (b, h + 2L - 2, w + 2L - 2) label slices giving, per
-    phase, the window's count ``sum_r I(x + r)`` and ``sum_i I(x + r_i) I(x - r_i)`` over the half
-    window, (b, K, h, w) float64 (exact small integers). Kept per window, so that later polishes of
-    the same shapes reuse its compiled code (it fuses the window's shifts into one pass: 0.2 s per
-    orientation at 128^3, compiled in seconds; a loop over the rows in XLA ran 30x slower)."""
+def _window_functions(limit: int, n_phases: int) -> tuple[Callable, Callable]:
+    """The window terms of one window and phase count, plain and XLA-compiled, traced once for all
+    shapes and kept, so that later polishes reuse them."""
     reach = limit - 1
     dtype = tf.int16 if (2 * limit - 1) ** 2 < 2**15 else tf.int32
     steps = [(dy, dx) for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1)]
 
-    @tf.function(jit_compile=True, autograph=False)
     def terms(padded):
-        height, width = padded.shape[1] - 2 * reach, padded.shape[2] - 2 * reach
+        height, width = tf.shape(padded)[1] - 2 * reach, tf.shape(padded)[2] - 2 * reach
         indicator = tf.one_hot(padded, n_phases, axis=1, dtype=dtype)
 
         def shifted(dy, dx):
@@ -359,7 +380,18 @@ def _window_terms(limit: int, n_phases: int):
         pairs = tf.add_n([shifted(dy, dx) * shifted(-dy, -dx) for dy, dx in steps[:len(steps) // 2]])
         return tf.cast(count, tf.float64), tf.cast(pairs, tf.float64)
 
-    return terms
+    signature = [tf.TensorSpec([None, None, None], tf.int32)]
+    return (tf.function(terms, autograph=False, input_signature=signature),
+            tf.function(terms, jit_compile=True, autograph=False, input_signature=signature))
+
+
+def _best_step(differences: np.ndarray, change: np.ndarray, norms: np.ndarray) -> float:
+    """The multiple ``t`` of an S2 ``change`` that minimises the error ``sum |D + t change|**2 / norm``
+    (``D`` = ``differences``): a trial of ``n`` pairs suggests ``t n`` pairs next, as if the S2
+    change of the best pairs grew in proportion to their number (0 if the change does not help)."""
+    along = np.sum(np.sum(differences * change, axis=(2, 3)) / norms)
+    size = np.sum(np.sum(change**2, axis=(2, 3)) / norms)
+    return float(max(0.0, -along / size)) if size > 0 else 0.0
 
 
 def _best_pairs(phases: np.ndarray, costs: np.ndarray, k: int) -> np.ndarray:
@@ -373,17 +405,17 @@ def _best_pairs(phases: np.ndarray, costs: np.ndarray, k: int) -> np.ndarray:
             n = min(k, in_a.size, in_b.size)
             if n == 0:
                 continue
-            best_a = in_a[np.argsort(costs[in_a, b], kind="stable")[:n]]
-            best_b = in_b[np.argsort(costs[in_b, a], kind="stable")[:n]]
+            best_a, best_b = _lowest(costs[in_a, b], in_a, n), _lowest(costs[in_b, a], in_b, n)
             gain = costs[best_a, b] + costs[best_b, a]
             found.append(np.stack([gain, best_a, best_b], axis=1)[gain < 0])
     if not found:
         return np.empty((0, 2), dtype=np.int64)
     candidates = np.concatenate(found)
-    candidates = candidates[np.argsort(candidates[:, 0], kind="stable")]
+    candidates = candidates[np.argsort(candidates[:, 0], kind="stable")][:, 1:].astype(np.int64)
+    if len(found) == 1:  # one pair of phases: its candidates are disjoint already
+        return candidates[:k]
     used, pairs = set(), []
-    for _, i, j in candidates:
-        i, j = int(i), int(j)
+    for i, j in candidates.tolist():
         if i in used or j in used:
             continue
         used.update((i, j))
@@ -391,3 +423,12 @@ def _best_pairs(phases: np.ndarray, costs: np.ndarray, k: int) -> np.ndarray:
         if len(pairs) == k:
             break
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def _lowest(values: np.ndarray, indices: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` of ``indices`` with the lowest ``values``, in order of value, ties by position
+    (a partial sort: the boundary of a large volume has millions of candidates)."""
+    if n < values.size:
+        chosen = np.argpartition(values, n - 1)[:n]
+        return indices[chosen[np.lexsort((chosen, values[chosen]))]]
+    return indices[np.argsort(values, kind="stable")]
