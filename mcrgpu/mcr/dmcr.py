@@ -32,7 +32,7 @@ from mcrgpu.mcr.reconstruction_settings import ReconstructionSettings
 from mcrgpu.mcr.optimizer_adapters import make_stage_optimizer
 from mcrgpu.mcr.optimizers import Callback, Recorder
 from mcrgpu.mcr.run_files import RunFiles, run_name
-from mcrgpu.mcr.slices import (SliceDistributedLoss, auto_slice_batch_size, fit_slice_batch, slice_axes,
+from mcrgpu.mcr.slices import (SliceDistributedLoss, auto_slice_batch_size, first_device, fit_slice_batch, slice_axes,
                                slice_budget_bytes)
 
 __all__ = ["ReconstructionSettings", "DMCR"]
@@ -208,7 +208,7 @@ class DMCR:
         """Refuse, before any work, a shape whose estimated peak memory does not fit on the device
         (:mod:`mcrgpu.mcr.memory_estimate`)."""
         settings, strategy = self.settings, self._loss_strategy()
-        device = _first_device(strategy)
+        device = first_device(strategy)
         descriptors = [get_descriptor(name, desired.settings) for name in settings.descriptor_types]
         estimate = estimate_memory(shape, channels, descriptors, optimizer_type=settings.optimizer_type,
                                    lbfgs_memory=settings.lbfgs_memory, slice_batch_size=settings.slice_batch_size,
@@ -321,7 +321,7 @@ class DMCR:
         largest = max(losses.values(), key=lambda loss: loss.slice_shape[0] * loss.slice_shape[1])
         batch = settings.slice_batch_size or auto_slice_batch_size(
             largest.descriptors, *largest.slice_shape, volume.shape[-1],
-            budget_bytes=slice_budget_bytes(_first_device(strategy)))
+            budget_bytes=slice_budget_bytes(first_device(strategy)))
         distributed = fit_slice_batch(lambda size: SliceDistributedLoss(
             strategy, variable, losses, slice_batch_size=size, jit_compile=settings.jit_compile), batch)
         done_before = resume.stage_evaluations if resume is not None else 0
@@ -429,16 +429,6 @@ class DMCR:
         if self.save_to is None or history.best_field is None:
             return
         atomic_save_npz(self.run_files(desired).intermediate(stage, history.n_evaluations), field=history.best_field)
-
-
-def _first_device(strategy: tf.distribute.Strategy) -> str:
-    """The (first) device the strategy computes on; TensorFlow's default placement for the default
-    strategy (the first GPU, else the CPU)."""
-    try:
-        return strategy.extended.worker_devices[0]
-    except RuntimeError:  # the default strategy has no device list
-        gpus = tf.config.list_logical_devices("GPU")
-        return gpus[0].name if gpus else "/device:CPU:0"
 
 
 def _broadcast_from_chief(strategy: tf.distribute.Strategy, field: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ import tensorflow as tf
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.mcr.characterization import Characterization
 from mcrgpu.mcr.descriptors import get_descriptor
-from mcrgpu.mcr.slices import slice_axes, slice_budget_bytes, slice_table, slice_view, field_from_view, \
+from mcrgpu.mcr.slices import first_device, slice_axes, slice_budget_bytes, slice_table, slice_view, field_from_view, \
     replica_slice_sum
 from mcrgpu.mcr.two_point import s2_error
 
@@ -204,11 +204,7 @@ class _SliceTerms:
         self.strategy, self.shape, self.n_phases, self.limit = strategy, shape, n_phases, limit
         self.axes = slice_axes(shape)
         self.window = 2 * limit - 1
-        try:
-            device = strategy.extended.worker_devices[0]
-        except RuntimeError:  # the default strategy has no device list
-            device = "/device:CPU:0"
-        budget = slice_budget_bytes(device)
+        budget = slice_budget_bytes(first_device(strategy))
         self.tables, self.parts_bits = {}, {}
         for axis in self.axes:
             height, width = [size for i, size in enumerate(shape) if i != axis]

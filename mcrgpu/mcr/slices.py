@@ -21,7 +21,7 @@ import tensorflow as tf
 from mcrgpu.errors import DeviceConfigError, InvalidInputError
 from mcrgpu.gpu_manager import DeviceMemory, device_memory
 
-__all__ = ["slice_budget_bytes", "auto_slice_batch_size", "slice_bytes", "fit_slice_batch",
+__all__ = ["first_device", "slice_budget_bytes", "auto_slice_batch_size", "slice_bytes", "fit_slice_batch",
            "slice_table", "gather_slices", "slice_view", "field_from_view", "slice_axes",
            "replica_slice_sum", "SliceDistributedLoss"]
 
@@ -69,6 +69,16 @@ Variation: 2 slices per chunk peak at 1.1 GB and 2.3 s per evaluation, 9 slices 
 GPU_BUDGET_FRACTION = 0.25
 """Share of a GPU's free memory one chunk's descriptor intermediates may take; the rest is for the
 field, the optimiser's state (about 2 x memory + 8 fields), gradients and TensorFlow's workspace."""
+
+
+def first_device(strategy: tf.distribute.Strategy) -> str:
+    """The (first) device the strategy computes on; TensorFlow's default placement for the default
+    strategy (the first GPU, else the CPU)."""
+    try:
+        return strategy.extended.worker_devices[0]
+    except RuntimeError:  # the default strategy has no device list
+        gpus = tf.config.list_logical_devices("GPU")
+        return gpus[0].name if gpus else "/device:CPU:0"
 
 
 def slice_budget_bytes(device: str, *, query: Callable[[str], DeviceMemory] = device_memory) -> int:
