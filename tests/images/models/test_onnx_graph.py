@@ -4,16 +4,13 @@ opset-12 softmax) against onnxruntime on small graphs at odd sizes; unknown oper
 attribute values are errors naming them."""
 
 import numpy as np
+import onnxruntime
 import pytest
 import tensorflow as tf
+from onnx import TensorProto, helper, numpy_helper
 
 from mcrgpu.errors import FileFormatError
-
-onnx = pytest.importorskip("onnx")
-onnxruntime = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from mcrgpu.images.models.onnx_graph import SUPPORTED_OPS, OnnxGraph  # noqa: E402
+from mcrgpu.images.models.onnx_graph import SUPPORTED_OPS, OnnxGraph
 
 RNG = np.random.default_rng(7)
 

@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
+from skimage import data, transform
 
 from mcrgpu.cli import main
 from mcrgpu.errors import FileFormatError, InvalidInputError
 from mcrgpu.images.models import build_model, export_model, text
 from mcrgpu.images.models.text import TOLERANCE, onnx_model_path, onnxruntime_outputs
-
-onnxruntime = pytest.importorskip("onnxruntime")
-from skimage import data, transform  # noqa: E402
 
 # rapidocr 1.4.4 on skimage.data.page() (its boxes and texts, read once): rows, columns, text
 PAGE_LINES = [((12, 33), (7, 292), "Region-basedsegmentation"),
@@ -120,12 +118,13 @@ def test_missing_extra_is_one_line_naming_the_install_command(monkeypatch, tmp_p
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == "rapidocr_onnxruntime" else find_spec(name, *args))
-    with pytest.raises(InvalidInputError, match='needs rapidocr-onnxruntime and onnx: pip install "mcrgpu\\[ocr\\]"'):
+    with pytest.raises(InvalidInputError, match="needs rapidocr-onnxruntime, onnx and onnxruntime: "
+                                                   'pip install "mcrgpu\\[ocr\\]"'):
         build_model("text_recognizer")
     result = CliRunner().invoke(main, ["models", "export", "text_detector", str(tmp_path / "det")])
     assert result.exit_code == 2
-    assert result.output.strip() == 'Error: the text_detector model needs rapidocr-onnxruntime and onnx: ' \
-                                    'pip install "mcrgpu[ocr]"'
+    assert result.output.strip() == "Error: the text_detector model needs rapidocr-onnxruntime, onnx and " \
+                                    'onnxruntime: pip install "mcrgpu[ocr]"'
     assert not (tmp_path / "det").exists()
 
 
