@@ -1,7 +1,7 @@
 """PP-OCRv4's text detector and recognizer as SavedModels: agreement with onnxruntime on real
 photographs (small sizes keep the tests fast), reading scikit-image's page as rapidocr does,
-dynamic batch and sizes, two replicas, the character list, the licence notice, and the errors of a missing
-extra, another precision and a failed export check."""
+dynamic batch and sizes, two replicas, the character list, the licence notice, and the errors
+of a missing extra, another precision and a failed export check."""
 
 import importlib.util
 
