@@ -173,12 +173,12 @@ def _nhwc(value: _Value) -> Callable:
     """A rank-4 input channels-last."""
     if value.rank != 4 or value.constant is not None:
         raise FileFormatError(f"an ONNX image operator received a rank-{value.rank} "
-                                f"{'constant' if value.constant is not None else 'tensor'}; it takes rank-4 tensors")
+                              f"{'constant' if value.constant is not None else 'tensor'}; it takes rank-4 tensors")
     return (lambda x: x) if value.nhwc else (lambda x: tf.transpose(x, _TO_NHWC))
 
 
-def _image(count: int = 1) -> list[_Value]:
-    return [_Value(4, nhwc=True) for _ in range(count)]
+def _image() -> list[_Value]:
+    return [_Value(4, nhwc=True)]
 
 
 def _same(value: _Value) -> list[_Value]:
@@ -203,8 +203,8 @@ def _elementwise(op: str) -> Callable:
             elif nhwc and not value.nhwc:
                 readers.append(lambda x, r=value.rank: tf.transpose(tf.reshape(
                     x, tf.concat([tf.ones([4 - r], tf.int32), tf.shape(x)], 0)), _TO_NHWC))
-            else:
-                readers.append(lambda x: x)
+            else:  # same layout as the output, or back to ONNX's order beside a higher-rank operand
+                readers.append(_nchw(value) if not nhwc else lambda x: x)
         function = _ELEMENTWISE[op]
         lengths = [value.length for value in inputs if value.rank == 1]
         length = max(lengths) if rank == 1 and None not in lengths else None

@@ -98,6 +98,16 @@ def test_shape_arithmetic_reshape_with_zero_transpose_and_softmax_match_onnxrunt
     assert _max_difference(_model(nodes, constants, output_rank=3), *ODD_SIZES) < 1e-6
 
 
+def test_channels_last_tensor_beside_a_higher_rank_operand_broadcasts_in_onnx_order():
+    nodes = [helper.make_node("Relu", ["x"], ["image"]),  # kept channels-last
+             helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Concat", ["one", "shape"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["five"]),  # (1, N, C, H, W)
+             helper.make_node("Add", ["image", "five"], ["y"])]
+    model = _model(nodes, {"one": np.array([1])}, output_rank=5)
+    assert _max_difference(model, *ODD_SIZES) < 1e-6
+
+
 def test_unknown_operator_is_an_error_naming_it():
     model = _model([helper.make_node("LeakyRelu", ["x"], ["y"], name="leaky")], {})
     with pytest.raises(FileFormatError, match="ONNX operator 'LeakyRelu' \\(node 'leaky'\\) is not supported; "
