@@ -265,7 +265,7 @@ def _conv(graph, attributes, inputs):
         weight = graph._weight(kernel.transpose(2, 3, 1, 0))  # (O, I, kh, kw) -> (kh, kw, I, O)
 
         def convolve(x):
-            return tf.nn.conv2d(tf.pad(x, paddings), weight, [1, stride_h, stride_w, 1], "VALID")
+            return tf.nn.conv2d(x, weight, [1, stride_h, stride_w, 1], paddings)
     elif in_per_group == 1 and out_channels == groups:  # depthwise
         weight = graph._weight(kernel.transpose(2, 3, 0, 1))  # (C, 1, kh, kw) -> (kh, kw, C, 1)
         step = min(stride_h, stride_w)  # TensorFlow's depthwise convolution takes equal strides only
@@ -273,7 +273,7 @@ def _conv(graph, attributes, inputs):
             raise _unsupported("Conv", "strides", (stride_h, stride_w), "depthwise strides that divide each other")
 
         def convolve(x):
-            y = tf.nn.depthwise_conv2d(tf.pad(x, paddings), weight, [1, step, step, 1], "VALID")
+            y = tf.nn.depthwise_conv2d(x, weight, [1, step, step, 1], paddings)
             return y[:, ::stride_h // step, ::stride_w // step, :] if stride_h != stride_w else y
     else:
         raise _unsupported("Conv", "group", groups, "1 or depthwise (group = channels)")
