@@ -16,6 +16,7 @@ from mcrgpu.images.models.image_statistics import build_image_statistics
 from mcrgpu.images.models.matcher import build_matcher
 from mcrgpu.images.models.microstructure_descriptors import build_microstructure_descriptors
 from mcrgpu.images.models.segment_phases import build_segment_phases
+from mcrgpu.images.models.text import build_text_detector, build_text_recognizer
 
 __all__ = ["COMPUTE_DTYPES", "known_models", "build_model", "export_model"]
 
@@ -30,6 +31,8 @@ _BUILDERS = {
     "image_statistics": build_image_statistics,  # binning: image -> sharpness, edge_density, entropy, ...
     "microstructure_descriptors": build_microstructure_descriptors,  # binning: micrograph -> phase_fraction, ...
     "faces": build_face_detector,  # binning: image -> face_count, max_confidence (MTCNN; needs the [faces] extra)
+    "text_detector": build_text_detector,  # OCR: image -> probability (PP-OCRv4 DB; needs the [ocr] extra)
+    "text_recognizer": build_text_recognizer,  # OCR: text line -> probabilities, characters (PP-OCRv4 CTC)
 }
 
 
@@ -65,8 +68,10 @@ def export_model(name: str, directory: str | Path, *, precision: str = "float32"
     """Build a built-in model and save it as a SavedModel (signature ``serving_default``) in ``directory``.
 
     The SavedModel is written to a temporary folder beside ``directory`` and moved into place, so
-    ``directory`` holds a complete model or is left as it was. A new or empty folder is used as
-    it is; a SavedModel already there is replaced only with ``overwrite``, and then only its own
+    ``directory`` holds a complete model or is left as it was. A model with more signatures lists
+    them in its ``signatures()`` method; a model whose export is completed or checked (licence
+    notices, agreement with a reference) does so in its ``finish_export(folder)`` method, on the
+    temporary folder, and raises to stop the export. A new or empty folder is used as it is; a SavedModel already there is replaced only with ``overwrite``, and then only its own
     parts (``saved_model.pb``, ``variables/``, ...): other files in the folder stay.
 
     Raises
@@ -74,6 +79,8 @@ def export_model(name: str, directory: str | Path, *, precision: str = "float32"
     InvalidInputError
         Unknown name or precision; ``directory`` is a file, holds files but no SavedModel, or
         holds a SavedModel and ``overwrite`` is False.
+    FileFormatError
+        The model's export check failed (the text models: disagreement with onnxruntime).
     OSError
         The SavedModel could not be written (naming ``directory``).
     """
@@ -92,12 +99,15 @@ def export_model(name: str, directory: str | Path, *, precision: str = "float32"
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         try:
-            tf.saved_model.save(module, str(staging), signatures={"serving_default": module.serve})
+            signatures = module.signatures() if hasattr(module, "signatures") else {"serving_default": module.serve}
+            tf.saved_model.save(module, str(staging), signatures=signatures)
         except (OSError, tf.errors.OpError) as error:
             reason = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
             raise OSError(getattr(error, "errno", None) or errno.EIO,
                           f"writing the SavedModel failed ({reason.splitlines()[0] if reason else type(error).__name__})",
                           str(directory)) from None
+        if hasattr(module, "finish_export"):
+            module.finish_export(staging)
         if content:
             _replace_parts(staging, directory)
         else:
