@@ -64,3 +64,14 @@ def _run_in_tmp_path(tmp_path, monkeypatch):
     """Every test runs in its own temporary folder, so default outputs (``results/``) never land in
     the repository or meet another test's files."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def text_models(tmp_path_factory):
+    """PP-OCRv4's text detector and recognizer exported once per session (the ``[ocr]`` extra, part of
+    ``[test]``): ``(detector_dir, recognizer_dir)``, each checked against onnxruntime by its export."""
+    from mcrgpu.images.models import export_model
+
+    folder = tmp_path_factory.mktemp("text_models")
+    return export_model("text_detector", folder / "text_detector"), export_model("text_recognizer",
+                                                                                 folder / "text_recognizer")

@@ -17,7 +17,8 @@ import tensorflow as tf
 
 from mcrgpu.errors import FileFormatError, InvalidInputError
 
-__all__ = ["build_text_detector", "build_text_recognizer", "TOLERANCE", "onnx_model_path", "max_difference"]
+__all__ = ["build_text_detector", "build_text_recognizer", "TOLERANCE", "onnx_model_path", "max_difference",
+           "onnxruntime_outputs"]
 
 TOLERANCE = 1e-3
 """Largest absolute difference from onnxruntime an exported model may show on the check images."""
@@ -145,6 +146,35 @@ class _TextRecognizer(_TextModel):
         return [np.stack(lines), lines[0][None, :, :320], _noise(48, 1024, seed=3)[None]]
 
 
+def onnxruntime_outputs(name: str, images: list[np.ndarray]) -> list[np.ndarray]:
+    """What onnxruntime gives for ``images`` from the ONNX file of ``name``, in the SavedModel's layout.
+
+    The reference of the export check: rapidocr's preprocessing (BGR, ``(x / 255 - 0.5) / 0.5``,
+    NCHW) and the ONNX graph on onnxruntime's CPU provider.
+
+    Parameters
+    ----------
+    name : {"text_detector", "text_recognizer"}
+        The model.
+    images : list of ndarray
+        Batches (B, H, W, 3) of RGB images in 0..255.
+
+    Returns
+    -------
+    list of ndarray
+        Per batch: the detector's ``probability`` (B, H, W) or the recognizer's ``probabilities`` (B, T, 6625).
+    """
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_model_path(name)), providers=["CPUExecutionProvider"])
+    outputs = []
+    for batch in images:
+        x = (np.asarray(batch, np.float32)[..., ::-1] / 127.5 - 1.0).transpose(0, 3, 1, 2)
+        (output,) = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)})
+        outputs.append(output[:, 0] if name == "text_detector" else output)
+    return outputs
+
+
 def max_difference(name: str, directory: str | Path, images: list[np.ndarray]) -> float:
     """Largest absolute difference between the SavedModel in ``directory`` and onnxruntime over ``images``.
 
@@ -156,18 +186,16 @@ def max_difference(name: str, directory: str | Path, images: list[np.ndarray]) -
         The SavedModel.
     images : list of ndarray
         Batches (B, H, W, 3) of RGB images in 0..255, each fed to both.
-    """
-    import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(onnx_model_path(name)), providers=["CPUExecutionProvider"])
+    Returns
+    -------
+    float
+        The difference; infinite if an output's shape differs from onnxruntime's.
+    """
     signature = tf.saved_model.load(str(directory)).signatures["serving_default"]
     difference = 0.0
-    for batch in images:
-        batch = np.asarray(batch, np.float32)
-        (reference,) = session.run(None, {session.get_inputs()[0].name: (batch[..., ::-1] / 127.5 - 1.0).transpose(
-            0, 3, 1, 2).astype(np.float32)})
-        output = next(iter(signature(image=tf.constant(batch)).values())).numpy()
-        reference = reference[:, 0] if name == "text_detector" else reference
+    for batch, reference in zip(images, onnxruntime_outputs(name, images)):
+        output = next(iter(signature(image=tf.constant(batch, tf.float32)).values())).numpy()
         if output.shape != reference.shape:
             return float("inf")
         difference = max(difference, float(np.max(np.abs(output - reference))))
