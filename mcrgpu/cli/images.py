@@ -259,8 +259,10 @@ def bin_command(sources, rules_file, out, bin_folders, copy, batch_size, overwri
     """Score images with several SavedModels and sort them into bins by rules over their outputs.
 
     Every model of the rules file is loaded once and run over all images; then each image goes to
-    the first bin whose conditions all hold (>, >=, <, <=, ==, between ... and ...) and that still
-    has room under its ratio, else to the default bin. Ratios are applied over the whole set after
+    the first bin whose conditions all hold (>, >=, <, <=, ==, between ... and ...; contains "..." or
+    matches "..." on the text an OCR model reads) and that still has room under its ratio, else to
+    the default bin. An OCR model ([models.ocr] detector = "...", recognizer = "...") gives
+    text_area, text_lines and text. Ratios are applied over the whole set after
     scoring, so the CSV is the same for any number of devices.
     """
     from mcrgpu.images.binning import bin_images
