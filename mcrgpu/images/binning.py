@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.images.binning_rules import OCR_OUTPUTS, BinningRules, OcrModelSpec, assign_bins, read_rules
-from mcrgpu.images.inputs import image_files, refuse_input_as_output
+from mcrgpu.images.inputs import distinct_images, refuse_input_as_output
 from mcrgpu.images.manifest import finished_items
 from mcrgpu.images.ocr import OcrSummary, run_ocr
 from mcrgpu.images.runner import Item, RunSummary, SavedModelSignature, exit_code, load_signature, run_items
@@ -128,11 +128,7 @@ def bin_images(images: str | Path | Sequence[str | Path], rules: str | Path | Bi
     """
     if not isinstance(rules, BinningRules):
         rules = read_rules(rules)
-    paths = _listed(images)
-    names = [path.name for path in paths]
-    if len(set(names)) != len(names):
-        duplicate = next(name for name in names if names.count(name) > 1)
-        raise InvalidInputError(f"two images are named {duplicate!r}; image file names must be distinct")
+    paths = distinct_images(images)
     out = Path(out)
     folder = out.parent / f"{out.stem}_scores"
     _check_outputs(out, folder, paths, bin_folders, overwrite=overwrite)
@@ -167,16 +163,6 @@ def bin_images(images: str | Path | Sequence[str | Path], rules: str | Path | Bi
         _fill_bin_folders(Path(bin_folders), scored, assigned, [b.name for b in rules.bins] + [rules.default], copy)
     counts = {name: assigned.count(name) for name in [b.name for b in rules.bins] + [rules.default]}
     return BinningSummary(out, folder, counts, len(paths) - len(scored), runs)
-
-
-def _listed(images: str | Path | Sequence[str | Path]) -> list[Path]:
-    sources = [images] if isinstance(images, (str, Path)) else list(images)
-    if not sources:
-        raise InvalidInputError("images: no files or folders given")
-    paths = []
-    for source in sources:
-        paths.extend(image_files(source, "images") if Path(source).is_dir() else [Path(source)])
-    return paths
 
 
 def _check_outputs(out: Path, folder: Path, paths: list[Path], bin_folders: str | Path | None, *,

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.images.decode import read_image
-from mcrgpu.images.inputs import image_files, refuse_input_as_output
+from mcrgpu.images.inputs import distinct_images, refuse_input_as_output
 from mcrgpu.images.manifest import last_records
 from mcrgpu.images.ocr_inputs import (as_rgb255, crop_line, ctc_decode, detector_input, detector_layout,
                                       recognizer_input)
@@ -162,14 +162,7 @@ def run_ocr(images: str | Path | Sequence[str | Path], detector: str | Path, rec
     --------
     >>> run_ocr("scans", "models/text_detector", "models/text_recognizer", out="text.jsonl")  # doctest: +SKIP
     """
-    paths = [path for source in ([images] if isinstance(images, (str, Path)) else images)
-             for path in image_files(source, "images")]
-    if not paths:
-        raise InvalidInputError("images: no files or folders given")
-    names = [path.name for path in paths]
-    if len(set(names)) != len(names):
-        duplicate = next(name for name in names if names.count(name) > 1)
-        raise InvalidInputError(f"two images are named {duplicate!r}; image file names must be distinct")
+    paths = distinct_images(images)
     out, folder = Path(out), ocr_folder(out)
     refuse_input_as_output([out], paths)
     if out.exists() and not folder.is_dir() and not overwrite:
