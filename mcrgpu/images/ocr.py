@@ -169,7 +169,7 @@ def run_ocr(images: str | Path | Sequence[str | Path], detector: str | Path, rec
         raise InvalidInputError(f"{str(out)!r} exists and no earlier OCR run wrote it (there is no {folder.name} "
                                 "beside it); rerun with --overwrite to replace it, or choose another --out")
     det, rec, characters = load_text_models(detector, recognizer, strategy=strategy)
-    read = functools.lru_cache(maxsize=8)(lambda file: as_rgb255(read_image(file)))  # an image's lines come together
+    read = functools.lru_cache(maxsize=4)(read_image)  # an image's lines come one after another
     options = dict(strategy=strategy, batch_size=batch_size, overwrite=overwrite, progress=progress, read=read)
     runs = {"detector": _detect(det, paths, folder, settings, **options)}
     if runs["detector"].interrupted or rec is None:
@@ -184,9 +184,9 @@ def _detect(model: SavedModelSignature, paths: list[Path], folder: Path, setting
     items = [Item(f"detect:{path.name}", {"image": str(path)}, f"boxes/{path.name}.json") for path in paths]
 
     def prepare(item: Item):
-        rgb = read(item.inputs["image"])
-        layout = detector_layout(*rgb.shape[:2])
-        return {"image": detector_input(rgb, layout)}, {"image": rgb.shape}
+        image = read(item.inputs["image"])
+        layout = detector_layout(*image.shape[:2])
+        return {"image": detector_input(as_rgb255(image), layout)}, {"image": image.shape}
 
     def write(item: Item, row: dict[str, np.ndarray], shapes) -> None:
         height, width = shapes["image"][:2]

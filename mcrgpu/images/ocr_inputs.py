@@ -107,8 +107,9 @@ def _homography(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.append(np.linalg.solve(np.array(rows, float), np.array(values, float)), 1.0).reshape(3, 3)
 
 
-def crop_line(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The text line inside ``box`` (4 corners, clockwise from the top left) warped upright.
+def crop_line(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The text line inside ``box`` (4 corners, clockwise from the top left) of an (H, W, C) image as
+    read, warped upright, RGB 0..255 (only the box's surroundings are converted, see :func:`as_rgb255`).
 
     As RapidOCR's ``get_rotate_crop_image``: the crop is as wide as the box's longer horizontal
     edge and as high as its longer vertical edge, sampled by a perspective warp with cubic
@@ -130,8 +131,8 @@ def crop_line(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
     mapped = warp @ np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
     sx, sy = mapped[0] / mapped[2], mapped[1] / mapped[2]
     x0, y0 = max(int(np.floor(sx.min())) - 3, 0), max(int(np.floor(sy.min())) - 3, 0)
-    x1, y1 = min(int(np.ceil(sx.max())) + 4, rgb.shape[1]), min(int(np.ceil(sy.max())) + 4, rgb.shape[0])
-    window = rgb[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)].astype(np.float64)
+    x1, y1 = min(int(np.ceil(sx.max())) + 4, image.shape[1]), min(int(np.ceil(sy.max())) + 4, image.shape[0])
+    window = as_rgb255(image[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]).astype(np.float64)
     coordinates = [sy - y0, sx - x0]
     crop = np.stack([ndimage.map_coordinates(window[..., c], coordinates, order=3, mode="nearest")
                      for c in range(3)], axis=-1).reshape(height, width, 3)

@@ -35,7 +35,7 @@ def test_ctc_decoding_collapses_repeats_and_drops_blanks():
 
 
 def test_crops_are_upright_and_padded_to_the_recognizer_height():
-    image = np.random.default_rng(0).uniform(0, 255, (40, 60, 3)).round()
+    image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
     crop = crop_line(image, np.array([[10, 5], [50, 5], [50, 15], [10, 15]], float))
     np.testing.assert_allclose(crop, image[5:15, 10:50], atol=1e-6)  # an axis-aligned box is a plain slice
     tall = crop_line(image, np.array([[10, 0], [20, 0], [20, 30], [10, 30]], float))
