@@ -4,12 +4,14 @@
     python benchmarks/ocr_throughput.py [--devices 1] [--repeats 2] [--copies 2] [--out benchmarks/results]
 
 The images are scikit-image's page, text, astronaut, coffee and camera as PNG, each in COPIES
-copies under other names (exact duplicates: a mirrored page would not read). mcrgpu runs ``run_ocr`` (detector + recognizer,
-JSON Lines written) once to load and trace, then is timed with ``overwrite=True``; RapidOCR reads
+copies under other names (exact duplicates: a mirrored page would not read). mcrgpu runs
+``run_ocr`` (detector + recognizer, JSON Lines written) once to load the models, then is timed
+with ``overwrite=True``; the timed run traces its steps again, as every ``images ocr`` command
+does (about 4 traces of the large PP-OCRv4 graphs), so more COPIES amortise them. RapidOCR reads
 every image once to warm up, then is timed over all of them (``use_cls=False``: mcrgpu has no
-angle classifier; its default batches of 6 lines). Runs alternate tool by tool and the median is
-reported, with the load average before and after, and how many lines both read alike. Needs the
-``ocr`` extra (``pip install "mcrgpu[ocr]"``); writes ``OUT/ocr_throughput.md`` atomically.
+angle classifier; RapidOCR's default batches of 6 lines). Runs alternate tool by tool and the
+median is reported, with the load average before and after, and how many lines both read alike.
+Needs the ``ocr`` extra (``pip install "mcrgpu[ocr]"``); writes ``OUT/ocr_throughput.md`` atomically.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ def write_report(args, runs: dict[str, list[dict]], load_before, load_after) -> 
 {load_before[0]:.1f} before and {load_after[0]:.1f} after (1-minute), so figures taken while other
 work ran are noisy. {images} images (scikit-image's {', '.join(PHOTOS)}, {args.copies} copies each),
 PP-OCRv4 detector + recognizer in both tools, no angle classifier; mcrgpu's time includes reading,
-both passes, writing the JSON Lines; RapidOCR's is its Python loop over the files. Median of
+both passes with their tracing, writing the JSON Lines; RapidOCR's is its Python loop over the files. Median of
 {args.repeats} runs, each in its own process after a warm-up pass; tools alternate run by run.
 
 | tool | images/s | seconds per run | lines kept | lines read as RapidOCR reads them |

@@ -12,7 +12,8 @@ from typing import Any, Mapping, Sequence
 
 from mcrgpu.errors import FileFormatError, InvalidInputError
 
-__all__ = ["ModelSpec", "OcrModelSpec", "OCR_OUTPUTS", "TEXT_OPERATORS", "Condition", "Bin", "BinningRules", "read_rules", "parse_rules", "assign_bins"]
+__all__ = ["ModelSpec", "OcrModelSpec", "OCR_OUTPUTS", "TEXT_OPERATORS", "Condition", "Bin", "BinningRules", "read_rules",
+           "parse_rules", "assign_bins"]
 
 _OPERATORS = (">=", "<=", "==", ">", "<")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # model and bin names: also folder names

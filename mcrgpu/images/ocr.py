@@ -1,4 +1,4 @@
-"""Reading text in images: a text detector and a text recognizer (SavedModels) under the strategy, one JSON record per image."""
+"""Reading text in images: a text detector and a text recognizer (SavedModels) under the strategy, a record per image."""
 
 from __future__ import annotations
 
@@ -166,8 +166,8 @@ def run_ocr(images: str | Path | Sequence[str | Path], detector: str | Path, rec
     out, folder = Path(out), ocr_folder(out)
     refuse_input_as_output([out], paths)
     if out.exists() and not folder.is_dir() and not overwrite:
-        raise InvalidInputError(f"{str(out)!r} exists and no earlier OCR run wrote it (there is no {folder.name} "
-                                "beside it); rerun with --overwrite to replace it, or choose another --out")
+        raise InvalidInputError(f"{str(out)!r} exists and no earlier OCR run wrote it (there is no "
+                                f"{folder.name} beside it); rerun with --overwrite to replace it, or choose another --out")
     det, rec, characters = load_text_models(detector, recognizer, strategy=strategy)
     read = functools.lru_cache(maxsize=4)(read_image)  # an image's lines come one after another
     options = dict(strategy=strategy, batch_size=batch_size, overwrite=overwrite, progress=progress, read=read)

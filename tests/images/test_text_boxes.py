@@ -1,4 +1,4 @@
-"""DB post-processing: boxes of hand-made probability maps, minimum-area rectangles against a brute force, reading order."""
+"""DB post-processing: boxes of hand-made maps, minimum-area rectangles against a brute force, reading order."""
 
 import numpy as np
 import pytest
@@ -18,7 +18,8 @@ def brute_force_rect_area(points, steps=20000):
 @pytest.mark.parametrize("seed", range(5))
 def test_min_area_rect_holds_every_point_and_has_the_least_area(seed):
     rng = np.random.default_rng(seed)
-    points = rng.normal(size=(40, 2)) * [30, 5] @ np.array([[np.cos(seed), np.sin(seed)], [-np.sin(seed), np.cos(seed)]])
+    rotation = np.array([[np.cos(seed), np.sin(seed)], [-np.sin(seed), np.cos(seed)]])
+    points = rng.normal(size=(40, 2)) * [30, 5] @ rotation
     corners, short_side = min_area_rect(points)
     sides = np.linalg.norm(np.roll(corners, -1, axis=0) - corners, axis=1)
     assert sides[0] == pytest.approx(sides[2]) and sides[1] == pytest.approx(sides[3])
