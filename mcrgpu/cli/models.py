@@ -18,7 +18,8 @@ def models() -> None:
 pairs`), colour_transfer (grid model for `mcrgpu images grid`),
 segment_phases (tile model for `mcrgpu images tiles`: grey micrograph -> phase labels),
 image_statistics, microstructure_descriptors and faces (scoring models for `mcrgpu images bin`;
-faces needs the [faces] extra).
+faces needs the [faces] extra), text_detector and text_recognizer (PaddleOCR PP-OCRv4 from
+rapidocr-onnxruntime's ONNX files, Apache-2.0; need the [ocr] extra; float32 only).
 
 Examples:
 

@@ -71,8 +71,9 @@ def export_model(name: str, directory: str | Path, *, precision: str = "float32"
     ``directory`` holds a complete model or is left as it was. A model with more signatures lists
     them in its ``signatures()`` method; a model whose export is completed or checked (licence
     notices, agreement with a reference) does so in its ``finish_export(folder)`` method, on the
-    temporary folder, and raises to stop the export. A new or empty folder is used as it is; a SavedModel already there is replaced only with ``overwrite``, and then only its own
-    parts (``saved_model.pb``, ``variables/``, ...): other files in the folder stay.
+    temporary folder, and raises to stop the export. A new or empty folder is used as it is; a
+    SavedModel already there is replaced only with ``overwrite``, and then only its own parts
+    (``saved_model.pb``, ``variables/``, ...): other files in the folder stay.
 
     Raises
     ------

@@ -72,20 +72,22 @@ class OnnxGraph(tf.Module):
         opsets = {entry.domain or "ai.onnx": entry.version for entry in model.opset_import}
         if set(opsets) != {"ai.onnx"} or not 11 <= opsets["ai.onnx"] <= 12:
             raise FileFormatError(f"the ONNX model's opsets are {opsets}; this interpreter reads the default "
-                                    "domain (ai.onnx) at opset 11 or 12 only")
+                                  "domain (ai.onnx) at opset 11 or 12 only")
         self.weights: list[tf.Variable] = []
         self._folding = False
         self._values: dict[str, _Value] = {}
         for tensor in model.graph.initializer:
             self._set_constant(tensor.name, numpy_helper.to_array(tensor))
-        self._inputs = [entry.name for entry in model.graph.input if entry.name not in self._values]
-        for name, entry in zip(self._inputs, [e for e in model.graph.input if e.name in self._inputs]):
+        inputs = [entry for entry in model.graph.input if entry.name not in self._values]
+        for entry in inputs:
             rank = len(entry.type.tensor_type.shape.dim)
-            self._values[name] = _Value(rank, nhwc=rank == 4)
+            self._values[entry.name] = _Value(rank, nhwc=rank == 4)  # images come channels-last
+        self._inputs = [entry.name for entry in inputs]
         self._outputs = [entry.name for entry in model.graph.output]
         self._steps: list[tuple[Callable, list[str], list[str]]] = []
         for node in model.graph.node:
             self._compile(node, numpy_helper)
+        self._values = {name: self._values[name] for name in self._outputs}  # the constants are compiled in
 
     def __call__(self, *inputs: tf.Tensor) -> list[tf.Tensor]:
         """Run the graph on ``inputs`` (in the order of the ONNX graph's inputs); returns its outputs."""
@@ -109,7 +111,7 @@ class OnnxGraph(tf.Module):
     def _compile(self, node, numpy_helper) -> None:
         if node.op_type not in SUPPORTED_OPS:
             raise FileFormatError(f"ONNX operator {node.op_type!r} (node {node.name or node.output[0]!r}) is not "
-                                    f"supported; supported operators: {', '.join(sorted(SUPPORTED_OPS))}")
+                                  f"supported; supported operators: {', '.join(sorted(SUPPORTED_OPS))}")
         attributes = {entry.name: _attribute(entry, numpy_helper) for entry in node.attribute}
         if node.op_type == "Constant":
             if "value" not in attributes:
@@ -204,7 +206,8 @@ def _elementwise(op: str) -> Callable:
             else:
                 readers.append(lambda x: x)
         function = _ELEMENTWISE[op]
-        length = max((value.length or 0) for value in inputs) if rank == 1 else None
+        lengths = [value.length for value in inputs if value.rank == 1]
+        length = max(lengths) if rank == 1 and None not in lengths else None
         return (lambda a, b: [function(readers[0](a), readers[1](b))]), [_Value(rank, nhwc=nhwc, length=length)]
     return compile_op
 

@@ -141,3 +141,13 @@ def test_export_that_disagrees_with_onnxruntime_leaves_nothing(monkeypatch, tmp_
                                               "than 0.001\\) on the check images; the model was not written"):
         export_model("text_detector", tmp_path / "det")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_interpreter_covers_exactly_the_operators_of_the_two_graphs():
+    import onnx
+
+    from mcrgpu.images.models.onnx_graph import SUPPORTED_OPS
+
+    used = {node.op_type for name in ("text_detector", "text_recognizer")
+            for node in onnx.load(onnx_model_path(name)).graph.node}
+    assert used == set(SUPPORTED_OPS)
