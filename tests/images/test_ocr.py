@@ -113,3 +113,39 @@ def test_boxes_only_without_a_recognizer_and_a_foreign_out_is_refused(tmp_path, 
         run_ocr(pages[:1], fakes[0], out=tmp_path / "notes.jsonl", progress=False)
     with pytest.raises(InvalidInputError, match="a text_detector takes 'image' and gives 'probability'"):
         run_ocr(pages[:1], fakes[1], out=tmp_path / "x.jsonl", progress=False)
+
+
+def test_a_line_that_fails_fails_its_image_only(tmp_path, fakes, pages, monkeypatch):
+    import mcrgpu.images.ocr as ocr
+
+    real = ocr.crop_line
+
+    def fragile(image, box):
+        if box[0][1] > 30:  # the second bar of two.png
+            raise InvalidInputError("this line cannot be cut out")
+        return real(image, box)
+
+    monkeypatch.setattr(ocr, "crop_line", fragile)
+    summary = run_ocr([pages[0], pages[4]], *fakes, out=tmp_path / "text.jsonl", progress=False)
+    found = records(tmp_path / "text.jsonl")
+    assert (summary.failed, summary.exit_code) == (1, 3)
+    assert found["two.png"]["lines"] is None
+    assert found["two.png"]["error"] == "recognizer, line 1: this line cannot be cut out"
+    assert found["float.npy"]["text_lines"] == 1 and found["float.npy"]["error"] is None
+
+
+def test_an_interrupted_pass_writes_no_records_and_exits_130(tmp_path, fakes, pages, monkeypatch):
+    import mcrgpu.images.ocr as ocr
+
+    real = ocr.run_items
+
+    def interrupted(*args, **kwargs):
+        summary = real(*args, **kwargs)
+        return summary.__class__(summary.done, summary.skipped, summary.failed, True, summary.seconds,
+                                 summary.manifest)
+
+    monkeypatch.setattr(ocr, "run_items", interrupted)
+    summary = run_ocr(pages[:1], *fakes, out=tmp_path / "text.jsonl", progress=False)
+    assert summary.exit_code == 130 and "rerun to finish" in str(summary)
+    assert not (tmp_path / "text.jsonl").exists() and (tmp_path / "text_ocr" / "detector_manifest.jsonl").is_file()
+    assert "recognizer" not in summary.runs
