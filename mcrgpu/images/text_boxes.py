@@ -174,13 +174,13 @@ def polygon_mask(polygon: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarra
     x1 = int(np.clip(np.ceil(polygon[:, 0].max()), 0, shape[1] - 1))
     y0 = int(np.clip(np.floor(polygon[:, 1].min()), 0, shape[0] - 1))
     y1 = int(np.clip(np.ceil(polygon[:, 1].max()), 0, shape[0] - 1))
-    ys, xs = np.mgrid[y0:y1 + 1, x0:x1 + 1]
-    edges = np.roll(polygon, -1, axis=0) - polygon
-    cross = (edges[:, 0, None, None] * (ys - polygon[:, 1, None, None])
-             - edges[:, 1, None, None] * (xs - polygon[:, 0, None, None]))
+    ys, xs = np.arange(y0, y1 + 1, dtype=np.float64)[:, None], np.arange(x0, x1 + 1, dtype=np.float64)[None, :]
     eps = 1e-9 * max(1.0, float(np.abs(polygon).max()))
-    inside = (cross >= -eps).all(axis=0) | (cross <= eps).all(axis=0)
-    return inside, (slice(y0, y1 + 1), slice(x0, x1 + 1))
+    left = right = np.ones((y1 - y0 + 1, x1 - x0 + 1), bool)  # on one side of every edge: inside (either orientation)
+    for start, end in zip(polygon, np.roll(polygon, -1, axis=0)):
+        cross = (end[0] - start[0]) * (ys - start[1]) - (end[1] - start[1]) * (xs - start[0])
+        left, right = left & (cross >= -eps), right & (cross <= eps)
+    return left | right, (slice(y0, y1 + 1), slice(x0, x1 + 1))
 
 
 def box_score(probability: np.ndarray, corners: np.ndarray) -> float:
