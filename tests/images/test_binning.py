@@ -14,6 +14,7 @@ from mcrgpu.images.binning_rules import assign_bins, parse_rules, read_rules
 
 from conftest import cpu_strategy
 from .binning_support import ScoreModel, export, write_rules
+from .support import interrupted
 
 MODELS = {"m": {"path": "unused"}}
 
@@ -211,14 +212,7 @@ def test_bin_folders_hold_links_or_copies_and_follow_a_rerun(tmp_path, scorer, i
 def test_an_interrupted_model_run_writes_no_csv_and_exits_130(tmp_path, scorer, images, monkeypatch):
     import mcrgpu.images.binning as binning
 
-    real = binning.run_items
-
-    def interrupted(*args, **kwargs):
-        summary = real(*args, **kwargs)
-        return summary.__class__(summary.done, summary.skipped, summary.failed, True, summary.seconds,
-                                 summary.manifest)
-
-    monkeypatch.setattr(binning, "run_items", interrupted)
+    monkeypatch.setattr(binning, "run_items", interrupted(binning.run_items))
     rules = write_rules(tmp_path / "rules.toml", RULES.format(scorer=scorer))
     summary = bin_images(images, rules, out=tmp_path / "bins.csv", progress=False)
     assert summary.exit_code == 130 and "rerun to finish" in str(summary)

@@ -12,6 +12,7 @@ from mcrgpu.images.ocr_inputs import crop_line, ctc_decode, detector_layout, rec
 
 from conftest import cpu_strategy
 from .ocr_support import export_fakes, ink_page, save
+from .support import interrupted
 
 
 def test_detector_sizes_are_rapidocrs():
@@ -137,14 +138,7 @@ def test_a_line_that_fails_fails_its_image_only(tmp_path, fakes, pages, monkeypa
 def test_an_interrupted_pass_writes_no_records_and_exits_130(tmp_path, fakes, pages, monkeypatch):
     import mcrgpu.images.ocr as ocr
 
-    real = ocr.run_items
-
-    def interrupted(*args, **kwargs):
-        summary = real(*args, **kwargs)
-        return summary.__class__(summary.done, summary.skipped, summary.failed, True, summary.seconds,
-                                 summary.manifest)
-
-    monkeypatch.setattr(ocr, "run_items", interrupted)
+    monkeypatch.setattr(ocr, "run_items", interrupted(ocr.run_items))
     summary = run_ocr(pages[:1], *fakes, out=tmp_path / "text.jsonl", progress=False)
     assert summary.exit_code == 130 and "rerun to finish" in str(summary)
     assert not (tmp_path / "text.jsonl").exists() and (tmp_path / "text_ocr" / "detector_manifest.jsonl").is_file()
