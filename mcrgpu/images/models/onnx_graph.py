@@ -173,12 +173,12 @@ def _nhwc(value: _Value) -> Callable:
     """A rank-4 input channels-last."""
     if value.rank != 4 or value.constant is not None:
         raise FileFormatError(f"an ONNX image operator received a rank-{value.rank} "
-                                f"{'constant' if value.constant is not None else 'tensor'}; it takes rank-4 tensors")
+                              f"{'constant' if value.constant is not None else 'tensor'}; it takes rank-4 tensors")
     return (lambda x: x) if value.nhwc else (lambda x: tf.transpose(x, _TO_NHWC))
 
 
-def _image(count: int = 1) -> list[_Value]:
-    return [_Value(4, nhwc=True) for _ in range(count)]
+def _image() -> list[_Value]:
+    return [_Value(4, nhwc=True)]
 
 
 def _same(value: _Value) -> list[_Value]:
@@ -203,8 +203,8 @@ def _elementwise(op: str) -> Callable:
             elif nhwc and not value.nhwc:
                 readers.append(lambda x, r=value.rank: tf.transpose(tf.reshape(
                     x, tf.concat([tf.ones([4 - r], tf.int32), tf.shape(x)], 0)), _TO_NHWC))
-            else:
-                readers.append(lambda x: x)
+            else:  # same layout as the output, or back to ONNX's order beside a higher-rank operand
+                readers.append(_nchw(value) if not nhwc else lambda x: x)
         function = _ELEMENTWISE[op]
         lengths = [value.length for value in inputs if value.rank == 1]
         length = max(lengths) if rank == 1 and None not in lengths else None
@@ -265,7 +265,7 @@ def _conv(graph, attributes, inputs):
         weight = graph._weight(kernel.transpose(2, 3, 1, 0))  # (O, I, kh, kw) -> (kh, kw, I, O)
 
         def convolve(x):
-            return tf.nn.conv2d(tf.pad(x, paddings), weight, [1, stride_h, stride_w, 1], "VALID")
+            return tf.nn.conv2d(x, weight, [1, stride_h, stride_w, 1], paddings)
     elif in_per_group == 1 and out_channels == groups:  # depthwise
         weight = graph._weight(kernel.transpose(2, 3, 0, 1))  # (C, 1, kh, kw) -> (kh, kw, C, 1)
         step = min(stride_h, stride_w)  # TensorFlow's depthwise convolution takes equal strides only
@@ -273,7 +273,7 @@ def _conv(graph, attributes, inputs):
             raise _unsupported("Conv", "strides", (stride_h, stride_w), "depthwise strides that divide each other")
 
         def convolve(x):
-            y = tf.nn.depthwise_conv2d(tf.pad(x, paddings), weight, [1, step, step, 1], "VALID")
+            y = tf.nn.depthwise_conv2d(x, weight, [1, step, step, 1], paddings)
             return y[:, ::stride_h // step, ::stride_w // step, :] if stride_h != stride_w else y
     else:
         raise _unsupported("Conv", "group", groups, "1 or depthwise (group = channels)")

@@ -49,11 +49,12 @@ def onnx_model_path(name: str) -> Path:
     Raises
     ------
     InvalidInputError
-        rapidocr-onnxruntime or onnx is not installed (the ``[ocr]`` extra).
+        rapidocr-onnxruntime, onnx or onnxruntime is not installed (the ``[ocr]`` extra).
     """
     spec = importlib.util.find_spec("rapidocr_onnxruntime")
-    if spec is None or spec.origin is None or importlib.util.find_spec("onnx") is None:
-        raise InvalidInputError(f'the {name} model needs rapidocr-onnxruntime and onnx: pip install "mcrgpu[ocr]"')
+    if spec is None or spec.origin is None or not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")):
+        raise InvalidInputError(f"the {name} model needs rapidocr-onnxruntime, onnx and onnxruntime: "
+                                'pip install "mcrgpu[ocr]"')
     path = Path(spec.origin).parent / "models" / _FILES[name]
     if not path.is_file():
         raise InvalidInputError(f"{path} is missing from the installed rapidocr-onnxruntime; reinstall it: "
@@ -80,7 +81,7 @@ class _TextModel(tf.Module):
         self.graph = OnnxGraph(model, name=f"{name}_graph")
         self._metadata = {entry.key: entry.value for entry in model.metadata_props}
 
-    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
+    def signatures(self) -> dict:
         """The SavedModel signatures by name."""
         return {"serving_default": self.serve}
 
@@ -137,7 +138,7 @@ class _TextRecognizer(_TextModel):
     def characters(self):
         return {"characters": self._characters}
 
-    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
+    def signatures(self) -> dict:
         return {"serving_default": self.serve, "characters": self.characters}
 
     def _check_images(self) -> list[np.ndarray]:
@@ -255,22 +256,15 @@ def build_text_detector(*, compute_dtype: str = "float32") -> tf.Module:
 def build_text_recognizer(*, compute_dtype: str = "float32") -> tf.Module:
     """Build PP-OCRv4's text recognizer from rapidocr-onnxruntime's ONNX file (needs the ``[ocr]`` extra).
 
-    Parameters
-    ----------
-    compute_dtype : {"float32"}
-        The model computes in float32 only (its export is checked against onnxruntime's float32).
+    ``compute_dtype`` and the errors are those of :func:`build_text_detector`.
 
     Returns
     -------
     tf.Module
         With ``serve(image)``: RGB text-line images (B, 48, W, 3) float32 in 0..255, W >= 8; returns
-        ``probabilities`` (B, W // 8, 6625) float32, a softmax per column for CTC decoding; and
-        ``characters()``: ``characters`` (6625,) string, class 0 the CTC blank ("").
-
-    Raises
-    ------
-    InvalidInputError
-        ``compute_dtype`` is not float32, or the ``[ocr]`` extra is not installed.
+        ``probabilities`` (B, T, 6625) float32 (T = W / 8 for W a multiple of 8), a softmax per
+        column for CTC decoding; and ``characters()``: ``characters`` (6625,) string, class 0 the
+        CTC blank (""), then rapidocr's character list and " ".
 
     References
     ----------

@@ -4,16 +4,13 @@ opset-12 softmax) against onnxruntime on small graphs at odd sizes; unknown oper
 attribute values are errors naming them."""
 
 import numpy as np
+import onnxruntime
 import pytest
 import tensorflow as tf
+from onnx import TensorProto, helper, numpy_helper
 
 from mcrgpu.errors import FileFormatError
-
-onnx = pytest.importorskip("onnx")
-onnxruntime = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from mcrgpu.images.models.onnx_graph import SUPPORTED_OPS, OnnxGraph  # noqa: E402
+from mcrgpu.images.models.onnx_graph import SUPPORTED_OPS, OnnxGraph
 
 RNG = np.random.default_rng(7)
 
@@ -99,6 +96,16 @@ def test_shape_arithmetic_reshape_with_zero_transpose_and_softmax_match_onnxrunt
     constants = {"zero": np.array([0]), "two": np.array([2]), "minus_one": np.array([-1]), "w": _weights(3, 5),
                  "keep": np.array([0, -1, 5])}
     assert _max_difference(_model(nodes, constants, output_rank=3), *ODD_SIZES) < 1e-6
+
+
+def test_channels_last_tensor_beside_a_higher_rank_operand_broadcasts_in_onnx_order():
+    nodes = [helper.make_node("Relu", ["x"], ["image"]),  # kept channels-last
+             helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Concat", ["one", "shape"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["five"]),  # (1, N, C, H, W)
+             helper.make_node("Add", ["image", "five"], ["y"])]
+    model = _model(nodes, {"one": np.array([1])}, output_rank=5)
+    assert _max_difference(model, *ODD_SIZES) < 1e-6
 
 
 def test_unknown_operator_is_an_error_naming_it():

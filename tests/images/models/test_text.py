@@ -1,7 +1,7 @@
 """PP-OCRv4's text detector and recognizer as SavedModels: agreement with onnxruntime on real
 photographs (small sizes keep the tests fast), reading scikit-image's page as rapidocr does,
-dynamic batch and sizes, the character list, the licence notice, and the errors of a missing
-extra, another precision and a failed export check."""
+dynamic batch and sizes, two replicas, the character list, the licence notice, and the errors
+of a missing extra, another precision and a failed export check."""
 
 import importlib.util
 
@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
+from skimage import data, transform
 
+from conftest import cpu_strategy
 from mcrgpu.cli import main
 from mcrgpu.errors import FileFormatError, InvalidInputError
 from mcrgpu.images.models import build_model, export_model, text
 from mcrgpu.images.models.text import TOLERANCE, onnx_model_path, onnxruntime_outputs
-
-onnxruntime = pytest.importorskip("onnxruntime")
-from skimage import data, transform  # noqa: E402
 
 # rapidocr 1.4.4 on skimage.data.page() (its boxes and texts, read once): rows, columns, text
 PAGE_LINES = [((12, 33), (7, 292), "Region-basedsegmentation"),
@@ -120,12 +119,13 @@ def test_missing_extra_is_one_line_naming_the_install_command(monkeypatch, tmp_p
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == "rapidocr_onnxruntime" else find_spec(name, *args))
-    with pytest.raises(InvalidInputError, match='needs rapidocr-onnxruntime and onnx: pip install "mcrgpu\\[ocr\\]"'):
+    with pytest.raises(InvalidInputError, match="needs rapidocr-onnxruntime, onnx and onnxruntime: "
+                                                   'pip install "mcrgpu\\[ocr\\]"'):
         build_model("text_recognizer")
     result = CliRunner().invoke(main, ["models", "export", "text_detector", str(tmp_path / "det")])
     assert result.exit_code == 2
-    assert result.output.strip() == 'Error: the text_detector model needs rapidocr-onnxruntime and onnx: ' \
-                                    'pip install "mcrgpu[ocr]"'
+    assert result.output.strip() == "Error: the text_detector model needs rapidocr-onnxruntime, onnx and " \
+                                    'onnxruntime: pip install "mcrgpu[ocr]"'
     assert not (tmp_path / "det").exists()
 
 
@@ -151,3 +151,14 @@ def test_the_interpreter_covers_exactly_the_operators_of_the_two_graphs():
     used = {node.op_type for name in ("text_detector", "text_recognizer")
             for node in onnx.load(onnx_model_path(name)).graph.node}
     assert used == set(SUPPORTED_OPS)
+
+
+def test_detector_loaded_under_two_replicas_gives_the_single_device_map(text_models, served):
+    strategy = cpu_strategy(2)
+    with strategy.scope():
+        serve = tf.saved_model.load(str(text_models[0])).signatures["serving_default"]
+    images = _rgb(data.astronaut(), 64, 96)[None] * np.array([1.0, 0.5])[:, None, None, None].astype(np.float32)
+    dataset = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(images).batch(2))
+    per_replica = strategy.run(lambda batch: serve(image=batch)["probability"], args=(next(iter(dataset)),))
+    together = np.concatenate([part.numpy() for part in strategy.experimental_local_results(per_replica)])
+    np.testing.assert_allclose(together, served[0](images), atol=1e-5)
