@@ -259,8 +259,10 @@ def bin_command(sources, rules_file, out, bin_folders, copy, batch_size, overwri
     """Score images with several SavedModels and sort them into bins by rules over their outputs.
 
     Every model of the rules file is loaded once and run over all images; then each image goes to
-    the first bin whose conditions all hold (>, >=, <, <=, ==, between ... and ...) and that still
-    has room under its ratio, else to the default bin. Ratios are applied over the whole set after
+    the first bin whose conditions all hold (>, >=, <, <=, ==, between ... and ...; contains "..." or
+    matches "..." on the text an OCR model reads) and that still has room under its ratio, else to
+    the default bin. An OCR model ([models.ocr] detector = "...", recognizer = "...") gives
+    text_area, text_lines and text. Ratios are applied over the whole set after
     scoring, so the CSV is the same for any number of devices.
     """
     from mcrgpu.images.binning import bin_images
@@ -272,3 +274,52 @@ def bin_command(sources, rules_file, out, bin_folders, copy, batch_size, overwri
     strategy = command_strategy(gpu_config)
     _finish(bin_images(list(sources), rules, out=out, strategy=strategy, batch_size=batch_size,
                        bin_folders=bin_folders, copy=copy, overwrite=overwrite, progress=progress))
+
+
+OCR_EPILOG = f"""Examples:
+
+  mcrgpu models export text_detector models/text_detector
+
+  mcrgpu models export text_recognizer models/text_recognizer
+
+  mcrgpu images ocr scans --detector models/text_detector --recognizer models/text_recognizer --out text.jsonl
+
+  mcrgpu images ocr page.png --detector models/text_detector --out boxes.jsonl   (boxes only)
+
+{EXIT_CODES}
+"""
+
+
+@images.command("ocr", cls=McrCommand, epilog=OCR_EPILOG)
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True), metavar="FILES_OR_DIR...")
+@click.option("--detector", "detector_dir", required=True, type=click.Path(file_okay=False),
+              help="Text detector SavedModel (`mcrgpu models export text_detector DIR`).")
+@click.option("--recognizer", "recognizer_dir", type=click.Path(file_okay=False), default=None,
+              help="Text recognizer SavedModel (`mcrgpu models export text_recognizer DIR`); without it only the "
+                   "boxes are found.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="JSON Lines file to write, one record per image; work files and manifests go to <OUT stem>_ocr/.")
+@click.option("--text_score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Drop lines read with a lower score.")
+@click.option("--batch_size", type=POSITIVE_INT, default=1, show_default=True,
+              help="Images (detector) or text lines (recognizer) per device and step.")
+@click.option("--overwrite", is_flag=True,
+              help="Redo every image and replace --out (default: resume a run of the same models and files).")
+@progress_option
+@gpu_options
+@exit_on_signals
+def ocr_command(sources, detector_dir, recognizer_dir, out, text_score, batch_size, overwrite, progress,
+                gpu_config) -> None:
+    """Find and read the text lines in images: one JSON record per image in OUT.
+
+    Each record: {"image", "height", "width", "lines": [{"box": [[x, y] x 4], "text", "score"}],
+    "text_lines", "text_area", "error"}; boxes clockwise from the top left in image pixels, lines in
+    reading order. Images are resized and lines cropped as RapidOCR does; grey, 16-bit and float
+    images are converted to RGB 0..255; an image that cannot be read, or has a side under 8
+    pixels, gets "error" and the others go on.
+    """
+    from mcrgpu.images.ocr import run_ocr
+
+    strategy = command_strategy(gpu_config)
+    _finish(run_ocr(list(sources), detector_dir, recognizer_dir, out=out, strategy=strategy, batch_size=batch_size,
+                    text_score=text_score, overwrite=overwrite, progress=progress))

@@ -16,9 +16,10 @@ import numpy as np
 import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
-from mcrgpu.images.binning_rules import BinningRules, assign_bins, read_rules
-from mcrgpu.images.inputs import image_files, refuse_input_as_output
+from mcrgpu.images.binning_rules import OCR_OUTPUTS, BinningRules, OcrModelSpec, assign_bins, read_rules
+from mcrgpu.images.inputs import distinct_images, refuse_input_as_output
 from mcrgpu.images.manifest import finished_items
+from mcrgpu.images.ocr import OcrSummary, run_ocr
 from mcrgpu.images.runner import Item, RunSummary, SavedModelSignature, exit_code, load_signature, run_items
 from mcrgpu.io import atomic_write, atomic_write_text
 
@@ -35,7 +36,7 @@ class BinningSummary:
     scores_folder: Path
     bins: dict[str, int]
     failed: int
-    runs: dict[str, RunSummary] = field(default_factory=dict)
+    runs: dict[str, RunSummary | OcrSummary] = field(default_factory=dict)
 
     @property
     def interrupted(self) -> bool:
@@ -72,6 +73,10 @@ def bin_images(images: str | Path | Sequence[str | Path], rules: str | Path | Bi
     :func:`~mcrgpu.images.runner.run_items` (batches split over the devices, padded last batch,
     one manifest per model, failed items recorded and skipped, finished ones skipped on a rerun).
     The scalar outputs of every image are kept in ``<out stem>_scores/<model>/<image>.json``.
+    An OCR model of the rules (a text detector, optionally a recognizer) runs through
+    :func:`~mcrgpu.images.ocr.run_ocr` into ``<out stem>_scores/<model>.jsonl`` and gives
+    ``text_area``, ``text_lines`` and, with a recognizer, ``text`` (its lines joined by newlines,
+    for ``contains`` / ``matches`` conditions).
     When every model has run, the bins are assigned over the whole set at once
     (:func:`~mcrgpu.images.binning_rules.assign_bins`), so ratios and results do not depend on
     the number of devices, and the CSV is written atomically: ``image`` (the path as listed),
@@ -123,28 +128,32 @@ def bin_images(images: str | Path | Sequence[str | Path], rules: str | Path | Bi
     """
     if not isinstance(rules, BinningRules):
         rules = read_rules(rules)
-    paths = _listed(images)
-    names = [path.name for path in paths]
-    if len(set(names)) != len(names):
-        duplicate = next(name for name in names if names.count(name) > 1)
-        raise InvalidInputError(f"two images are named {duplicate!r}; image file names must be distinct")
+    paths = distinct_images(images)
     out = Path(out)
     folder = out.parent / f"{out.stem}_scores"
     _check_outputs(out, folder, paths, bin_folders, overwrite=overwrite)
-    models = {name: _load(spec, strategy) for name, spec in rules.models.items()}
-    outputs = {name: scalar_outputs(model) for name, model in models.items()}
-    rules.check_outputs(outputs)
-    runs = {}
+    models = {name: spec if isinstance(spec, OcrModelSpec) else _load(spec, strategy)
+              for name, spec in rules.models.items()}
+    outputs = {name: list(OCR_OUTPUTS) if isinstance(model, OcrModelSpec) else scalar_outputs(model)
+               for name, model in models.items()}
+    texts = {name: list(model.text_outputs) for name, model in models.items() if isinstance(model, OcrModelSpec)}
+    rules.check_outputs(outputs, texts)
+    runs, options = {}, dict(strategy=strategy, batch_size=batch_size, overwrite=overwrite, progress=progress)
     for name, model in models.items():
-        runs[name] = _score(name, model, paths, outputs[name], rules, folder, strategy=strategy,
-                            batch_size=batch_size, overwrite=overwrite, progress=progress)
+        if isinstance(model, OcrModelSpec):
+            runs[name] = run_ocr(paths, model.detector, model.recognizer, out=folder / f"{name}.jsonl", **options)
+        else:
+            runs[name] = _score(name, model, paths, outputs[name], rules, folder, **options)
         if runs[name].interrupted:
             return BinningSummary(out, folder, {}, 0, runs)
+        outputs[name] += texts.get(name, [])
     columns = [f"{model}.{output}" for model in models for output in outputs[model]]
-    finished = {name: finished_items(folder / f"{name}_manifest.jsonl", folder) for name in models}
+    finished = {name: finished_items(folder / f"{name}_manifest.jsonl", folder) for name in models
+                if name not in texts}
+    read = {name: _ocr_scores(folder / f"{name}.jsonl", bool(texts[name])) for name in texts}
     scored, rows = [], []
     for path in paths:
-        scores = _scores_of(path.name, outputs, finished, folder)
+        scores = _scores_of(path.name, outputs, finished, read, folder)
         if scores is not None:
             scored.append(path)
             rows.append(scores)
@@ -154,16 +163,6 @@ def bin_images(images: str | Path | Sequence[str | Path], rules: str | Path | Bi
         _fill_bin_folders(Path(bin_folders), scored, assigned, [b.name for b in rules.bins] + [rules.default], copy)
     counts = {name: assigned.count(name) for name in [b.name for b in rules.bins] + [rules.default]}
     return BinningSummary(out, folder, counts, len(paths) - len(scored), runs)
-
-
-def _listed(images: str | Path | Sequence[str | Path]) -> list[Path]:
-    sources = [images] if isinstance(images, (str, Path)) else list(images)
-    if not sources:
-        raise InvalidInputError("images: no files or folders given")
-    paths = []
-    for source in sources:
-        paths.extend(image_files(source, "images") if Path(source).is_dir() else [Path(source)])
-    return paths
 
 
 def _check_outputs(out: Path, folder: Path, paths: list[Path], bin_folders: str | Path | None, *,
@@ -206,14 +205,32 @@ def _score(name: str, model: SavedModelSignature, paths: list[Path], outputs: li
                      size=spec.size, mode=spec.fit, options={"outputs": outputs}, **options)
 
 
+def _ocr_scores(path: Path, with_text: bool) -> dict[str, dict[str, float | int | str]]:
+    """An OCR model's outputs by image file name, from the records of :func:`~mcrgpu.images.ocr.run_ocr`."""
+    scores = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record["error"] is None:
+            values = {output: record[output] for output in OCR_OUTPUTS}
+            if with_text:
+                values["text"] = "\n".join(line["text"] for line in record["lines"])
+            scores[Path(record["image"]).name] = values
+    return scores
+
+
 def _scores_of(image: str, outputs: dict[str, list[str]], finished: dict[str, set[str]],
-               folder: Path) -> dict[str, float] | None:
+               read: dict[str, dict[str, dict]], folder: Path) -> dict[str, float | str] | None:
     """Every model's outputs for one image, or None if a model has no finished result for it."""
     scores = {}
     for model, names in outputs.items():
-        if f"{model}:{image}" not in finished[model]:
+        if model in read:
+            values = read[model].get(image)
+            if values is None:
+                return None
+        elif f"{model}:{image}" not in finished[model]:
             return None
-        values = json.loads((folder / model / f"{image}.json").read_text(encoding="utf-8"))
+        else:
+            values = json.loads((folder / model / f"{image}.json").read_text(encoding="utf-8"))
         scores.update({f"{model}.{name}": values[name] for name in names})
     return scores
 
@@ -229,8 +246,10 @@ def _write_csv(out: Path, columns: list[str], paths: list[Path], rows: list[dict
         handle.write(text.getvalue())
 
 
-def _format(value: float | int | bool) -> str:
-    """Shortest text that reads back as the model's value (float32 outputs as float32)."""
+def _format(value: float | int | bool | str) -> str:
+    """Shortest text that reads back as the model's value (float32 outputs as float32); text as it is."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, int):

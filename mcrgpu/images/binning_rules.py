@@ -12,14 +12,22 @@ from typing import Any, Mapping, Sequence
 
 from mcrgpu.errors import FileFormatError, InvalidInputError
 
-__all__ = ["ModelSpec", "Condition", "Bin", "BinningRules", "read_rules", "parse_rules", "assign_bins"]
+__all__ = ["ModelSpec", "OcrModelSpec", "OCR_OUTPUTS", "TEXT_OPERATORS", "Condition", "Bin", "BinningRules", "read_rules",
+           "parse_rules", "assign_bins"]
 
 _OPERATORS = (">=", "<=", "==", ">", "<")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # model and bin names: also folder names
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _CONDITION = re.compile(rf"^\s*(?P<output>[\w-]+\.[\w.-]+)\s*(?:(?P<op>>=|<=|==|>|<)\s*(?P<value>{_NUMBER})"
                         rf"|\s(?P<between>between)\s+(?P<low>{_NUMBER})\s+and\s+(?P<high>{_NUMBER}))\s*$")
+_TEXT_CONDITION = re.compile(r'^\s*(?P<output>[\w-]+\.[\w.-]+)\s+(?P<op>contains|matches)\s+"(?P<text>.*)"\s*$')
 _FITS = (None, "resize", "pad")
+TEXT_OPERATORS = ("contains", "matches")
+"""Conditions on a text output: ``contains "..."`` (a substring, case-sensitive) or ``matches "..."`` (a
+Python regular expression found anywhere, ``re.search``); the text is everything between the first and
+the last double quote, taken literally."""
+OCR_OUTPUTS = ("text_area", "text_lines")
+"""The numbers an OCR model gives each image: the fraction covered by its text lines' boxes, their count."""
 
 
 @dataclass(frozen=True)
@@ -34,22 +42,47 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class OcrModelSpec:
+    """An OCR model the rules name: a text detector and, for ``text`` conditions, a text recognizer.
+
+    It gives every image ``text_area`` and ``text_lines`` (:data:`OCR_OUTPUTS`) and, with a
+    recognizer, ``text`` (the lines read, joined by newlines).
+    """
+
+    name: str
+    detector: Path
+    recognizer: Path | None = None
+
+    @property
+    def text_outputs(self) -> tuple[str, ...]:
+        return ("text",) if self.recognizer is not None else ()
+
+
+@dataclass(frozen=True)
 class Condition:
-    """``output OP value`` or ``output between low and high`` (both ends included)."""
+    """``output OP value``, ``output between low and high`` (both ends included), or on a text output
+    ``output contains "text"`` / ``output matches "regex"`` (:data:`TEXT_OPERATORS`)."""
 
     output: str
     op: str
-    low: float
+    low: float | None = None
     high: float | None = None
+    text: str | None = None
 
-    def holds(self, scores: Mapping[str, float]) -> bool:
+    def holds(self, scores: Mapping[str, float | str]) -> bool:
         value = scores[self.output]
+        if self.op == "contains":
+            return self.text in value
+        if self.op == "matches":
+            return re.search(self.text, value) is not None
         if self.op == "between":
             return self.low <= value <= self.high
         return {">": value > self.low, ">=": value >= self.low, "<": value < self.low, "<=": value <= self.low,
                 "==": value == self.low}[self.op]
 
     def __str__(self) -> str:
+        if self.op in TEXT_OPERATORS:
+            return f'{self.output} {self.op} "{self.text}"'
         if self.op == "between":
             return f"{self.output} between {self.low:g} and {self.high:g}"
         return f"{self.output} {self.op} {self.low:g}"
@@ -70,7 +103,7 @@ class Bin:
 class BinningRules:
     """Models, ordered bins (first match wins), the default bin and the seed of the tie-breaking order."""
 
-    models: Mapping[str, ModelSpec]
+    models: Mapping[str, ModelSpec | OcrModelSpec]
     bins: tuple[Bin, ...]
     default: str = "other"
     seed: int = 0
@@ -81,11 +114,20 @@ class BinningRules:
         names = [c.output for b in self.bins for c in b.conditions] + [b.rank_by for b in self.bins if b.rank_by]
         return list(dict.fromkeys(names))
 
-    def check_outputs(self, available: Mapping[str, Sequence[str]]) -> None:
-        """Raise InvalidInputError for the first output name no model gives as a scalar."""
+    def check_outputs(self, available: Mapping[str, Sequence[str]],
+                      texts: Mapping[str, Sequence[str]] | None = None) -> None:
+        """Raise InvalidInputError for the first output name no model gives as a scalar (``available``),
+        or as a text (``texts``) for a ``contains`` / ``matches`` condition."""
+        texts = texts or {}
+        on_text = {c.output for b in self.bins for c in b.conditions if c.op in TEXT_OPERATORS}
         for name in self.outputs_used():
             model, output = name.split(".", 1)
-            if output not in available[model]:
+            if name in on_text and output not in texts.get(model, ()):
+                raise InvalidInputError(
+                    f"{self.source}: {name!r} is not a text output: contains and matches apply to the text "
+                    f"outputs, and model {model!r} has {', '.join(texts.get(model, ())) or 'none'}"
+                    + (" (give its recognizer = \"...\")" if model in texts and not texts[model] else ""))
+            if name not in on_text and output not in available[model]:
                 raise InvalidInputError(
                     f"{self.source}: unknown output {name!r}: model {model!r} has the scalar outputs "
                     f"{', '.join(available[model]) or 'none'}")
@@ -151,7 +193,7 @@ def parse_rules(data: Any, *, base: str | Path = ".", source: str = "rules") -> 
     return BinningRules(models, bins, default, seed, source)
 
 
-def _parse_models(raw: Any, base: Path, source: str) -> dict[str, ModelSpec]:
+def _parse_models(raw: Any, base: Path, source: str) -> dict[str, ModelSpec | OcrModelSpec]:
     if not isinstance(raw, Mapping) or not raw:
         raise InvalidInputError(f"{source}: 'models' must name at least one model, e.g. [models.faces] path = \"...\"")
     models = {}
@@ -161,6 +203,9 @@ def _parse_models(raw: Any, base: Path, source: str) -> dict[str, ModelSpec]:
             raise InvalidInputError(f"{where}: a model name takes letters, digits, _ and - only")
         if isinstance(spec, str):
             spec = {"path": spec}
+        if isinstance(spec, Mapping) and "detector" in spec:
+            models[name] = _parse_ocr_model(name, spec, base, where)
+            continue
         if not isinstance(spec, Mapping) or not isinstance(spec.get("path"), str):
             raise InvalidInputError(f"{where}: give its SavedModel folder as path = \"...\"")
         unknown = sorted(set(spec) - {"path", "signature", "fit", "size"})
@@ -180,7 +225,20 @@ def _parse_models(raw: Any, base: Path, source: str) -> dict[str, ModelSpec]:
     return models
 
 
-def _parse_bin(raw: Any, number: int, models: Mapping[str, ModelSpec], source: str) -> Bin:
+def _parse_ocr_model(name: str, spec: Mapping, base: Path, where: str) -> OcrModelSpec:
+    unknown = sorted(set(spec) - {"detector", "recognizer"})
+    if unknown:
+        raise InvalidInputError(f"{where}: unknown key(s) {unknown}; an OCR model takes detector and recognizer")
+    paths = []
+    for key in ("detector", "recognizer"):
+        value = spec.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidInputError(f"{where}: give its {key} SavedModel folder as {key} = \"...\"; got {value!r}")
+        paths.append(None if value is None else Path(value) if Path(value).is_absolute() else base / value)
+    return OcrModelSpec(name, *paths)
+
+
+def _parse_bin(raw: Any, number: int, models: Mapping[str, ModelSpec | OcrModelSpec], source: str) -> Bin:
     where = f"{source}: bin {number}"
     if not isinstance(raw, Mapping):
         raise InvalidInputError(f"{where}: expected a table with name and when; got {raw!r}")
@@ -212,11 +270,21 @@ def _parse_bin(raw: Any, number: int, models: Mapping[str, ModelSpec], source: s
     return Bin(name, conditions, None if ratio is None else float(ratio), rank_by, order == "descending")
 
 
-def _parse_condition(text: str, models: Mapping[str, ModelSpec], where: str) -> Condition:
+def _parse_condition(text: str, models: Mapping[str, ModelSpec | OcrModelSpec], where: str) -> Condition:
+    on_text = _TEXT_CONDITION.match(text)
+    if on_text:
+        _check_output_name(on_text["output"], models, f"{where}: condition {text!r}")
+        if on_text["op"] == "matches":
+            try:
+                re.compile(on_text["text"])
+            except re.error as error:
+                raise InvalidInputError(f"{where}: condition {text!r}: not a regular expression ({error})") from None
+        return Condition(on_text["output"], on_text["op"], text=on_text["text"])
     match = _CONDITION.match(text)
     if not match:
         raise InvalidInputError(f"{where}: condition {text!r} is not 'MODEL.OUTPUT OP NUMBER' (OP one of "
-                                f"{', '.join(_OPERATORS)}) or 'MODEL.OUTPUT between LOW and HIGH'")
+                                f"{', '.join(_OPERATORS)}), 'MODEL.OUTPUT between LOW and HIGH' or "
+                                "'MODEL.OUTPUT contains|matches \"TEXT\"'")
     output = match["output"]
     _check_output_name(output, models, f"{where}: condition {text!r}")
     if match["between"]:
@@ -227,7 +295,7 @@ def _parse_condition(text: str, models: Mapping[str, ModelSpec], where: str) -> 
     return Condition(output, match["op"], float(match["value"]))
 
 
-def _check_output_name(name: Any, models: Mapping[str, ModelSpec], where: str) -> None:
+def _check_output_name(name: Any, models: Mapping[str, ModelSpec | OcrModelSpec], where: str) -> None:
     model = name.split(".", 1)[0] if isinstance(name, str) and "." in name else None
     if model not in models:
         raise InvalidInputError(f"{where}: {name!r} must be MODEL.OUTPUT with MODEL one of {', '.join(models)}")

@@ -12,7 +12,7 @@ from mcrgpu.images.decode import IMAGE_SUFFIXES
 if TYPE_CHECKING:
     from mcrgpu.images.runner import SavedModelSignature
 
-__all__ = ["image_files", "pick_output", "refuse_input_as_output"]
+__all__ = ["image_files", "distinct_images", "pick_output", "refuse_input_as_output"]
 
 
 def image_files(source: str | Path | Sequence[str | Path], what: str) -> list[Path]:
@@ -26,6 +26,27 @@ def image_files(source: str | Path | Sequence[str | Path], what: str) -> list[Pa
     if not files:
         raise InvalidInputError(f"{what}: no image found in {source!r} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return files
+
+
+def distinct_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The image files of a folder, a file, or a sequence of files and folders, whose file names
+    (which name the items and results) must be distinct.
+
+    Raises
+    ------
+    InvalidInputError
+        Nothing given, a folder without images, or two images with the same file name.
+    """
+    sources = [images] if isinstance(images, (str, Path)) else list(images)
+    if not sources:
+        raise InvalidInputError("images: no files or folders given")
+    paths = [path for source in sources
+             for path in (image_files(source, "images") if Path(source).is_dir() else [Path(source)])]
+    names = [path.name for path in paths]
+    if len(set(names)) != len(names):
+        duplicate = next(name for name in names if names.count(name) > 1)
+        raise InvalidInputError(f"two images are named {duplicate!r}; image file names must be distinct")
+    return paths
 
 
 def pick_output(model: "SavedModelSignature", output_name: str | None) -> str:

@@ -8,20 +8,19 @@ import os
 from pathlib import Path
 from typing import IO
 
-__all__ = ["Manifest", "finished_items"]
+__all__ = ["Manifest", "finished_items", "last_records"]
 
 logger = logging.getLogger(__name__)
 
 
-def finished_items(path: Path, root: Path) -> set[str]:
-    """Names of the items whose last record in ``path`` is "ok" and whose output file exists.
+def last_records(path: Path) -> dict[str, dict]:
+    """The last record of every item in the manifest ``path`` (none when it is missing).
 
-    A missing manifest means nothing is finished; a line that is not JSON (a run killed while
-    writing it) is ignored with a warning.
+    A line that is not JSON (a run killed while writing it) is ignored with a warning.
     """
-    if not path.is_file():
-        return set()
     last: dict[str, dict] = {}
+    if not path.is_file():
+        return last
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -31,7 +30,12 @@ def finished_items(path: Path, root: Path) -> set[str]:
                 last[record["item"]] = record
             except (ValueError, KeyError, TypeError):
                 logger.warning("%s line %d is not a manifest record; ignored", path, number)
-    return {name for name, record in last.items()
+    return last
+
+
+def finished_items(path: Path, root: Path) -> set[str]:
+    """Names of the items whose last record in ``path`` is "ok" and whose output file exists."""
+    return {name for name, record in last_records(path).items()
             if record.get("status") == "ok" and record.get("output") and (root / record["output"]).is_file()}
 
 

@@ -158,7 +158,9 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
               write: Callable[[Item, dict[str, np.ndarray], dict[str, tuple[int, ...]]], None], *,
               output_folder: str | Path, manifest_name: str, strategy: tf.distribute.Strategy | None = None,
               batch_size: int = 1, size: tuple[int, int] | None = None, mode: str | None = None,
-              options: Mapping[str, Any] | None = None, overwrite: bool = False, progress: bool = True) -> RunSummary:
+              options: Mapping[str, Any] | None = None, overwrite: bool = False, progress: bool = True,
+              prepare: Callable[[Item], tuple[dict[str, np.ndarray], dict[str, tuple[int, ...]]]] | None = None,
+              ) -> RunSummary:
     """Run ``model`` on every item not finished yet, recording each item in a JSONL manifest.
 
     Items are decoded in a ``tf.data`` pipeline (every element carries its int64 position), grouped
@@ -199,6 +201,10 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
         refuse to resume over outputs made otherwise or files an earlier run did not write).
     progress : bool
         Show a progress bar with items/s and time left.
+    prepare : callable, optional
+        ``prepare(item) -> (inputs, shapes)``: the task makes an item's model inputs itself (e.g.
+        OCR's resizing and line crops) instead of reading and fitting them; ``inputs`` maps every
+        model input to one row, ``shapes`` is handed to ``write``. What it raises fails the item.
 
     Returns
     -------
@@ -241,7 +247,7 @@ def run_items(model: SavedModelSignature, items: Sequence[Item],
             progress_bar(len(todo), unit="item", desc="items", enabled=progress) as bar, \
             ResultWriter(write, manifest, bar) as writer:
         batches = _Batches(model, strategy, writer, batch_size)
-        for entry in _decoded(model, todo, size=size, mode=mode):
+        for entry in _decoded(model, todo, size=size, mode=mode, prepare=prepare):
             if stop.is_set():
                 break
             batches.add(entry)
@@ -273,7 +279,7 @@ class _Entry:
     error: str
 
 
-def _decoded(model: SavedModelSignature, todo: Sequence[Item], *, size, mode) -> Iterator[_Entry]:
+def _decoded(model: SavedModelSignature, todo: Sequence[Item], *, size, mode, prepare) -> Iterator[_Entry]:
     """The items decoded by a tf.data pipeline (order kept), each with its arrays or the reason it failed."""
     names = list(model.inputs)
     read = functools.lru_cache(maxsize=8)(read_image)  # an image is usually reused by neighbouring items
@@ -283,10 +289,15 @@ def _decoded(model: SavedModelSignature, todo: Sequence[Item], *, size, mode) ->
         item = todo[int(position)]
         arrays, shapes = [], []
         try:
-            for name in names:
-                value, shape = _prepare(item.inputs[name], model.inputs[name], read, size=size, mode=mode)
-                arrays.append(value)
-                shapes.append(np.asarray(shape, np.int64))
+            if prepare is not None:
+                values, made = prepare(item)
+                arrays = [np.asarray(values[name], model.inputs[name].dtype.as_numpy_dtype) for name in names]
+                shapes = [np.asarray(made.get(name, ()), np.int64) for name in names]
+            else:
+                for name in names:
+                    value, shape = _prepare(item.inputs[name], model.inputs[name], read, size=size, mode=mode)
+                    arrays.append(value)
+                    shapes.append(np.asarray(shape, np.int64))
             error = ""
         except ITEM_ERRORS as caught:
             error = short_reason(caught)

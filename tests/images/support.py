@@ -74,3 +74,12 @@ class GridModel(tf.Module):
 def export(module: tf.Module, directory: Path) -> Path:
     tf.saved_model.save(module, str(directory), signatures={"serving_default": module.serve})
     return directory
+
+
+def interrupted(run_items):
+    """``run_items`` whose summaries say a stop signal came (the items it ran are kept), as after Ctrl+C."""
+    def run(*args, **kwargs):
+        summary = run_items(*args, **kwargs)
+        return summary.__class__(summary.done, summary.skipped, summary.failed, True, summary.seconds,
+                                 summary.manifest)
+    return run

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from mcrgpu.images.binning_rules import assign_bins, parse_rules, read_rules
 
 from conftest import cpu_strategy
 from .binning_support import ScoreModel, export, write_rules
+from .support import interrupted
 
 MODELS = {"m": {"path": "unused"}}
 
@@ -210,15 +212,43 @@ def test_bin_folders_hold_links_or_copies_and_follow_a_rerun(tmp_path, scorer, i
 def test_an_interrupted_model_run_writes_no_csv_and_exits_130(tmp_path, scorer, images, monkeypatch):
     import mcrgpu.images.binning as binning
 
-    real = binning.run_items
-
-    def interrupted(*args, **kwargs):
-        summary = real(*args, **kwargs)
-        return summary.__class__(summary.done, summary.skipped, summary.failed, True, summary.seconds,
-                                 summary.manifest)
-
-    monkeypatch.setattr(binning, "run_items", interrupted)
+    monkeypatch.setattr(binning, "run_items", interrupted(binning.run_items))
     rules = write_rules(tmp_path / "rules.toml", RULES.format(scorer=scorer))
     summary = bin_images(images, rules, out=tmp_path / "bins.csv", progress=False)
     assert summary.exit_code == 130 and "rerun to finish" in str(summary)
     assert not (tmp_path / "bins.csv").exists() and (tmp_path / "bins_scores" / "s_manifest.jsonl").is_file()
+
+
+def test_text_conditions_contain_or_match_and_need_a_text_output():
+    ocr = {"ocr": {"detector": "models/d", "recognizer": "models/r"}}
+    rules = parse_rules({"models": ocr, "bins": [{"name": "coins", "when": ['ocr.text contains "coins"']},
+                                                 {"name": "number", "when": [r'ocr.text matches "^\d+$"',
+                                                                             "ocr.text_lines == 1"]}]}, base="/base")
+    assert rules.models["ocr"].detector == Path("/base/models/d") and rules.models["ocr"].text_outputs == ("text",)
+    assert str(rules.bins[0].conditions[0]) == 'ocr.text contains "coins"'
+    scores = [{"ocr.text": "the coins\nand", "ocr.text_lines": 2}, {"ocr.text": "42", "ocr.text_lines": 1},
+              {"ocr.text": "Coins", "ocr.text_lines": 1}, {"ocr.text": "42\n43", "ocr.text_lines": 2}]
+    assert assign_bins(list("abcd"), scores, rules) == ["coins", "number", "other", "other"]
+    rules.check_outputs({"ocr": ["text_area", "text_lines"]}, {"ocr": ["text"]})
+    with pytest.raises(InvalidInputError, match=r"'ocr.text' is not a text output: .* model 'ocr' has none "
+                                                r"\(give its recognizer"):
+        rules.check_outputs({"ocr": ["text_area", "text_lines"]}, {"ocr": []})
+    on_number = parse_rules({"models": ocr, "bins": [{"name": "a", "when": ['ocr.text_area contains "x"']}]})
+    with pytest.raises(InvalidInputError, match="'ocr.text_area' is not a text output"):
+        on_number.check_outputs({"ocr": ["text_area", "text_lines"]}, {"ocr": ["text"]})
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"models": {"o": {"detector": "d"}}, "bins": [{"name": "a", "when": ['o.text matches "("']}]},
+     "condition 'o.text matches \"(\"': not a regular expression (missing ), unterminated subpattern"),
+    ({"models": {"o": {"detector": "d", "path": "p"}}, "bins": [{"name": "a", "when": ["o.text_lines > 1"]}]},
+     "model 'o': unknown key(s) ['path']; an OCR model takes detector and recognizer"),
+    ({"models": {"o": {"detector": 3}}, "bins": [{"name": "a", "when": ["o.text_lines > 1"]}]},
+     "give its detector SavedModel folder as detector = \"...\"; got 3"),
+    ({"models": {"o": {"detector": "d"}}, "bins": [{"name": "a", "when": ["o.text contains coins"]}]},
+     "or 'MODEL.OUTPUT contains|matches \"TEXT\"'"),
+])
+def test_malformed_ocr_rules_are_one_line_errors(data, message):
+    with pytest.raises(InvalidInputError) as caught:
+        parse_rules(data, source="rules file r.toml")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
