@@ -9,7 +9,7 @@ from conftest import cpu_strategy
 from mcrgpu.mcr.characterization import characterize
 from mcrgpu.mcr.descriptors import DescriptorSettings, get_descriptor
 from mcrgpu.mcr.microstructure import Microstructure
-from mcrgpu.mcr.polish import _slice_terms, polish_labels, two_point_targets
+from mcrgpu.mcr.polish import _best_step, _slice_terms, polish_labels, two_point_targets
 from mcrgpu.mcr.two_point import structure_s2_error, two_point_map, two_point_maps
 
 
@@ -150,6 +150,22 @@ def test_a_volume_is_fitted_to_every_slice_orientation():
     result = polish_labels(disturbed, targets)
     assert result.labels.shape == volume.shape and result.labels.sum() == volume.sum()
     assert result.s2_error_after < 0.5 * result.s2_error_before
+
+
+def test_the_next_number_of_pairs_comes_from_the_errors_minimum_along_the_trials_change():
+    # the error sum |D + t change|**2 / norm over orientations and phases is least at t = 2 when D = -2 change
+    rng = np.random.default_rng(7)
+    change = rng.normal(size=(3, 2, 7, 7))
+    norms = rng.uniform(0.5, 2.0, size=(3, 2))
+    assert _best_step(-2.0 * change, change, norms) == pytest.approx(2.0)
+    ts = np.linspace(0.0, 3.0, 301)
+    differences = rng.normal(size=change.shape)
+    errors = [np.sum(np.sum((differences + t * change) ** 2, axis=(2, 3)) / norms) for t in ts]
+    assert _best_step(-np.abs(change), np.abs(change), norms) == pytest.approx(1.0)
+    best = _best_step(differences, change, norms)
+    assert abs(best - ts[int(np.argmin(errors))]) <= 0.01  # also when the least error is at t = 0
+    assert _best_step(change, change, norms) == 0.0  # a change that only adds to the error: no step
+    assert _best_step(change, np.zeros_like(change), norms) == 0.0
 
 
 def test_targets_that_do_not_fit_the_labels_are_refused():
