@@ -20,7 +20,7 @@ from mcrgpu.images.binning_rules import OCR_OUTPUTS, BinningRules, OcrModelSpec,
 from mcrgpu.images.inputs import distinct_images, refuse_input_as_output
 from mcrgpu.images.manifest import finished_items
 from mcrgpu.images.ocr import OcrSummary, run_ocr
-from mcrgpu.images.runner import Item, RunSummary, SavedModelSignature, exit_code, load_signature, run_items
+from mcrgpu.images.runner import Item, RunSummary, RunsSummary, SavedModelSignature, load_signature, run_items
 from mcrgpu.io import atomic_write, atomic_write_text
 
 __all__ = ["BinningSummary", "bin_images", "scalar_outputs"]
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class BinningSummary:
+class BinningSummary(RunsSummary):
     """What binning did: images per bin, images without a bin (a model failed on them), one run per model."""
 
     csv: Path
@@ -38,22 +38,12 @@ class BinningSummary:
     failed: int
     runs: dict[str, RunSummary | OcrSummary] = field(default_factory=dict)
 
-    @property
-    def interrupted(self) -> bool:
-        return any(run.interrupted for run in self.runs.values())
-
-    @property
-    def exit_code(self) -> int:
-        stop_signal = next((run.stop_signal for run in self.runs.values() if run.interrupted), None)
-        return exit_code(interrupted=self.interrupted, failed=self.failed, stop_signal=stop_signal)
-
     def __str__(self) -> str:
         if self.interrupted:
             return f"interrupted: rerun to finish (scores kept in {self.scores_folder}); no CSV written"
-        seconds = sum(run.seconds for run in self.runs.values())
         counts = ", ".join(f"{name} {count}" for name, count in self.bins.items())
         return (f"{sum(self.bins.values())} images binned ({counts}), {self.failed} failed, models ran "
-                f"{seconds:.1f} s; {self.csv} (manifests in {self.scores_folder})")
+                f"{self.seconds:.1f} s; {self.csv} (manifests in {self.scores_folder})")
 
 
 def scalar_outputs(model: SavedModelSignature) -> list[str]:

@@ -18,7 +18,7 @@ from mcrgpu.images.inputs import distinct_images, refuse_input_as_output
 from mcrgpu.images.manifest import last_records
 from mcrgpu.images.ocr_inputs import (as_rgb255, crop_line, ctc_decode, detector_input, detector_layout,
                                       recognizer_input)
-from mcrgpu.images.runner import Item, RunSummary, SavedModelSignature, exit_code, load_signature, run_items
+from mcrgpu.images.runner import Item, RunSummary, RunsSummary, SavedModelSignature, load_signature, run_items
 from mcrgpu.images.text_boxes import DBSettings, text_area, text_boxes
 from mcrgpu.io import atomic_write, atomic_write_text
 
@@ -32,7 +32,7 @@ _DETECTOR_MANIFEST, _RECOGNIZER_MANIFEST = "detector_manifest.jsonl", "recognize
 
 
 @dataclass(frozen=True)
-class OcrSummary:
+class OcrSummary(RunsSummary):
     """What OCR did: the JSON Lines file, images read and lines kept, images failed, one run per model."""
 
     out: Path
@@ -41,22 +41,6 @@ class OcrSummary:
     lines: int
     failed: int
     runs: dict[str, RunSummary] = field(default_factory=dict)
-
-    @property
-    def interrupted(self) -> bool:
-        return any(run.interrupted for run in self.runs.values())
-
-    @property
-    def stop_signal(self) -> str | None:
-        return next((run.stop_signal for run in self.runs.values() if run.interrupted), None)
-
-    @property
-    def seconds(self) -> float:
-        return sum(run.seconds for run in self.runs.values())
-
-    @property
-    def exit_code(self) -> int:
-        return exit_code(interrupted=self.interrupted, failed=self.failed, stop_signal=self.stop_signal)
 
     def __str__(self) -> str:
         if self.interrupted:

@@ -22,7 +22,7 @@ from mcrgpu.interrupts import StopRequest, request_stop_on_signals
 from mcrgpu.interrupts import exit_code as signal_exit_code
 from mcrgpu.progress import progress_bar
 
-__all__ = ["SavedModelSignature", "Item", "RunSummary", "ReplicaPredictor", "load_signature", "describe_saved_model",
+__all__ = ["SavedModelSignature", "Item", "RunSummary", "RunsSummary", "ReplicaPredictor", "load_signature", "describe_saved_model",
            "run_items", "exit_code", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 logger = logging.getLogger(__name__)
@@ -92,6 +92,27 @@ class RunSummary:
         text = (f"{self.done} done, {self.skipped} skipped, {self.failed} failed in {self.seconds:.1f} s "
                 f"({rate:.2f} items/s); manifest {self.manifest}")
         return text + (" (interrupted: rerun to finish)" if self.interrupted else "")
+
+
+class RunsSummary:
+    """What a task of several runs (``runs``, by model) did, for a summary dataclass with ``runs`` and its own
+    count of ``failed`` items: interrupted if a run was, by that run's signal; the runs' seconds; the exit code."""
+
+    @property
+    def interrupted(self) -> bool:
+        return any(run.interrupted for run in self.runs.values())
+
+    @property
+    def stop_signal(self) -> str | None:
+        return next((run.stop_signal for run in self.runs.values() if run.interrupted), None)
+
+    @property
+    def seconds(self) -> float:
+        return sum(run.seconds for run in self.runs.values())
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(interrupted=self.interrupted, failed=self.failed, stop_signal=self.stop_signal)
 
 
 def load_signature(path: str | Path, *, strategy: tf.distribute.Strategy | None = None,
