@@ -70,7 +70,8 @@ def worker(spec: dict, out: Path) -> None:
     # chunks of `evals` evaluations per device call, so the second chunk is timed apart from the
     # first (tracing); results saved under the point's folder, so that snapshots stay on disk
     dmcr = DMCR(case["descriptors"], case["weights"], max_iter=2 * evals, convergence_data_steps=evals, seed=0,
-                strategy=strategy, two_point_polish=False, save_to=spec["work"])
+                strategy=strategy, two_point_polish=False, save_to=spec["work"],
+                lbfgs_memory=spec["lbfgs_memory"], lbfgs_precision=spec["lbfgs_precision"])
     start = time.perf_counter()
     history, result = dmcr.reconstruct(desired, (n, n, n))
     reconstruct_s = time.perf_counter() - start
@@ -186,6 +187,9 @@ def main(argv=None) -> int:
     parser.add_argument("--polish-rounds", type=int, default=20,
                         help="stop the polish after this many rounds (default 20; 0: at the polish's own end)")
     parser.add_argument("--target", help="2D structure file (default: the package's synthetic 64x64 two-phase one)")
+    parser.add_argument("--lbfgs-memory", type=int, default=10, help="L-BFGS pairs (default 10)")
+    parser.add_argument("--lbfgs-precision", choices=["float32", "float16"], default="float32",
+                        help="how the L-BFGS pairs are stored (default float32)")
     parser.add_argument("--allow-tf32", action="store_true", help="let Ampere+ GPUs use TensorFloat-32")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per point (default 3600)")
     parser.add_argument("--out", default=str(HERE / "results" / "scaling"))
@@ -221,7 +225,8 @@ def main(argv=None) -> int:
                     spec = {"case": case, "size": size, "devices": devices, "cpu_devices": args.cpu_devices,
                             "evals": args.evals, "polish": not args.no_polish, "target": args.target,
                             "polish_rounds": args.polish_rounds,
-                            "allow_tf32": args.allow_tf32}
+                            "allow_tf32": args.allow_tf32, "lbfgs_memory": args.lbfgs_memory,
+                            "lbfgs_precision": args.lbfgs_precision}
                     print(f"[{time.perf_counter() - started:6.0f}s] {CASES[case]['label']}, N={size}, "
                           f"{devices} device(s)", flush=True)
                     points.append(measure(spec, Path(scratch), args.timeout))

@@ -26,9 +26,11 @@ DESCRIPTOR_NAMES = ("Correlations, FFTCorrelations, GramMatrices, LinealPath, Tw
                     "VolumeFractions")
 """For --help (mcrgpu.known_descriptors() without importing TensorFlow; a test keeps them equal)."""
 # Written out, as DESCRIPTOR_NAMES, so that --help answers without importing TensorFlow (tests compare
-# them with mcrgpu.mcr.optimizers.OPTIMIZER_TYPES and mcrgpu.mcr.losses.LOSS_TYPES).
+# them with mcrgpu.mcr.optimizers.OPTIMIZER_TYPES, mcrgpu.mcr.losses.LOSS_TYPES and
+# mcrgpu.mcr.lbfgs.PAIR_PRECISIONS).
 OPTIMIZER_TYPES = ("LBFGSB", "LBFGSB_SCIPY", "Adam", "Adamax", "Nadam", "SGD", "RMSprop", "Adagrad", "Adadelta")
 LOSS_TYPES = ("MSE", "SSE", "RMS", "L1", "L2")
+PAIR_PRECISIONS = ("float32", "float16")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 """Keras dtype policies a command may set (``--precision``)."""
 
@@ -400,6 +402,9 @@ def reconstruction_options(command: Callable) -> Callable:
         click.option("--lbfgs_memory", type=POSITIVE_INT, default=10, show_default=True,
                      help="Pairs the device L-BFGS keeps (LBFGSB): each costs two fields of memory; fewer "
                           "let larger volumes fit."),
+        click.option("--lbfgs_precision", type=click.Choice(PAIR_PRECISIONS), default="float32", show_default=True,
+                     help="How the device L-BFGS stores its pairs: float16 halves their memory (2 of the "
+                          "2 m + 5 fields per pair become 1) for a slightly higher loss at equal evaluations."),
         click.option("--learning_rate", type=click.FloatRange(min=0, min_open=True), default=0.01,
                      show_default=True, help="Learning rate of Keras optimizers."),
         click.option("--beta_1", type=float, default=0.9, show_default=True, help="Adam-family beta_1."),

@@ -23,6 +23,7 @@ from mcrgpu.gpu_manager import GPUConfig, is_chief, setup_gpus, worker_rank
 from mcrgpu.io import atomic_save_npz
 from mcrgpu.progress import progress_bar
 from mcrgpu.mcr.microstructure_io import save_microstructure
+from mcrgpu.mcr.gradient_registry import released_custom_gradients
 from mcrgpu.mcr.labelling import label_field
 from mcrgpu.mcr.memory_estimate import check_memory, estimate_memory
 from mcrgpu.mcr.losses import SliceLoss
@@ -211,10 +212,12 @@ class DMCR:
         device = first_device(strategy)
         descriptors = [get_descriptor(name, desired.settings) for name in settings.descriptor_types]
         estimate = estimate_memory(shape, channels, descriptors, optimizer_type=settings.optimizer_type,
-                                   lbfgs_memory=settings.lbfgs_memory, slice_batch_size=settings.slice_batch_size,
+                                   lbfgs_memory=settings.lbfgs_memory, lbfgs_precision=settings.lbfgs_precision,
+                                   slice_batch_size=settings.slice_batch_size,
                                    replicas=strategy.num_replicas_in_sync, budget_bytes=slice_budget_bytes(device))
         check_memory(estimate, shape, device,
-                     lbfgs_memory=settings.lbfgs_memory if settings.optimizer_type == "LBFGSB" else None)
+                     lbfgs_memory=settings.lbfgs_memory if settings.optimizer_type == "LBFGSB" else None,
+                     lbfgs_precision=settings.lbfgs_precision)
 
     def _run_stages(self, desired, field, stages, shape, multiphase, history, resume=None) -> np.ndarray:
         """Run the multigrid stages, coarsest first, with SIGINT and SIGTERM stopping them; the
@@ -350,9 +353,10 @@ class DMCR:
                                              earlier_losses=history.losses[stage_start:])
             if resume is not None:
                 optimizer.restore(resume.optimizer)
-            optimizer.run(settings.max_iter - done_before, evaluations_before=history.n_evaluations,
-                          record=self._recorder(desired, history, stage, field.shape, progress),
-                          after_step=self._checkpointer(desired, history, checkpoint))
+            with released_custom_gradients():  # else the traced loss, and the optimiser state, live on
+                optimizer.run(settings.max_iter - done_before, evaluations_before=history.n_evaluations,
+                              record=self._recorder(desired, history, stage, field.shape, progress),
+                              after_step=self._checkpointer(desired, history, checkpoint))
         except KeyboardInterrupt:
             if history.n_evaluations > 0:
                 self._save_checkpoint(desired, checkpoint())

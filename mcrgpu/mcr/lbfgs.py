@@ -12,10 +12,11 @@ Nocedal & Wright, Algorithms 3.5 and 3.6). Each pass of the loop evaluates the l
 ``max_iter`` counts loss evaluations exactly, as with SciPy. Several evaluations run in one
 ``tf.function`` call (a ``tf.while_loop``); between calls the state lives in variables created
 under ``strategy.scope()``, and only the losses of the chunk go back to the host. The pairs, 2m
-fields and most of the optimiser's memory, stay in their variables during a call as well, one slot
-written per accepted step, instead of a second copy carried through the loop; TensorFlow still
-copies the array written while the step's reads of it are alive (copy-on-write), so a step's
-peak is about 4m + 15 fields (``benchmarks/results/memory_issue19.md``).
+fields and most of the optimiser's memory, are 2m slot variables written in place, one pair per
+accepted step; their products ``S'Y`` and ``S'S`` are kept up to date one row and column at a
+time, and the products the step needs are taken in one pass over column blocks of the slots, so
+that no (m, n) array of the pairs is ever formed or copied. At 256^3 a step's peak is about
+2m + 10 fields (``benchmarks/results/memory_issue19.md``); float16 slots halve the pairs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import tensorflow as tf
 
 from mcrgpu.errors import InvalidInputError
 
-__all__ = ["BoxLBFGS", "ChunkResult"]
+__all__ = ["BoxLBFGS", "ChunkResult", "PAIR_PRECISIONS"]
 
 LossAndGradient = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
@@ -36,7 +37,10 @@ LossAndGradient = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 _START, _BRACKET, _ZOOM = 0, 1, 2
 _C1, _C2 = 1e-3, 0.9  # strong Wolfe constants, SciPy's L-BFGS-B's
 _EXTRAPOLATE = 4.0  # growth of the step while bracketing (MCS/dcsrch's upper factor)
-_PAIRS = ("s", "y")  # state updated in place in its variables, not carried through the loop
+PAIR_PRECISIONS = ("float32", "float16")
+_BLOCK = 2**16  # columns of the pairs per pass step: a few (2m, _BLOCK) float32 temporaries
+
+
 @dataclass(frozen=True)
 class ChunkResult:
     """What one call of :meth:`BoxLBFGS.run` did: the loss of each evaluation, in order, and
@@ -76,6 +80,10 @@ class BoxLBFGS:
     max_line_search : int
         Evaluations one line search may take before it takes the best point found, or restarts
         along the steepest descent when there is none.
+    pair_precision : {"float32", "float16"}
+        How the pairs are stored. float16 halves their memory (2m of the 2m + 5 resident fields);
+        each stored vector is scaled by its largest magnitude, and the products of the pairs are
+        taken from the stored values, so that the quasi-Newton matrix stays consistent.
 
     References
     ----------
@@ -88,16 +96,20 @@ class BoxLBFGS:
 
     def __init__(self, strategy: tf.distribute.Strategy, loss_and_gradient: LossAndGradient, x0, *,
                  bounds: tuple[float, float] = (0.0, 1.0), memory: int = 10, tolerance: float = 0.0,
-                 max_line_search: int = 20) -> None:
+                 max_line_search: int = 20, pair_precision: str = "float32") -> None:
         if memory < 1 or max_line_search < 2:
             raise InvalidInputError(
                 f"memory must be >= 1 and max_line_search >= 2; received {memory!r}, {max_line_search!r}"
             )
+        if pair_precision not in PAIR_PRECISIONS:
+            raise InvalidInputError(f"pair_precision must be one of {', '.join(PAIR_PRECISIONS)}; "
+                                    f"received {pair_precision!r}")
         if not bounds[0] < bounds[1]:
             raise InvalidInputError(f"bounds must be (low, high) with low < high; received {bounds!r}")
         self.loss_and_gradient = loss_and_gradient
         self.low, self.high = float(bounds[0]), float(bounds[1])
         self.memory = memory
+        self.pair_dtype = tf.as_dtype(pair_precision)
         self.tolerance = float(tolerance)
         self.max_line_search = max_line_search
         x0 = np.clip(np.asarray(x0, np.float32), self.low, self.high)
@@ -106,8 +118,9 @@ class BoxLBFGS:
         scalar = lambda value=0.0: tf.constant(value, tf.float64)  # noqa: E731
         initial = {
             "x": tf.constant(x0), "g": field(), "d": field(), "g_lo": field(), "best_x": tf.constant(x0),
-            "s": tf.zeros((memory, *shape), tf.float32), "y": tf.zeros((memory, *shape), tf.float32),
-            "pairs": tf.constant(0), "head": tf.constant(0), "stage": tf.constant(_START),
+            **{name: tf.zeros(shape, self.pair_dtype) for name in _slot_names(memory)},
+            "scales": tf.ones(2 * memory, tf.float32), "sy": tf.zeros((memory, memory), tf.float64), "ss": tf.zeros((memory, memory), tf.float64),
+            "yy_last": scalar(), "pairs": tf.constant(0), "head": tf.constant(0), "stage": tf.constant(_START),
             "f": scalar(), "dphi0": scalar(), "t": scalar(), "t_prev": scalar(), "f_prev": scalar(),
             "dphi_prev": scalar(), "t_lo": scalar(), "f_lo": scalar(), "dphi_lo": scalar(),
             "t_hi": scalar(), "f_hi": scalar(), "dphi_hi": scalar(), "searched": tf.constant(0),
@@ -116,7 +129,9 @@ class BoxLBFGS:
         with strategy.scope():
             self.state = {name: tf.Variable(value, trainable=False, name=f"lbfgs_{name}")
                           for name, value in initial.items()}
-        self._run = tf.function(self._run_chunk, autograph=False)
+        self._pair_slots = [self.state[name] for name in _slot_names(memory)]  # S then Y
+        self._size = x0.size
+        self._blocks = -(-x0.size // _BLOCK)
 
     # -- public ---------------------------------------------------------------------------------
     def run(self, n_evaluations: int, *args) -> ChunkResult:
@@ -125,7 +140,7 @@ class BoxLBFGS:
         ``args`` (tensors) are passed on to ``loss_and_gradient`` after the field, the same for
         every evaluation of this call (e.g. the slice tables of the distributed loss).
         """
-        losses, stopped = self._run(tf.constant(n_evaluations, tf.int32), *args)
+        losses, stopped = self._run_chunk(tf.constant(n_evaluations, tf.int32), *args)
         return ChunkResult(losses.numpy(), bool(stopped))
 
     def best(self) -> tuple[float, np.ndarray]:
@@ -137,9 +152,11 @@ class BoxLBFGS:
         return self.state["x"].numpy()
 
     # -- the loop -------------------------------------------------------------------------------
+    # A method-level tf.function holds its instance weakly: the state's memory goes with the optimiser.
+    @tf.function(autograph=False)
     def _run_chunk(self, n_evaluations: tf.Tensor, *args):
-        state = {name: tf.convert_to_tensor(variable) for name, variable in self.state.items()
-                 if name not in _PAIRS}
+        slots = set(_slot_names(self.memory))
+        state = {name: tf.convert_to_tensor(variable) for name, variable in self.state.items() if name not in slots}
         losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=())
 
         def body(k, losses, state):
@@ -208,23 +225,36 @@ class BoxLBFGS:
         s, y = x_new - state["x"], g_new - state["g"]
         sy, yy = _dot(s, y), _dot(y, y)
         store = move & tf.logical_not(first) & (sy > 1e-10 * yy)
-        # Ring buffers: the new pair overwrites the oldest in place, in the variables (no copies of the history).
+        # Ring buffer of slot variables: the new pair overwrites the oldest in place, and only the
+        # row and column of its slot in S'Y and S'S change.
         head = state["head"]
 
-        def store_pair():  # a slice assignment: a scatter would make every later read a copy
-            stored_s = self.state["s"][head].assign(s)
-            with tf.control_dependencies([stored_s]):  # one array's copy-on-write at a time
-                self.state["y"][head].assign(y)
-            return tf.constant(True)
+        def store_pair():
+            m = self.memory
+            (s_slot, s_scale, s_kept), (y_slot, y_scale, y_kept) = self._stored(s), self._stored(y)
+            assigned = tf.switch_case(head, [lambda i=i: self._assign_pair(i, s_slot, y_slot) for i in range(m)])
+            scales = tf.tensor_scatter_nd_update(state["scales"], [[head], [head + m]], [s_scale, y_scale])
+            with tf.control_dependencies([assigned]):
+                products = self._fold_pairs(  # [S; Y] [s, y]: (2m, 2), the new pair included
+                    lambda start, block, total: total + _gram(block, tf.stack([_columns(s_kept, start),
+                                                                               _columns(y_kept, start)])),
+                    tf.zeros((2 * m, 2), tf.float64), scales)
+            s_ts, s_ty, y_ts, y_ty = products[:m, 0], products[:m, 1], products[m:, 0], products[m:, 1]
+            return (_set_row_and_column(state["sy"], head, y_ts, s_ty),
+                    _set_row_and_column(state["ss"], head, s_ts, s_ts), y_ty[head], scales, tf.constant(True))
 
-        stored = tf.cond(store, store_pair, lambda: tf.constant(False))
+        def keep_pairs():
+            return state["sy"], state["ss"], state["yy_last"], state["scales"], tf.constant(False)
+
+        sy_matrix, ss_matrix, yy_last, scales, stored = tf.cond(store, store_pair, keep_pairs)
         head = tf.where(stored, (head + 1) % self.memory, head)
         pairs = tf.where(store, tf.minimum(state["pairs"] + 1, self.memory), state["pairs"])
         pairs = tf.where(move, pairs, 0)
         stalled = move & tf.logical_not(first) & (state["f"] - f_new <= self.tolerance * tf.abs(state["f"]))
         stop = stalled | (tf.logical_not(move) & (state["pairs"] == 0))
         state = {**state, "x": tf.where(move, x_new, state["x"]), "f": tf.where(move, f_new, state["f"]),
-                 "g": tf.where(move, g_new, state["g"]), "pairs": pairs, "head": head}
+                 "g": tf.where(move, g_new, state["g"]), "pairs": pairs, "head": head,
+                 "sy": sy_matrix, "ss": ss_matrix, "yy_last": yy_last, "scales": scales}
         return self._new_direction(state, stop, first_iteration=first)
 
     def _new_direction(self, state, stop, *, first_iteration):
@@ -258,54 +288,94 @@ class BoxLBFGS:
         pairs = state["pairs"]
         valid = tf.range(m) >= m - pairs
         valid2 = tf.concat([valid, valid], 0)
-        # The pairs sit in ring buffers (oldest at slot ``head``); the field-sized products are
+        # The pairs sit in a ring buffer (oldest at slot ``head``); the field-sized products are
         # taken in slot order, the small matrices permuted to age order (oldest first).
         order = (state["head"] + tf.range(m)) % m
         order2 = tf.concat([order, order + m], 0)
-        s = tf.reshape(tf.convert_to_tensor(self.state["s"]), (m, -1))  # read after this step's store
-        y = tf.reshape(tf.convert_to_tensor(self.state["y"]), (m, -1))
-        # (m, n) x (n, m) products one block at a time: one (2m, n) x (n, 2m) product is many
-        # times slower on oneDNN's CPU kernels (18 ms against 4 x 1 ms at 64^3).
-        sy_full = _permute(_gram(s, y), order)  # (m, m): s_i' y_j
-        ss_full = _permute(_gram(s, s), order)
-        yy_last = _dot(y[order[m - 1]], y[order[m - 1]])
-        theta = tf.where(pairs > 0, yy_last / tf.where(pairs > 0, sy_full[m - 1, m - 1], _f64(1.0)), _f64(1.0))
+        sy_full = _permute(state["sy"], order)  # (m, m): s_i' y_j
+        ss_full = _permute(state["ss"], order)
+        theta = tf.where(pairs > 0, state["yy_last"] / tf.where(pairs > 0, sy_full[m - 1, m - 1], _f64(1.0)),
+                         _f64(1.0))
         mask = tf.cast(valid[:, None] & valid[None, :], tf.float64)
         d_diag = tf.linalg.diag(tf.linalg.diag_part(sy_full)) * mask
         lower = tf.linalg.band_part(sy_full, -1, 0) - tf.linalg.band_part(sy_full, 0, 0)
         lower = lower * mask
         m_inverse = tf.concat([tf.concat([-d_diag, tf.transpose(lower)], 1),
                                tf.concat([lower, theta * ss_full * mask], 1)], 0)
+
+        def masked_products(start, block, totals):  # [S; Y] diag(free) [S; Y]' and [S; Y] g_F
+            grams, rhs = totals
+            grams = grams + _gram(block * _columns(free, start)[None], block)
+            return grams, rhs + _gram(block, _columns(g_free, start)[None])
+
+        grams, w_g = self._fold_pairs(masked_products, (tf.zeros((2 * m, 2 * m), tf.float64),
+                                                        tf.zeros((2 * m, 1), tf.float64)), state["scales"])
+        sfs, yfy, sfy = grams[:m, :m], grams[m:, m:], grams[:m, m:]
         # W_F'W_F with W = [Y, theta S] restricted to F, from the blocks Y_F'Y_F, S_F'Y_F, S_F'S_F.
-        yfy, sfy, sfs = _free_grams(s, y, tf.reshape(free, (1, -1)))
         wtw = _permute(tf.concat([tf.concat([yfy, theta * tf.transpose(sfy)], 1),
                                   tf.concat([theta * sfy, theta**2 * sfs], 1)], 0), order2)
         pair_mask = tf.cast(valid2[:, None] & valid2[None, :], tf.float64)
         k = (m_inverse - wtw / theta) * pair_mask + tf.linalg.diag(1.0 - tf.cast(valid2, tf.float64))
-        flat_g = tf.reshape(g_free, (-1, 1))
-        rhs = tf.concat([tf.cast(tf.matmul(y, flat_g), tf.float64),
-                         theta * tf.cast(tf.matmul(s, flat_g), tf.float64)], 0)
+        rhs = tf.concat([w_g[m:], theta * w_g[:m]], 0)
         rhs = tf.gather(rhs, order2) * tf.cast(valid2, tf.float64)[:, None]
         v = tf.scatter_nd(order2[:, None], tf.linalg.solve(k, rhs) / theta**2, (2 * m, 1))  # slot order
-        v_y, v_s = tf.cast(v[:m], tf.float32), tf.cast(theta * v[m:], tf.float32)  # W'v = Y'v_1 + theta S'v_2
-        correction = tf.matmul(v_y, y, transpose_a=True) + tf.matmul(v_s, s, transpose_a=True)
-        correction = tf.reshape(correction, g_free.shape)
+        # W'v = Y'v_1 + theta S'v_2, as one row over [S; Y]
+        weights = tf.cast(tf.transpose(tf.concat([theta * v[m:], v[:m]], 0)), tf.float32)
+        pieces = self._fold_pairs(
+            lambda start, block, pieces: pieces.write(start // _BLOCK, tf.matmul(weights, block)[0]),
+            tf.TensorArray(tf.float32, size=self._blocks, infer_shape=False), state["scales"])
+        correction = tf.reshape(pieces.concat(), g_free.shape)
         return -(g_free * tf.cast(1.0 / theta, tf.float32) + correction * free)
+
+    def _assign_pair(self, slot: int, s: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        with tf.control_dependencies([self._pair_slots[slot].assign(s)]):  # one field's copy at a time
+            assigned = self._pair_slots[self.memory + slot].assign(y)
+        with tf.control_dependencies([assigned]):
+            return tf.constant(True)
+
+    def _stored(self, vector: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(what a slot holds, its scale, the float32 vector it stands for) for a new s or y. In
+        float16 the vector is divided by its largest magnitude first: gradients far below float16's
+        smallest normal number (6e-5) keep their relative precision."""
+        if self.pair_dtype == tf.float32:
+            return vector, tf.constant(1.0), vector
+        scale = tf.reduce_max(tf.abs(vector))
+        scale = tf.where(scale > 0, scale, 1.0)
+        slot = tf.cast(vector / scale, self.pair_dtype)
+        return slot, scale, tf.cast(slot, tf.float32) * scale
+
+    def _fold_pairs(self, step, initial, scales):
+        """``step(start, block, total)`` over the pairs' columns in blocks of ``_BLOCK``, in order;
+        ``block`` is (2m, columns) float32: the S slots, then the Y slots, times their ``scales``.
+        No copy of all the pairs is ever made, and one block at a time is alive."""
+        flat = [tf.reshape(slot, [-1]) for slot in self._pair_slots]
+
+        def body(start, total):
+            block = tf.cast(tf.stack([_columns(slot, start) for slot in flat]), tf.float32) * scales[:, None]
+            return start + _BLOCK, step(start, block, total)
+
+        return tf.while_loop(lambda start, total: start < self._size, body, (tf.constant(0), initial),
+                             parallel_iterations=1)[1]
+
+
+def _slot_names(memory: int) -> list[str]:
+    return [f"s{i}" for i in range(memory)] + [f"y{i}" for i in range(memory)]
+
+
+def _columns(field: tf.Tensor, start) -> tf.Tensor:
+    """Elements ``start .. start + _BLOCK`` of a field, flattened."""
+    return tf.reshape(field, [-1])[start:start + _BLOCK]
 
 
 def _gram(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """a b' in float64, for (m, n) a and b."""
+    """a b' in float64, for (m, n) a and (k, n) b."""
     return tf.cast(tf.matmul(a, b, transpose_b=True), tf.float64)
 
 
-def _free_grams(s: tf.Tensor, y: tf.Tensor, free: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """(Y_F Y', S_F Y', S_F S') in float64, with ``_F`` the (m, n) pairs times the (1, n) mask
-    ``free``, one masked copy alive at a time. (Products in blocks of 2^21 columns were tried at
-    256^3: peak 5.58 against 5.06 GiB, 8.67 against 8.40 s per evaluation, so not kept.)"""
-    yfy = _gram(y * free, y)
-    with tf.control_dependencies([yfy]):
-        s_free = s * free
-    return yfy, _gram(s_free, y), _gram(s_free, s)
+def _set_row_and_column(matrix: tf.Tensor, index: tf.Tensor, row: tf.Tensor, column: tf.Tensor) -> tf.Tensor:
+    """``matrix`` with row ``index`` replaced by ``row`` and column ``index`` by ``column``."""
+    at = tf.range(tf.shape(matrix)[0]) == index
+    return tf.where(at[:, None], row[None, :], tf.where(at[None, :], column[:, None], matrix))
 
 
 def _permute(matrix: tf.Tensor, order: tf.Tensor) -> tf.Tensor:

@@ -56,7 +56,8 @@ class DeviceLBFGS:
                  tables: Tables, settings: ReconstructionSettings) -> None:
         with strategy.scope():
             self._optimizer = BoxLBFGS(strategy, lambda x, t: _finite(*distributed.loss_and_gradient(t, x)),
-                                       volume, memory=settings.lbfgs_memory, tolerance=settings.tolerance)
+                                       volume, memory=settings.lbfgs_memory, tolerance=settings.tolerance,
+                                       pair_precision=settings.lbfgs_precision)
         self._tables = tables
         self._chunk = tuple(filter(None, (settings.convergence_data_steps or DEVICE_CHUNK, settings.checkpoint_every)))
         self._max_seconds = None if settings.greedy else DEVICE_CHUNK_SECONDS

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcrgpu.errors import InvalidInputError
+from mcrgpu.mcr.lbfgs import PAIR_PRECISIONS
 from mcrgpu.mcr.descriptors import get_descriptor
 from mcrgpu.mcr.losses import LossSettings, default_weights
 from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES
@@ -25,6 +26,7 @@ class ReconstructionSettings:
     max_iter: int = 500
     tolerance: float = 1e-10
     lbfgs_memory: int = 10
+    lbfgs_precision: str = "float32"
     learning_rate: float = 0.01
     beta_1: float = 0.9
     beta_2: float = 0.999
@@ -71,6 +73,9 @@ class ReconstructionSettings:
             raise InvalidInputError(
                 f"Unknown optimizer_type {self.optimizer_type!r}; expected one of {', '.join(OPTIMIZER_TYPES)}"
             )
+        if self.lbfgs_precision not in PAIR_PRECISIONS:
+            raise InvalidInputError(f"Unknown lbfgs_precision {self.lbfgs_precision!r}; expected one of "
+                                    f"{', '.join(PAIR_PRECISIONS)}")
         for name in ("max_iter", "batch_size", "lbfgs_memory"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be an integer >= 1; received {getattr(self, name)!r}")

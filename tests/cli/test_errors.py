@@ -151,6 +151,8 @@ def test_file_after_a_list_of_names_is_an_input(sample, tmp_path):
 def test_the_help_lists_the_optimisers_and_losses_there_are():
     from mcrgpu.cli import options
     from mcrgpu.mcr.losses import LOSS_TYPES
+    from mcrgpu.mcr.lbfgs import PAIR_PRECISIONS
     from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES
 
     assert options.OPTIMIZER_TYPES == OPTIMIZER_TYPES and options.LOSS_TYPES == LOSS_TYPES
+    assert options.PAIR_PRECISIONS == PAIR_PRECISIONS

@@ -131,6 +131,8 @@ def test_initial_microstructure_is_the_first_evaluated_state(structure_2d):
     ({"descriptor_types": ["FFTCorrelations"], "descriptor_weights": [1, 2]}, (32, 32), "one per descriptor"),
     ({"descriptor_types": ["FFTCorrelations"], "max_iter": 0}, (32, 32), "max_iter must be an integer >= 1"),
     ({"descriptor_types": ["FFTCorrelations"], "optimizer_type": "BFGS"}, (32, 32), "Unknown optimizer_type"),
+    ({"descriptor_types": ["FFTCorrelations"], "lbfgs_precision": "bfloat16"}, (32, 32),
+     "Unknown lbfgs_precision 'bfloat16'; expected one of float32, float16"),
     ({"descriptor_types": ["FFTCorrelations"], "use_multigrid_reconstruction": True}, (32, 32),
      "needs multigrid descriptors"),
 ])

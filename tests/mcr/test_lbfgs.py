@@ -9,6 +9,7 @@ from conftest import cpu_strategy
 from mcrgpu.mcr.characterization import characterize
 from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
 from mcrgpu.mcr.dmcr import DMCR
+from mcrgpu.mcr import lbfgs
 from mcrgpu.mcr.lbfgs import BoxLBFGS
 from mcrgpu.mcr.microstructure import Microstructure
 from mcrgpu.mcr.optimizers import minimize_on_device
@@ -84,6 +85,8 @@ def test_invalid_settings_fail_clearly():
         BoxLBFGS(tf.distribute.get_strategy(), None, np.zeros(3, np.float32), memory=0)
     with pytest.raises(InvalidInputError, match="bounds"):
         BoxLBFGS(tf.distribute.get_strategy(), None, np.zeros(3, np.float32), bounds=(1.0, 0.0))
+    with pytest.raises(InvalidInputError, match="pair_precision must be one of float32, float16"):
+        BoxLBFGS(tf.distribute.get_strategy(), None, np.zeros(3, np.float32), pair_precision="int8")
 
 
 def _descriptor_run(strategy, n_evaluations):
@@ -176,22 +179,30 @@ def two_loop_direction(g, s_pairs, y_pairs):
     return -r
 
 
-def test_ring_buffered_pairs_give_the_lbfgs_direction_after_wrapping_around():
+@pytest.mark.parametrize("block, precision", [(lbfgs._BLOCK, "float32"), (7, "float32"), (7, "float16")])
+def test_ring_buffered_pairs_give_the_lbfgs_direction_after_wrapping_around(block, precision, monkeypatch):
     """With no bound near, the step is the two-loop recursion's over the pairs in age order, also
-    once the newest pairs have overwritten the oldest in the ring buffers."""
+    once the newest pairs have overwritten the oldest in the ring buffer, when the passes over the
+    pairs go in several blocks of columns (the last one shorter), and over the pairs as float16
+    slots hold them (times their scales)."""
+    monkeypatch.setattr(lbfgs, "_BLOCK", block)
     rng = np.random.default_rng(3)
     n, memory = 25, 3
     m = rng.normal(size=(n, n))
     tf_loss, _ = quadratic(m @ m.T / n + 0.5 * np.eye(n), rng.uniform(0.0, 1.0, n))
     optimizer = BoxLBFGS(tf.distribute.get_strategy(), tf_loss, np.full(n, 0.5, np.float32),
-                         bounds=(-100.0, 100.0), memory=memory)
+                         bounds=(-100.0, 100.0), memory=memory, pair_precision=precision)
     checked = 0
     for _ in range(15):
         optimizer.run(1)
         state = {name: variable.numpy() for name, variable in optimizer.state.items()}
         if state["searched"] == 0 and state["pairs"] == memory and state["head"] != 0:
             order = (state["head"] + np.arange(memory)) % memory
-            s, y = state["s"][order].astype(np.float64), state["y"][order].astype(np.float64)
+            scales = state["scales"].astype(np.float64)
+            s = np.stack([state[f"s{i}"] * scales[i] for i in order]).astype(np.float64)
+            y = np.stack([state[f"y{i}"] * scales[memory + i] for i in order]).astype(np.float64)
+            # S'Y, kept up to date one pair at a time, is the product of the pairs
+            np.testing.assert_allclose(state["sy"][np.ix_(order, order)], s @ y.T, rtol=1e-5, atol=1e-9)
             expected = two_loop_direction(state["g"].astype(np.float64), s, y)
             np.testing.assert_allclose(state["d"], expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())
             checked += 1

@@ -23,7 +23,9 @@ def test_the_estimate_grows_with_the_field_and_the_pairs():
     assert large.field == 8 * small.field == 8 * 4 * 64**3
     assert large.optimizer == 8 * small.optimizer  # proportional to the field
     fewer = estimate_memory((128, 128, 128), 1, FFT, lbfgs_memory=3)
-    assert large.optimizer - fewer.optimizer == 7 * 4 * large.field  # 2 fields per pair + their copy-on-write
+    half = estimate_memory((128, 128, 128), 1, FFT, lbfgs_precision="float16")
+    assert large.optimizer - half.optimizer == 10 * large.field  # float16 pairs: 1 field per pair
+    assert large.optimizer - fewer.optimizer == 7 * 2 * large.field  # 2 fields per pair (s and y)
     assert estimate_memory((128, 128, 128), 3, FFT).field == 3 * large.field
 
 
@@ -45,7 +47,8 @@ def test_a_host_that_is_too_small_is_refused_with_the_estimate_and_the_fixes():
     assert "\n" not in message
     assert message.startswith(f"A 512x512x512 reconstruction needs about {estimate.total / 1e9:.1f} GB")
     assert "this host has 8.00 GB available" in message
-    assert "--lbfgs_memory, 10 now" in message and "smaller volume" in message
+    assert "--lbfgs_memory, 10 now" in message and "--lbfgs_precision float16" in message
+    assert "smaller volume" in message
     assert "--slice_batch_size" not in message  # its chunk is 0.1 % of the estimate: no way out
 
 
