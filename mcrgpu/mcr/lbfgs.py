@@ -354,6 +354,8 @@ class BoxLBFGS:
             block = tf.cast(tf.stack([_columns(slot, start) for slot in flat]), tf.float32) * scales[:, None]
             return start + _BLOCK, step(start, block, total)
 
+        if self._blocks == 1:  # no loop to trace for fields of one block (64^3 and less)
+            return body(tf.constant(0), initial)[1]
         return tf.while_loop(lambda start, total: start < self._size, body, (tf.constant(0), initial),
                              parallel_iterations=1)[1]
 
