@@ -272,8 +272,8 @@ def _conv(graph, attributes, inputs):
         if stride_h % step or stride_w % step:
             raise _unsupported("Conv", "strides", (stride_h, stride_w), "depthwise strides that divide each other")
 
-        def convolve(x):
-            y = tf.nn.depthwise_conv2d(x, weight, [1, step, step, 1], paddings)
+        def convolve(x):  # padded first: explicit paddings crash Grappler's shape inference (TF 2.21)
+            y = tf.nn.depthwise_conv2d(tf.pad(x, paddings), weight, [1, step, step, 1], "VALID")
             return y[:, ::stride_h // step, ::stride_w // step, :] if stride_h != stride_w else y
     else:
         raise _unsupported("Conv", "group", groups, "1 or depthwise (group = channels)")
