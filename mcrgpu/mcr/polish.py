@@ -38,8 +38,7 @@ import tensorflow as tf
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.mcr.characterization import Characterization
 from mcrgpu.mcr.descriptors import get_descriptor
-from mcrgpu.mcr.slices import first_device, slice_axes, slice_budget_bytes, slice_table, slice_view, field_from_view, \
-    replica_slice_sum
+from mcrgpu.mcr.slices import first_device, slice_axes, slice_budget_bytes, slice_table, slice_view, replica_slice_sum
 from mcrgpu.mcr.two_point import s2_error
 
 __all__ = ["Polish", "polish_labels", "two_point_targets"]
@@ -125,8 +124,8 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
     Polish
     """
     labels = np.asarray(labels)
-    volume = labels.astype(np.int32).reshape((1,) * (3 - labels.ndim) + labels.shape)
     n_axes, n_phases = targets.shape[:2]
+    volume = labels.astype(_label_dtype(n_phases)).reshape((1,) * (3 - labels.ndim) + labels.shape)
     limit = (targets.shape[-1] + 1) // 2
     if n_axes != (1 if labels.ndim == 2 else 3):
         raise InvalidInputError(f"targets for {n_axes} slice orientation(s) do not fit labels of shape "
@@ -170,9 +169,15 @@ def polish_labels(labels: np.ndarray, targets: np.ndarray, *, max_rounds: int = 
                 on_round(s2_error(maps, targets))
     except KeyboardInterrupt as interrupt:
         stopped_by = getattr(interrupt, "signal_name", "SIGINT")
-    polished = volume.reshape(labels.shape)
+    polished = volume.reshape(labels.shape).astype(labels.dtype, copy=False)
     return Polish(polished, int(np.sum(polished != labels)), s2_error(initial, targets),
                   s2_error(terms.s2_maps(volume), targets), stopped_by)
+
+
+def _label_dtype(n_phases: int) -> np.dtype:
+    """The smallest integer type of the polish's working labels: a 512^3 volume of int32 was 512 MiB
+    per copy (the labels, a trial, their tensors and slice views)."""
+    return np.dtype(np.uint8 if n_phases <= 256 else np.int32)
 
 
 @functools.lru_cache(maxsize=4)
@@ -183,8 +188,9 @@ def _slice_terms(strategy: tf.distribute.Strategy, shape: tuple[int, int, int], 
 
 
 _MIN_CHUNK_SLICES = 16
-"""Fewest slices per chunk: each chunk adds its costs into a field-sized accumulator (a copy of it),
-so 2 slices per chunk at 256^3 made the costs 50x slower than at 128^3 instead of 8x."""
+"""Fewest slices per chunk: small chunks of large slices spend their time in per-chunk overhead
+(when each chunk still added its costs into a field-sized accumulator, a copy of it, 2 slices per
+chunk at 256^3 made the costs 50x slower than at 128^3 instead of 8x)."""
 
 
 class _SliceTerms:
@@ -223,8 +229,12 @@ class _SliceTerms:
     # -- S2 -------------------------------------------------------------------------------------
     def s2_maps(self, volume: np.ndarray) -> np.ndarray:
         """``(n_axes, K, 2L - 1, 2L - 1)`` S2 of ``volume`` (float64; exact pair counts / N)."""
-        counts = self._counts(tf.constant(volume[..., None]))
+        counts = self._counts(self._labels(volume))
         return counts.numpy() / volume.size
+
+    def _labels(self, volume: np.ndarray) -> tf.Tensor:
+        """(D, H, W, 1) labels of the polish's integer type (:func:`_label_dtype`)."""
+        return tf.constant(volume.astype(_label_dtype(self.n_phases), copy=False)[..., None])
 
     def _all_counts(self, volume):
         def replica(volume):
@@ -257,23 +267,29 @@ class _SliceTerms:
                    norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boundary pixels (flat indices) and the exact error change if each alone became phase q:
         ``(M, K)``, infinite for its own phase. ``differences`` is S2 minus its target, and
-        ``norms`` the squared norms of the targets, as the error divides by them."""
-        labels = tf.constant(volume[..., None])
+        ``norms`` the squared norms of the targets, as the error divides by them.
+
+        Only the boundary pixels' costs are kept: each pixel's row of the result (-1 off the
+        boundary) goes to the devices with the labels, and each chunk returns its boundary pixels'
+        rows and costs, so that no field-sized float64 array of costs exists (at 512^3 one was
+        2 GiB, and several were alive at once)."""
+        pixels = np.flatnonzero(_boundary(volume))
+        rows = np.full(volume.shape, -1, np.int32)
+        rows.reshape(-1)[pixels] = np.arange(pixels.size, dtype=np.int32)
+        labels, rows = self._labels(volume), tf.constant(rows[..., None])
         total = None
         for position, axis in enumerate(self.axes):  # orientations added in a fixed order
             kernels, centre, scale = self._kernels(differences[position], axis)
             size = volume.size
             weights = np.stack([1.0 / (size**2 * norms[position]), scale * 2.0 / size / norms[position]])
-            costs = self._costs[axis](labels, kernels, centre, tf.constant(weights))
-            total = costs if total is None else total + costs
-        boundary = np.zeros(volume.shape, dtype=bool)
-        for axis in range(3):
-            if volume.shape[axis] > 1:
-                boundary |= (np.roll(volume, 1, axis) != volume) | (np.roll(volume, -1, axis) != volume)
-        pixels = np.flatnonzero(boundary)
-        costs = tf.gather(tf.reshape(total, (-1, self.n_phases)), pixels).numpy()
-        costs[np.arange(pixels.size), volume.reshape(-1)[pixels]] = np.inf
-        return pixels, costs
+            costs = self._costs[axis](labels, rows, kernels, centre, tf.constant(weights),
+                                      tf.constant(pixels.size, tf.int32)).numpy()
+            if total is None:
+                total = costs
+            else:
+                total += costs
+        total[np.arange(pixels.size), volume.reshape(-1)[pixels]] = np.inf
+        return pixels, total
 
     def _kernels(self, differences: np.ndarray, axis: int):
         """The spectra of the difference maps ``(K, 2L-1, 2L-1)`` as integers split in parts:
@@ -301,24 +317,27 @@ class _SliceTerms:
         centre = integers[:, self.limit - 1, self.limit - 1]
         return tf.constant(np.fft.rfft2(placed)), tf.constant(centre), scale
 
-    def _axis_costs(self, labels, kernels, centre, weights, *, axis):
-        """(D, H, W, K) costs of the pixels in orientation ``axis``, summed over replicas (exact:
-        each pixel's value comes from the replica owning its slice, the others add zeros)."""
-        view = slice_view(labels, axis)
+    def _axis_costs(self, labels, rows, kernels, centre, weights, n_rows, *, axis):
+        """(M, K) costs of the boundary pixels in orientation ``axis`` (``rows``: each pixel's row,
+        -1 off the boundary), summed over replicas (exact: each pixel's value comes from the
+        replica owning its slice, the others add zeros)."""
+        def replica(labels_view, rows_view):
+            def add(found, part, indices, axis):  # collected, put in place once: no copy per chunk
+                return tuple(array.write(array.size(), value) for array, value in zip(found, part))
 
-        def replica(view):
-            def add(total, part, indices, axis):
-                return tf.tensor_scatter_nd_add(total, indices[:, None], part)
+            chunk = functools.partial(self._chunk_costs, labels_view, rows_view, kernels, centre, weights)
+            initial = (tf.TensorArray(tf.float64, 0, dynamic_size=True, infer_shape=False,
+                                      element_shape=(None, self.n_phases)),
+                       tf.TensorArray(tf.int32, 0, dynamic_size=True, infer_shape=False, element_shape=(None,)))
+            costs, found = replica_slice_sum({axis: self.tables[axis]}, chunk, initial, add=add)
+            return tf.scatter_nd(found.concat()[:, None], costs.concat(), tf.stack([n_rows, self.n_phases]))
 
-            chunk = functools.partial(self._chunk_costs, view, kernels, centre, weights)
-            initial = tf.zeros((*view.shape[:3], self.n_phases), tf.float64)
-            return replica_slice_sum({axis: self.tables[axis]}, chunk, initial, add=add)
+        views = slice_view(labels, axis), slice_view(rows, axis)
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(replica, args=views), axis=None)
 
-        costs = self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(replica, args=(view,)), axis=None)
-        return field_from_view(costs, axis)
-
-    def _chunk_costs(self, view, kernels, centre, weights, indices, slice_weights, axis):
-        """The chunk's ``(b, h, w, K)`` costs ``removal(own phase) + addition(phase)``, zero for padding."""
+    def _chunk_costs(self, view, rows_view, kernels, centre, weights, indices, slice_weights, axis):
+        """The chunk's boundary pixels' costs ``removal(own phase) + addition(phase)``, ``(m, K)``,
+        and their rows ``(m,)`` (padding slices, of weight 0, left out)."""
         slices = tf.gather(view, indices)[..., 0]
         indicator = self._indicator(slices)
         height, width = slices.shape[1:]
@@ -337,8 +356,10 @@ class _SliceTerms:
         square = square * weights[0][None, :, None, None]
         linear = linear * weights[1][None, :, None, None]
         removal = tf.reduce_sum((square - linear) * indicator, axis=1, keepdims=True)
-        costs = (removal + (square + linear)) * tf.cast(slice_weights, tf.float64)[:, None, None, None]
-        return tf.transpose(costs, (0, 2, 3, 1))
+        costs = tf.transpose(removal + (square + linear), (0, 2, 3, 1))
+        rows = tf.gather(rows_view, indices)[..., 0]
+        kept = (rows >= 0) & (slice_weights > 0)[:, None, None]
+        return tf.boolean_mask(costs, kept), tf.boolean_mask(rows, kept)
 
 
 _XLA_MIN_VOXELS = 2**17
@@ -376,9 +397,18 @@ def _window_functions(limit: int, n_phases: int) -> tuple[Callable, Callable]:
         pairs = tf.add_n([shifted(dy, dx) * shifted(-dy, -dx) for dy, dx in steps[:len(steps) // 2]])
         return tf.cast(count, tf.float64), tf.cast(pairs, tf.float64)
 
-    signature = [tf.TensorSpec([None, None, None], tf.int32)]
+    signature = [tf.TensorSpec([None, None, None], tf.as_dtype(_label_dtype(n_phases)))]
     return (tf.function(terms, autograph=False, input_signature=signature),
             tf.function(terms, jit_compile=True, autograph=False, input_signature=signature))
+
+
+def _boundary(volume: np.ndarray) -> np.ndarray:
+    """Pixels with a neighbour of another phase along any axis longer than 1 (periodic)."""
+    boundary = np.zeros(volume.shape, dtype=bool)
+    for axis in range(3):
+        if volume.shape[axis] > 1:
+            boundary |= (np.roll(volume, 1, axis) != volume) | (np.roll(volume, -1, axis) != volume)
+    return boundary
 
 
 def _best_step(differences: np.ndarray, change: np.ndarray, norms: np.ndarray) -> float:
