@@ -18,6 +18,7 @@ generator; with ``--target``, the reconstruction's labels). Writes ``scaling.md`
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -37,6 +38,8 @@ CASES = {
              "weights": [1.0, 100.0]},
 }
 LIMIT_TO = 8
+JIT_CHOICES = {"default": [None], "on": [True], "off": [False], "both": [False, True]}
+JIT_NAMES = {None: "default", True: "on", False: "off"}
 
 
 # -- the worker (one point, in its own subprocess) ---------------------------------------------------
@@ -71,7 +74,8 @@ def worker(spec: dict, out: Path) -> None:
     # first (tracing); results saved under the point's folder, so that snapshots stay on disk
     dmcr = DMCR(case["descriptors"], case["weights"], max_iter=2 * evals, convergence_data_steps=evals, seed=0,
                 strategy=strategy, two_point_polish=False, save_to=spec["work"],
-                lbfgs_memory=spec["lbfgs_memory"], lbfgs_precision=spec["lbfgs_precision"])
+                lbfgs_memory=spec["lbfgs_memory"], lbfgs_precision=spec["lbfgs_precision"],
+                **({} if spec["jit_compile"] is None else {"jit_compile": spec["jit_compile"]}))
     start = time.perf_counter()
     history, result = dmcr.reconstruct(desired, (n, n, n))
     reconstruct_s = time.perf_counter() - start
@@ -80,7 +84,8 @@ def worker(spec: dict, out: Path) -> None:
               "warmup_s": seconds[evals - 1] if len(seconds) >= evals else None,
               "s_per_eval": (seconds[2 * evals - 1] - seconds[evals - 1]) / evals if len(seconds) >= 2 * evals
               else None,
-              "replicas": strategy.num_replicas_in_sync, "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
+              "replicas": strategy.num_replicas_in_sync, "xla": dmcr.settings.jit_compile,
+              "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
               "gpus": [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]}
     out.write_text(json.dumps(record, default=float))  # kept if the polish runs out of time
     if spec["polish"]:
@@ -124,9 +129,9 @@ def render(meta: dict, points: list[dict]) -> str:
         "S2 error before -> after it",
         "- peak RSS: the whole subprocess (`ru_maxrss`: optimisation and polish); GPU peak: "
         "`tf.config.experimental.get_memory_info` per device", "",
-        "| case | N | devices | s/eval | warm-up s | polish s | polish rounds | s/round | "
+        "| case | N | devices | XLA | s/eval | warm-up s | polish s | polish rounds | s/round | "
         "S2 error before -> after polish | peak RSS MB | GPU peak MB | wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     failures = []
     for p in points:
@@ -137,13 +142,20 @@ def render(meta: dict, points: list[dict]) -> str:
         s2 = f"{p['s2_before']:.4f} -> {p['s2_after']:.4f}" if "s2_before" in p else "–"
         gpu_peak = ", ".join(f"{mb:.0f}" for mb in p["gpu_peak_mb"]) if p.get("gpu_peak_mb") else "–"
         lines.append("| " + " | ".join([
-            CASES[p["case"]]["label"], str(p["size"]), str(p["devices"]), fmt(p.get("s_per_eval")),
+            CASES[p["case"]]["label"], str(p["size"]), str(p["devices"]), _xla(p), fmt(p.get("s_per_eval")),
             fmt(p.get("warmup_s")), fmt(p.get("polish_s")), fmt_int(p.get("polish_rounds_done")),
             fmt(p["polish_s"] / p["polish_rounds_done"]) if p.get("polish_rounds_done") else "–", s2,
             fmt_int(p["peak_rss_mb"]), gpu_peak, fmt(p["wall_s"])]) + " |")
     if failures:
         lines += ["", "## Failures", "", *failures]
     return "\n".join(lines) + "\n"
+
+
+def _xla(point: dict) -> str:
+    """XLA as a point ran it: "on"/"off", "(default)" where the package chose."""
+    if "xla" not in point:
+        return "–"
+    return ("on" if point["xla"] else "off") + (" (default)" if point.get("jit_compile") is None else "")
 
 
 def write_results(out: Path, meta: dict, points: list[dict]) -> None:
@@ -157,7 +169,7 @@ def write_results(out: Path, meta: dict, points: list[dict]) -> None:
 # -- main -------------------------------------------------------------------------------------------
 def measure(spec: dict, scratch: Path, timeout: float) -> dict:
     """Run one point in a fresh subprocess; its spec with the figures, or with an ``error``."""
-    work = scratch / f"{spec['case']}_{spec['size']}_{spec['devices']}"
+    work = scratch / f"{spec['case']}_{spec['size']}_{spec['devices']}_xla_{JIT_NAMES[spec['jit_compile']]}"
     work.mkdir(parents=True)
     out = work / "record.json"
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps({**spec, "work": str(work)}),
@@ -190,6 +202,8 @@ def main(argv=None) -> int:
     parser.add_argument("--lbfgs-memory", type=int, default=10, help="L-BFGS pairs (default 10)")
     parser.add_argument("--lbfgs-precision", choices=["float32", "float16"], default="float32",
                         help="how the L-BFGS pairs are stored (default float32)")
+    parser.add_argument("--jit-compile", choices=["default", "on", "off", "both"], default="default",
+                        help="XLA for the loss: the package's default, on, off, or both (a point each)")
     parser.add_argument("--allow-tf32", action="store_true", help="let Ampere+ GPUs use TensorFloat-32")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per point (default 3600)")
     parser.add_argument("--out", default=str(HERE / "results" / "scaling"))
@@ -221,14 +235,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="mcrgpu_scaling_") as scratch:
         for case in args.cases:
             for size in sizes:
-                for devices in args.devices:
-                    spec = {"case": case, "size": size, "devices": devices, "cpu_devices": args.cpu_devices,
+                for devices, jit_compile in itertools.product(args.devices, JIT_CHOICES[args.jit_compile]):
+                    spec = {"case": case, "size": size, "devices": devices, "jit_compile": jit_compile,
+                            "cpu_devices": args.cpu_devices,
                             "evals": args.evals, "polish": not args.no_polish, "target": args.target,
                             "polish_rounds": args.polish_rounds,
                             "allow_tf32": args.allow_tf32, "lbfgs_memory": args.lbfgs_memory,
                             "lbfgs_precision": args.lbfgs_precision}
                     print(f"[{time.perf_counter() - started:6.0f}s] {CASES[case]['label']}, N={size}, "
-                          f"{devices} device(s)", flush=True)
+                          f"{devices} device(s), XLA {JIT_NAMES[jit_compile]}",
+                          flush=True)
                     points.append(measure(spec, Path(scratch), args.timeout))
                     meta.update(total_s=time.perf_counter() - started, load_end=round(os.getloadavg()[0], 1))
                     write_results(out, meta, points)  # after every point: an interrupted run keeps what it has
