@@ -84,7 +84,7 @@ def worker(spec: dict, out: Path) -> None:
               "warmup_s": seconds[evals - 1] if len(seconds) >= evals else None,
               "s_per_eval": (seconds[2 * evals - 1] - seconds[evals - 1]) / evals if len(seconds) >= 2 * evals
               else None,
-              "replicas": strategy.num_replicas_in_sync, "xla": dmcr.settings.jit_compile,
+              "replicas": strategy.num_replicas_in_sync, "xla": dmcr.settings.xla_for(n**3),
               "tf32": tf.config.experimental.tensor_float_32_execution_enabled(),
               "gpus": [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]}
     out.write_text(json.dumps(record, default=float))  # kept if the polish runs out of time

@@ -328,7 +328,8 @@ class DMCR:
             largest.descriptors, *largest.slice_shape, volume.shape[-1],
             budget_bytes=slice_budget_bytes(first_device(strategy)))
         distributed = fit_slice_batch(lambda size: SliceDistributedLoss(
-            strategy, variable, losses, slice_batch_size=size, jit_compile=settings.jit_compile), batch)
+            strategy, variable, losses, slice_batch_size=size,
+            jit_compile=settings.xla_for(int(np.prod(volume.shape[:3])))), batch)
         done_before = resume.stage_evaluations if resume is not None else 0
         stage_start = history.n_evaluations - done_before
         tables = _SliceTables(distributed, settings, resume)

@@ -6,7 +6,9 @@ import pytest
 from conftest import cpu_strategy
 from mcrgpu.mcr.characterization import characterize, combine_axes
 from mcrgpu.mcr.convergence import ConvergenceData, load_convergence
+from mcrgpu.mcr import dmcr as dmcr_module
 from mcrgpu.mcr.dmcr import DMCR
+from mcrgpu.mcr.reconstruction_settings import XLA_MIN_VOXELS, ReconstructionSettings
 from mcrgpu.mcr.labelling import label_field
 from mcrgpu.errors import InvalidInputError
 from mcrgpu.mcr.synthetic import gaussian_random_structure
@@ -38,6 +40,33 @@ def test_3d_loss_curve_is_the_same_on_several_replicas(structure_2d, n_replicas)
     several, _ = DMCR(["Correlations", "Variation"], strategy=cpu_strategy(n_replicas), **settings).reconstruct(
         target, (10, 11, 12))
     np.testing.assert_allclose(several.losses, single.losses, rtol=1e-4)
+
+
+@pytest.mark.parametrize("names, voxels, expected", [
+    (("Correlations", "Variation"), XLA_MIN_VOXELS, True),
+    (("Correlations", "VolumeFractions"), 128**3, True),
+    (("Correlations", "Variation"), XLA_MIN_VOXELS - 1, False),  # compiling costs about what it saves
+    (("FFTCorrelations", "Variation"), 128**3, False),  # measured slower with XLA
+    (("Correlations", "LinealPath"), 128**3, False),  # not measured
+])
+def test_xla_is_on_by_default_where_it_measured_faster(names, voxels, expected):
+    assert ReconstructionSettings(descriptor_types=names).xla_for(voxels) is expected
+    assert ReconstructionSettings(descriptor_types=names, jit_compile=not expected).xla_for(voxels) is (not expected)
+
+
+def test_dmcr_compiles_the_loss_as_the_settings_say_for_the_field(structure_2d, monkeypatch):
+    target = characterize(structure_2d, ["Correlations", "Variation"], limit_to=3)
+    compiled = []
+    original = dmcr_module.SliceDistributedLoss
+    monkeypatch.setattr(dmcr_module, "SliceDistributedLoss",
+                        lambda *args, **kwargs: compiled.append(kwargs["jit_compile"]) or original(*args, **kwargs))
+    losses = []
+    for jit_compile in (None, True):  # 8^3: the default is plain
+        history, _ = DMCR(["Correlations", "Variation"], max_iter=3, seed=1, two_point_polish=False,
+                          jit_compile=jit_compile).reconstruct(target, (8, 8, 8))
+        losses.append(history.losses)
+    assert compiled == [False, True]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
 
 
 @pytest.mark.slow

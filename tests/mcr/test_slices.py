@@ -41,6 +41,16 @@ def reference(field, losses):
                                           ((7, 8, 9, 1), 2), ((8, 8, 8, 1), 3)])
 def test_distributed_loss_equals_single_device(n_replicas, shape, batch, names):
     """Slice counts 7, 8, 9 over 2 and 3 replicas and chunks of 2 and 3 leave remainders and padding."""
+    check_against_single_device(n_replicas, shape, batch, names)
+
+
+@pytest.mark.parametrize("n_replicas", [1, 2])
+def test_xla_compiled_loss_equals_single_device(n_replicas):
+    """``jit_compile`` (on by default for Correlations on large fields) changes the speed, not the numbers."""
+    check_against_single_device(n_replicas, (7, 8, 9, 1), 2, ("Correlations", "Variation"), jit_compile=True)
+
+
+def check_against_single_device(n_replicas, shape, batch, names, jit_compile=False):
     field = np.random.default_rng(0).random(shape).astype("float32")
     d, h, w, _ = shape
     if d == 1:
@@ -51,7 +61,7 @@ def test_distributed_loss_equals_single_device(n_replicas, shape, batch, names):
     strategy = cpu_strategy(n_replicas)
     with strategy.scope():
         variable = tf.Variable(field)
-    distributed = SliceDistributedLoss(strategy, variable, losses, slice_batch_size=batch)
+    distributed = SliceDistributedLoss(strategy, variable, losses, slice_batch_size=batch, jit_compile=jit_compile)
     loss, gradient = tf.function(distributed.loss_and_gradient)(distributed.full_tables())
     expected_loss, expected_gradient = reference(field, losses)
     np.testing.assert_allclose(loss.numpy(), expected_loss, rtol=2e-5)
