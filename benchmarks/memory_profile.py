@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--lbfgs_memory", type=int, default=None, help="pairs of the device L-BFGS (default: its own)")
     parser.add_argument("--lbfgs_precision", choices=["float32", "float16"], default="float32",
                         help="how the device L-BFGS stores its pairs")
+    parser.add_argument("--jit_compile", choices=["default", "on", "off"], default="default",
+                        help="XLA for the loss (default: the package's rule)")
     parser.add_argument("--structure", default="alloy_resized_s.npy")
     parser.add_argument("--json", type=Path, default=None, help="append the figures to this JSON-lines file")
     args = parser.parse_args()
@@ -116,13 +118,15 @@ def main() -> None:
                                two_point_polish=args.polish,
                                slice_batch_size=args.slice_batch_size,
                                **({} if args.lbfgs_memory is None else {"lbfgs_memory": args.lbfgs_memory}),
-                               **({} if args.lbfgs_precision == "float32" else {"lbfgs_precision": args.lbfgs_precision})
+                               **({} if args.lbfgs_precision == "float32" else {"lbfgs_precision": args.lbfgs_precision}),
+                               **({} if args.jit_compile == "default" else {"jit_compile": args.jit_compile == "on"})
                                ).reconstruct(target, (args.size,) * 3)
         wall = time.perf_counter() - started
     phases.switch(None)
     figures = {
         "size": args.size, "case": args.case, "max_iter": args.max_iter, "polish": args.polish,
-        "lbfgs_memory": args.lbfgs_memory, "lbfgs_precision": args.lbfgs_precision, "code": os.path.dirname(dmcr.__file__),
+        "lbfgs_memory": args.lbfgs_memory, "lbfgs_precision": args.lbfgs_precision, "jit_compile": args.jit_compile,
+        "code": os.path.dirname(dmcr.__file__),
         "evaluations": history.n_evaluations, "loss": history.best_loss, "wall_s": round(wall, 1),
         "s_per_eval": round(steady_seconds_per_evaluation(history), 3),
         "peak_rss_bytes": max(phases.peaks.values()),
