@@ -28,17 +28,17 @@ def test_rows_partial_points_and_failures(tmp_path):
     base = {"case": "fft", "devices": 2, "peak_rss_mb": 1500.4, "wall_s": 50.0, "tf32": False,
             "gpus": ["NVIDIA A100", "NVIDIA A100"]}
     points = [
-        {**base, "size": 64, "s_per_eval": 0.0123, "warmup_s": 4.5, "polish_s": 10.0, "polish_rounds_done": 20,
+        {**base, "size": 64, "jit_compile": None, "xla": True, "s_per_eval": 0.0123, "warmup_s": 4.5, "polish_s": 10.0, "polish_rounds_done": 20,
          "s2_before": 0.0358, "s2_after": 0.0123, "gpu_peak_mb": [812.2, 790.6]},
-        {**base, "size": 128, "s_per_eval": 0.1, "warmup_s": 9.0, "error": "timed out after 3600 s (--timeout)"},
+        {**base, "size": 128, "jit_compile": False, "xla": False, "s_per_eval": 0.1, "warmup_s": 9.0, "error": "timed out after 3600 s (--timeout)"},
         {**base, "size": 256, "error": "out of memory"},
     ]
     scaling.write_results(tmp_path, META, points)
     text = (tmp_path / "scaling.md").read_text()
     assert "devices: GPUs: NVIDIA A100, NVIDIA A100; TensorFloat-32: off" in text
-    assert ("| FFTCorrelations + Variation | 64 | 2 | 0.0123 | 4.5 | 10 | 20 | 0.5 | 0.0358 -> 0.0123 | 1500 | "
-            "812, 791 | 50 |") in text
-    assert "| FFTCorrelations + Variation | 128 | 2 | 0.1 | 9 | – | – | – | – | 1500 | – | 50 |" in text
+    assert ("| FFTCorrelations + Variation | 64 | 2 | on (default) | 0.0123 | 4.5 | 10 | 20 | 0.5 | 0.0358 -> 0.0123 | "
+            "1500 | 812, 791 | 50 |") in text
+    assert "| FFTCorrelations + Variation | 128 | 2 | off | 0.1 | 9 | – | – | – | – | 1500 | – | 50 |" in text
     assert "| 256 |" not in text
     assert text.endswith("## Failures\n\n- FFTCorrelations + Variation, N=128, 2 device(s): timed out after 3600 s "
                          "(--timeout)\n- FFTCorrelations + Variation, N=256, 2 device(s): out of memory\n")
