@@ -136,7 +136,9 @@ def render(meta: dict, points: list[dict]) -> str:
     failures = []
     for p in points:
         if "error" in p:
-            failures.append(f"- {CASES[p['case']]['label']}, N={p['size']}, {p['devices']} device(s): {p['error']}")
+            xla = "" if p.get("jit_compile") is None else f", XLA {JIT_NAMES[p['jit_compile']]}"
+            failures.append(f"- {CASES[p['case']]['label']}, N={p['size']}, {p['devices']} device(s){xla}: "
+                            f"{p['error']}")
         if "s_per_eval" not in p:
             continue
         s2 = f"{p['s2_before']:.4f} -> {p['s2_after']:.4f}" if "s2_before" in p else "–"

@@ -28,9 +28,11 @@ def test_rows_partial_points_and_failures(tmp_path):
     base = {"case": "fft", "devices": 2, "peak_rss_mb": 1500.4, "wall_s": 50.0, "tf32": False,
             "gpus": ["NVIDIA A100", "NVIDIA A100"]}
     points = [
-        {**base, "size": 64, "jit_compile": None, "xla": True, "s_per_eval": 0.0123, "warmup_s": 4.5, "polish_s": 10.0, "polish_rounds_done": 20,
-         "s2_before": 0.0358, "s2_after": 0.0123, "gpu_peak_mb": [812.2, 790.6]},
-        {**base, "size": 128, "jit_compile": False, "xla": False, "s_per_eval": 0.1, "warmup_s": 9.0, "error": "timed out after 3600 s (--timeout)"},
+        {**base, "size": 64, "jit_compile": None, "xla": True, "s_per_eval": 0.0123, "warmup_s": 4.5,
+         "polish_s": 10.0, "polish_rounds_done": 20, "s2_before": 0.0358, "s2_after": 0.0123,
+         "gpu_peak_mb": [812.2, 790.6]},
+        {**base, "size": 128, "jit_compile": False, "xla": False, "s_per_eval": 0.1, "warmup_s": 9.0,
+         "error": "timed out after 3600 s (--timeout)"},
         {**base, "size": 256, "error": "out of memory"},
     ]
     scaling.write_results(tmp_path, META, points)
@@ -40,6 +42,6 @@ def test_rows_partial_points_and_failures(tmp_path):
             "1500 | 812, 791 | 50 |") in text
     assert "| FFTCorrelations + Variation | 128 | 2 | off | 0.1 | 9 | – | – | – | – | 1500 | – | 50 |" in text
     assert "| 256 |" not in text
-    assert text.endswith("## Failures\n\n- FFTCorrelations + Variation, N=128, 2 device(s): timed out after 3600 s "
-                         "(--timeout)\n- FFTCorrelations + Variation, N=256, 2 device(s): out of memory\n")
+    assert text.endswith("## Failures\n\n- FFTCorrelations + Variation, N=128, 2 device(s), XLA off: timed out after "
+                         "3600 s (--timeout)\n- FFTCorrelations + Variation, N=256, 2 device(s): out of memory\n")
     assert (tmp_path / "scaling.json").is_file() and not list(tmp_path.glob(".*.tmp"))
