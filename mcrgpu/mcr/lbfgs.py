@@ -119,7 +119,8 @@ class BoxLBFGS:
         initial = {
             "x": tf.constant(x0), "g": field(), "d": field(), "g_lo": field(), "best_x": tf.constant(x0),
             **{name: tf.zeros(shape, self.pair_dtype) for name in _slot_names(memory)},
-            "scales": tf.ones(2 * memory, tf.float32), "sy": tf.zeros((memory, memory), tf.float64), "ss": tf.zeros((memory, memory), tf.float64),
+            "scales": tf.ones(2 * memory, tf.float32),
+            "sy": tf.zeros((memory, memory), tf.float64), "ss": tf.zeros((memory, memory), tf.float64),
             "yy_last": scalar(), "pairs": tf.constant(0), "head": tf.constant(0), "stage": tf.constant(_START),
             "f": scalar(), "dphi0": scalar(), "t": scalar(), "t_prev": scalar(), "f_prev": scalar(),
             "dphi_prev": scalar(), "t_lo": scalar(), "f_lo": scalar(), "dphi_lo": scalar(),
@@ -354,7 +355,7 @@ class BoxLBFGS:
             block = tf.cast(tf.stack([_columns(slot, start) for slot in flat]), tf.float32) * scales[:, None]
             return start + _BLOCK, step(start, block, total)
 
-        if self._blocks == 1:  # no loop to trace for fields of one block (64^3 and less)
+        if self._blocks == 1:  # no loop traced for one block (2^16 values: 40^3, 256^2)
             return body(tf.constant(0), initial)[1]
         return tf.while_loop(lambda start, total: start < self._size, body, (tf.constant(0), initial),
                              parallel_iterations=1)[1]

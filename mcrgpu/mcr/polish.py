@@ -277,17 +277,13 @@ class _SliceTerms:
         rows = np.full(volume.shape, -1, np.int32)
         rows.reshape(-1)[pixels] = np.arange(pixels.size, dtype=np.int32)
         labels, rows = self._labels(volume), tf.constant(rows[..., None])
-        total = None
+        total = np.zeros((pixels.size, self.n_phases))
         for position, axis in enumerate(self.axes):  # orientations added in a fixed order
             kernels, centre, scale = self._kernels(differences[position], axis)
             size = volume.size
             weights = np.stack([1.0 / (size**2 * norms[position]), scale * 2.0 / size / norms[position]])
-            costs = self._costs[axis](labels, rows, kernels, centre, tf.constant(weights),
-                                      tf.constant(pixels.size, tf.int32)).numpy()
-            if total is None:
-                total = costs
-            else:
-                total += costs
+            total += self._costs[axis](labels, rows, kernels, centre, tf.constant(weights),
+                                       tf.constant(pixels.size, tf.int32)).numpy()
         total[np.arange(pixels.size), volume.reshape(-1)[pixels]] = np.inf
         return pixels, total
 
