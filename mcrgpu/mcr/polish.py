@@ -249,18 +249,29 @@ class _SliceTerms:
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(replica, args=(volume,)), axis=None)
 
     def _chunk_counts(self, views, indices, weights, axis):
-        """Sum over the chunk's slices of ``sum_x I(x) I(x + r)`` in the window, exact integers."""
+        """Sum over the chunk's slices of ``sum_x I(x) I(x + r)`` in the window, exact integers. Of
+        two phases only phase 1's are transformed: ``I_0 = 1 - I_1`` gives phase 0's counts as
+        ``h w - 2 n_1 + C_1(r)`` (``n_1`` the slice's phase-1 pixels)."""
         indicator = self._indicator(tf.gather(views[axis], indices)[..., 0])
         height, width = indicator.shape[2:]
         spectrum = tf.signal.rfft2d(indicator)
         products = tf.signal.irfft2d(spectrum * tf.math.conj(spectrum), fft_length=[height, width])
         steps = np.arange(1 - self.limit, self.limit)
-        window = tf.gather(tf.gather(products, steps % height, axis=2), steps % width, axis=3)
-        return tf.tensordot(tf.cast(weights, tf.float64), tf.round(window), axes=1)
+        window = tf.round(tf.gather(tf.gather(products, steps % height, axis=2), steps % width, axis=3))
+        if self.n_phases == 2:
+            ones = tf.reduce_sum(indicator, axis=(2, 3), keepdims=True)
+            window = tf.concat([height * width - 2.0 * ones + window, window], axis=1)
+        return tf.tensordot(tf.cast(weights, tf.float64), window, axes=1)
 
     def _indicator(self, slices):
-        """(b, h, w) labels -> (b, K, h, w) float64 indicators."""
-        return tf.one_hot(slices, self.n_phases, axis=1, dtype=tf.float64)
+        """(b, h, w) labels -> (b, P, h, w) float64 indicators of the phases :attr:`computed`."""
+        return tf.stack([tf.cast(tf.equal(slices, phase), tf.float64) for phase in self.computed], axis=1)
+
+    @property
+    def computed(self) -> tuple[int, ...]:
+        """The phases whose indicators are transformed: of two phases only phase 1 (the other's
+        terms follow from ``I_0 = 1 - I_1``, halving the FFTs and window sums), else all."""
+        return (1,) if self.n_phases == 2 else tuple(range(self.n_phases))
 
     # -- flip costs -----------------------------------------------------------------------------
     def flip_costs(self, volume: np.ndarray, differences: np.ndarray,
@@ -278,19 +289,25 @@ class _SliceTerms:
         rows.reshape(-1)[pixels] = np.arange(pixels.size, dtype=np.int32)
         labels, rows = self._labels(volume), tf.constant(rows[..., None])
         total = np.zeros((pixels.size, self.n_phases))
+        size = volume.size
         for position, axis in enumerate(self.axes):  # orientations added in a fixed order
-            kernels, centre, scale = self._kernels(differences[position], axis)
-            size = volume.size
-            weights = np.stack([1.0 / (size**2 * norms[position]), scale * 2.0 / size / norms[position]])
+            square, linear = 1.0 / (size**2 * norms[position]), 2.0 / size / norms[position]
+            if self.n_phases == 2:  # one map: the cost only needs linear_1 - linear_0 (see _chunk_costs)
+                kernels, centre, scale = self._kernels((linear[1] * differences[position, 1]
+                                                        + linear[0] * differences[position, 0])[None], axis)
+                weights = np.stack([square, [scale[0], -2.0 * linear[0] * np.sum(differences[position, 0])]])
+            else:
+                kernels, centre, scale = self._kernels(differences[position], axis)
+                weights = np.stack([square, scale * linear])
             total += self._costs[axis](labels, rows, kernels, centre, tf.constant(weights),
                                        tf.constant(pixels.size, tf.int32)).numpy()
         total[np.arange(pixels.size), volume.reshape(-1)[pixels]] = np.inf
         return pixels, total
 
     def _kernels(self, differences: np.ndarray, axis: int):
-        """The spectra of the difference maps ``(K, 2L-1, 2L-1)`` as integers split in parts:
-        ``(parts, K, h, w // 2 + 1)`` complex128, the integer maps' centres ``(K,)`` and the scale
-        ``(K,)`` that turns the integers back into differences."""
+        """The spectra of the difference maps ``(P, 2L-1, 2L-1)`` as integers split in parts:
+        ``(parts, P, h, w // 2 + 1)`` complex128, the integer maps' centres ``(P,)`` and the scale
+        ``(P,)`` that turns the integers back into differences."""
         height, width = [size for i, size in enumerate(self.shape) if i != axis]
         top = np.max(np.abs(differences), axis=(1, 2))
         exponent = np.frexp(np.where(top > 0, top, 1.0) * self.window**2)[1]  # top * taps < 2**exponent
@@ -306,10 +323,10 @@ class _SliceTerms:
         # the correlation sum_r I(x + r) D(r) is a convolution with D mirrored, wrapped onto the slice
         steps = np.arange(1 - self.limit, self.limit)
         rows, cols = np.meshgrid(-steps % height, -steps % width, indexing="ij")
-        placed = np.zeros((len(parts), self.n_phases, height, width))
+        placed = np.zeros((len(parts), len(differences), height, width))
         for index, part in enumerate(parts):
-            for phase in range(self.n_phases):
-                np.add.at(placed[index, phase], (rows, cols), part[phase])
+            for channel, values in enumerate(part):
+                np.add.at(placed[index, channel], (rows, cols), values)
         centre = integers[:, self.limit - 1, self.limit - 1]
         return tf.constant(np.fft.rfft2(placed)), tf.constant(centre), scale
 
@@ -333,7 +350,12 @@ class _SliceTerms:
 
     def _chunk_costs(self, view, rows_view, kernels, centre, weights, indices, slice_weights, axis):
         """The chunk's boundary pixels' costs ``removal(own phase) + addition(phase)``, ``(m, K)``,
-        and their rows ``(m,)`` (padding slices, of weight 0, left out)."""
+        and their rows ``(m,)`` (padding slices, of weight 0, left out).
+
+        Of two phases a pixel has one cost, to the other phase: with ``I_0 = 1 - I_1`` its square
+        terms are ``Q = w_0 square_0 + w_1 square_1`` from phase 1's window sums, and its linear
+        terms ``+-(linear_1 - linear_0) = +-(2 corr(I_1, E) - 2 u_0 sum D_0 + E(0))`` (``E = u_1 D_1
+        + u_0 D_0``, one kernel): returned in both columns, the host marks the own phase."""
         slices = tf.gather(view, indices)[..., 0]
         indicator = self._indicator(slices)
         height, width = slices.shape[1:]
@@ -346,13 +368,22 @@ class _SliceTerms:
         steps = np.arange(-(self.limit - 1), height + self.limit - 1) % height, \
             np.arange(-(self.limit - 1), width + self.limit - 1) % width
         padded = tf.gather(tf.gather(slices, steps[0], axis=1), steps[1], axis=2)
-        count, pairs = _window_terms(padded, self.limit, self.n_phases)
-        linear = 2.0 * correlation + (1.0 - 2.0 * indicator) * centre[None, :, None, None]
+        count, pairs = _window_terms(padded, self.limit, self.computed)
         square = 2.0 * (count - indicator) + 4.0 * pairs + 1.0
-        square = square * weights[0][None, :, None, None]
-        linear = linear * weights[1][None, :, None, None]
-        removal = tf.reduce_sum((square - linear) * indicator, axis=1, keepdims=True)
-        costs = tf.transpose(removal + (square + linear), (0, 2, 3, 1))
+        if self.n_phases == 2:
+            taps = float(self.window**2)
+            pairs_0 = (taps - 1.0) / 2.0 - (count - indicator) + pairs  # sum_i (1 - a_i)(1 - b_i)
+            square_0 = 2.0 * (taps - count - 1.0 + indicator) + 4.0 * pairs_0 + 1.0
+            quadratic = square_0 * weights[0][0] + square * weights[0][1]
+            linear = 2.0 * weights[1][0] * correlation + weights[1][1]
+            cost = quadratic + (1.0 - 2.0 * indicator) * linear + weights[1][0] * centre[0]
+            costs = tf.transpose(tf.concat([cost, cost], axis=1), (0, 2, 3, 1))
+        else:
+            linear = 2.0 * correlation + (1.0 - 2.0 * indicator) * centre[None, :, None, None]
+            square = square * weights[0][None, :, None, None]
+            linear = linear * weights[1][None, :, None, None]
+            removal = tf.reduce_sum((square - linear) * indicator, axis=1, keepdims=True)
+            costs = tf.transpose(removal + (square + linear), (0, 2, 3, 1))
         rows = tf.gather(rows_view, indices)[..., 0]
         kept = (rows >= 0) & (slice_weights > 0)[:, None, None]
         return tf.boolean_mask(costs, kept), tf.boolean_mask(rows, kept)
@@ -364,19 +395,19 @@ _XLA_MIN_VOXELS = 2**17
 takes 0.01 s; at 128^3 plain 1.3 s, XLA 0.1 s)."""
 
 
-def _window_terms(padded: tf.Tensor, limit: int, n_phases: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per phase, the window's count ``sum_r I(x + r)`` and ``sum_i I(x + r_i) I(x - r_i)`` over
-    the half window, (b, K, h, w) float64 (exact small integers), of wrap-padded (b, h + 2L - 2,
+def _window_terms(padded: tf.Tensor, limit: int, phases: tuple[int, ...]) -> tuple[tf.Tensor, tf.Tensor]:
+    """For each of ``phases``, the window's count ``sum_r I(x + r)`` and ``sum_i I(x + r_i) I(x - r_i)``
+    over the half window, (b, P, h, w) float64 (exact small integers), of wrap-padded (b, h + 2L - 2,
     w + 2L - 2) label slices; XLA-compiled for large chunks (it fuses the window's shifts into one
     pass; a loop over the rows in XLA ran 30x slower)."""
-    plain, compiled = _window_functions(limit, n_phases)
+    plain, compiled = _window_functions(limit, phases)
     voxels = padded.shape.num_elements()
     return (plain if voxels is not None and voxels < _XLA_MIN_VOXELS else compiled)(padded)
 
 
 @functools.lru_cache(maxsize=8)
-def _window_functions(limit: int, n_phases: int) -> tuple[Callable, Callable]:
-    """The window terms of one window and phase count, plain and XLA-compiled, traced once for all
+def _window_functions(limit: int, phases: tuple[int, ...]) -> tuple[Callable, Callable]:
+    """The window terms of one window and set of phases, plain and XLA-compiled, traced once for all
     shapes and kept, so that later polishes reuse them."""
     reach = limit - 1
     dtype = tf.int16 if (2 * limit - 1) ** 2 < 2**15 else tf.int32
@@ -384,7 +415,7 @@ def _window_functions(limit: int, n_phases: int) -> tuple[Callable, Callable]:
 
     def terms(padded):
         height, width = tf.shape(padded)[1] - 2 * reach, tf.shape(padded)[2] - 2 * reach
-        indicator = tf.one_hot(padded, n_phases, axis=1, dtype=dtype)
+        indicator = tf.stack([tf.cast(tf.equal(padded, phase), dtype) for phase in phases], axis=1)
 
         def shifted(dy, dx):
             return indicator[:, :, reach + dy:reach + dy + height, reach + dx:reach + dx + width]
@@ -393,7 +424,7 @@ def _window_functions(limit: int, n_phases: int) -> tuple[Callable, Callable]:
         pairs = tf.add_n([shifted(dy, dx) * shifted(-dy, -dx) for dy, dx in steps[:len(steps) // 2]])
         return tf.cast(count, tf.float64), tf.cast(pairs, tf.float64)
 
-    signature = [tf.TensorSpec([None, None, None], tf.as_dtype(_label_dtype(n_phases)))]
+    signature = [tf.TensorSpec([None, None, None], tf.as_dtype(_label_dtype(max(phases) + 1)))]
     return (tf.function(terms, autograph=False, input_signature=signature),
             tf.function(terms, jit_compile=True, autograph=False, input_signature=signature))
 
