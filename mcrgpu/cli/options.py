@@ -413,8 +413,10 @@ def reconstruction_options(command: Callable) -> Callable:
         click.option("--momentum", type=float, default=0.0, show_default=True, help="SGD/RMSprop momentum."),
         click.option("--use_multiphase/--no_multiphase", default=None,
                      help="One indicator per phase (default: only for more than two phases)."),
-        click.option("--use_multigrid_reconstruction", is_flag=True,
-                     help="Solve coarse to fine (multigrid descriptors only)."),
+        click.option("--use_multigrid_reconstruction/--no_multigrid_reconstruction", default=None,
+                     help="Solve coarse to fine (Correlations with multigrid levels, periodic FFTCorrelations). "
+                          "Default: on for volumes of 64^3 voxels and more with FFTCorrelations (with Variation "
+                          "or VolumeFractions at most), where it measured better; off elsewhere."),
         click.option("--minimal_resolution", type=click.IntRange(min=2), default=None,
                      help="Coarsest multigrid resolution (default limit_to)."),
         click.option("--greedy", is_flag=True, help="Each step uses --batch_size random slices per axis (3D)."),

@@ -52,7 +52,8 @@ class ConvergenceData:
         :func:`mcrgpu.mcr.compare.compare` of the result with the original (``match`` only).
     polish : dict, optional
         What the two-point polish of the final labels did (:class:`mcrgpu.mcr.polish.Polish`:
-        ``pixels_changed``, ``s2_error_before``, ``s2_error_after``, ``stopped_by``); None if it did
+        ``pixels_changed``, ``s2_error_before``, ``s2_error_after``, ``stopped_by``, and
+        ``s2_error_floor``, :func:`mcrgpu.mcr.two_point.s2_error_floor`); None if it did
         not run (switched off, no descriptor that gives S2, or the run was stopped early).
     """
 

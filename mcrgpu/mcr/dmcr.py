@@ -30,6 +30,7 @@ from mcrgpu.mcr.memory_estimate import check_memory, estimate_memory
 from mcrgpu.mcr.losses import SliceLoss
 from mcrgpu.mcr.microstructure import Microstructure
 from mcrgpu.mcr.polish import polish_labels, two_point_targets
+from mcrgpu.mcr.two_point import s2_error_floor
 from mcrgpu.mcr.reconstruction_settings import ReconstructionSettings
 from mcrgpu.mcr.optimizer_adapters import make_stage_optimizer
 from mcrgpu.mcr.optimizers import Callback, Recorder
@@ -42,7 +43,6 @@ __all__ = ["ReconstructionSettings", "DMCR"]
 logger = logging.getLogger(__name__)
 
 _INITIAL_FIELD_SALT = 0x4D4352  # see DMCR._initial_field
-_SCALE_FREE = ("VolumeFractions",)  # descriptors whose target does not depend on the resolution
 
 
 class DMCR:
@@ -199,10 +199,13 @@ class DMCR:
                 bar.set_postfix(s2_error=f"{error:.4f}")
 
             polish = polish_labels(result.labels, targets, on_round=show, strategy=self._loss_strategy())
+        floor = s2_error_floor(targets)
         history.polish = {"pixels_changed": polish.pixels_changed, "s2_error_before": polish.s2_error_before,
-                          "s2_error_after": polish.s2_error_after, "stopped_by": polish.stopped_by}
-        logger.info("Two-point polish: %d pixels changed, S2 error %.4f -> %.4f%s", polish.pixels_changed,
+                          "s2_error_after": polish.s2_error_after, "stopped_by": polish.stopped_by,
+                          "s2_error_floor": floor}
+        logger.info("Two-point polish: %d pixels changed, S2 error %.4f -> %.4f%s%s", polish.pixels_changed,
                     polish.s2_error_before, polish.s2_error_after,
+                    f" (no volume gets below {floor:.4f}: the target's S2 differs along its two axes)" if floor else "",
                     f" (stopped by {polish.stopped_by}; the labels so far are the result)" if polish.stopped_by else "")
         return Microstructure(polish.labels, phase_values=result.phase_values)
 
@@ -274,36 +277,44 @@ class DMCR:
         return np.clip(rng.normal(0.5, 0.1, size=(*shape, channels)), 0.0, 1.0).astype(np.float32)
 
     def _stages(self, desired: Characterization, shape) -> list[int]:
-        """Multigrid stages, coarsest first: stage s works at 1/2**s of the resolution."""
-        if not self.settings.use_multigrid_reconstruction:
+        """Multigrid stages, coarsest first: stage s works at 1/2**s of the resolution, as long as
+        its sides stay >= ``minimal_resolution`` and some resolution-dependent descriptor has a
+        target there (:meth:`~mcrgpu.mcr.descriptors.Descriptor.at_stage`)."""
+        if not self.settings.multigrid_for(shape):
             return [0]
-        unsupported = [name for name in self.settings.descriptor_types
-                       if not get_descriptor(name).supports_multigrid and name not in _SCALE_FREE]
-        if unsupported or not desired.settings.use_multigrid:
-            raise InvalidInputError(
-                "use_multigrid_reconstruction needs multigrid descriptors (characterized with multigrid) "
-                f"and no resolution-dependent single-level ones; {', '.join(unsupported) or 'the target'} "
-                "does not qualify"
-            )
         limit = desired.settings.limit_to
         minimal = max(self.settings.minimal_resolution or limit, limit)
-        levels = [value.shape[1] for name, value in desired.descriptors.items()
-                  if name in self.settings.descriptor_types and name not in _SCALE_FREE]
         n_stages = 1
-        while min(shape) // 2**n_stages >= minimal and n_stages < min(levels):
+        while min(shape) // 2**n_stages >= minimal and self._stage_descriptors(desired, n_stages):
             n_stages += 1
+        if n_stages == 1 and self.settings.use_multigrid_reconstruction and not self._stage_descriptors(desired, 1):
+            raise InvalidInputError(
+                "use_multigrid_reconstruction needs a descriptor with coarse targets: Correlations "
+                "characterized with multigrid, or periodic FFTCorrelations; "
+                f"{', '.join(self.settings.descriptor_types)} give none"
+            )
         return list(range(n_stages - 1, -1, -1))
+
+    def _stage_descriptors(self, desired: Characterization, stage: int, target: dict | None = None):
+        """(descriptor, target, weight) of each descriptor that enters stage ``stage``'s loss, from
+        ``target`` (one orientation's; default the first); on a coarse stage empty if only
+        scale-free ones would."""
+        target = target if target is not None else desired.targets(1, multiphase=desired.multiphase)[0]
+        entries = []
+        for name, weight in zip(self.settings.descriptor_types, self.settings.descriptor_weights):
+            found = get_descriptor(name, desired.settings).at_stage(target[name], stage)
+            if found is not None:
+                entries.append((*found, weight))
+        return entries if stage == 0 or any(not descriptor.scale_free for descriptor, _, _ in entries) else []
 
     def _slice_losses(self, desired, field_shape, stage, multiphase) -> dict[int, SliceLoss]:
         axes = slice_axes(field_shape)
         targets = desired.targets(len(axes), multiphase=multiphase)
-        descriptors = [get_descriptor(name, desired.settings) for name in self.settings.descriptor_types]
         losses = {}
         for axis, target in zip(axes, targets):
-            stage_target = {name: value[:, stage:] if get_descriptor(name).supports_multigrid else value
-                            for name, value in target.items()}
+            descriptors, stage_targets, weights = zip(*self._stage_descriptors(desired, stage, target))
             height, width = [size for i, size in enumerate(field_shape[:3]) if i != axis]
-            losses[axis] = SliceLoss(descriptors, stage_target, self.settings.descriptor_weights,
+            losses[axis] = SliceLoss(descriptors, {d.name: t for d, t in zip(descriptors, stage_targets)}, weights,
                                      slice_shape=(height, width), multiphase=multiphase,
                                      settings=self.settings.loss_settings())
         return losses

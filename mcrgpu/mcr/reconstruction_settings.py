@@ -12,19 +12,30 @@ from mcrgpu.mcr.descriptors import get_descriptor
 from mcrgpu.mcr.losses import LossSettings, default_weights
 from mcrgpu.mcr.optimizers import OPTIMIZER_TYPES
 
-__all__ = ["ReconstructionSettings", "XLA_FASTER", "XLA_MIN_VOXELS"]
+__all__ = ["ReconstructionSettings", "MULTIGRID_BETTER", "MULTIGRID_MIN_VOXELS", "XLA_FASTER", "XLA_MIN_VOXELS"]
 
 XLA_FASTER = frozenset({"Correlations"})
 """Descriptors whose loss ran about 2x faster per evaluation with XLA (``jit_compile``) on 2 CPU
 cores: Correlations + Variation 1.27 -> 0.64 s at 64^3, 11.9 -> 5.8 s at 128^3. FFTCorrelations +
 Variation was slower at 128^3 (0.27 -> 0.34 s); the others were not measured. With Variation and
 VolumeFractions beside them (cheap either way) XLA stays on; with any other descriptor it is off."""
-_XLA_NEUTRAL = frozenset({"Variation", "VolumeFractions"})
+_ALONGSIDE = frozenset({"Variation", "VolumeFractions"})
+"""Descriptors that leave both defaults (XLA, multigrid) as the main descriptor decides them."""
 XLA_MIN_VOXELS = 48**3
 """Fields of fewer voxels run without XLA by default: its compilation (about 3 s) costs about what
 it saves there (Correlations + Variation, wall time plain / XLA: 16^3, 20 evaluations, 2.2 / 5.1 s;
 32^3, 200 evaluations, 20.6 / 22.4 s; 2D 128x128, 200 evaluations, 7.8 / 7.5 s), and saves more
 above (48^3, 100 evaluations, 33.8 / 30.0 s; 64^3 151.8 / 67.7 s; 2D 512x512 70.6 / 44.4 s)."""
+
+MULTIGRID_BETTER = frozenset({"FFTCorrelations"})
+"""Descriptors whose volumes reached a lower loss coarse to fine than at full resolution alone, at
+the same wall time from 64^3 on and at the end of the default 500 evaluations per stage
+(FFTCorrelations + Variation from a 64x64 micrograph, 2 CPU cores: 64^3 0.0035 against 0.0061 in
+21.7 against 17.5 s; 128^3 0.0068 against 0.0112 in 167 against 128 s, and 0.018 against 0.045
+after 60 s). Correlations was not measured coarse to fine in 3D, nor anything in 2D."""
+MULTIGRID_MIN_VOXELS = 64**3
+"""Smaller volumes run at full resolution only by default (32^3: 0.0021 against 0.0059, but in 8.9
+against 5.1 s, the coarse stages' set-up costing more than the fine stage)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class ReconstructionSettings:
     beta_2: float = 0.999
     rho: float = 0.9
     momentum: float = 0.0
-    use_multigrid_reconstruction: bool = False
+    use_multigrid_reconstruction: bool | None = None
     minimal_resolution: int | None = None
     use_multiphase: bool | None = None
     greedy: bool = False
@@ -108,7 +119,17 @@ class ReconstructionSettings:
         if self.jit_compile is not None:
             return bool(self.jit_compile)
         names = set(self.descriptor_types)
-        return voxels >= XLA_MIN_VOXELS and bool(names & XLA_FASTER) and names <= XLA_FASTER | _XLA_NEUTRAL
+        return voxels >= XLA_MIN_VOXELS and bool(names & XLA_FASTER) and names <= XLA_FASTER | _ALONGSIDE
+
+    def multigrid_for(self, shape) -> bool:
+        """Whether a field of ``shape`` is solved coarse to fine: ``use_multigrid_reconstruction`` if
+        given, else on where it measured better (volumes of at least :data:`MULTIGRID_MIN_VOXELS`
+        with :data:`MULTIGRID_BETTER` descriptors, Variation and VolumeFractions beside them)."""
+        if self.use_multigrid_reconstruction is not None:
+            return bool(self.use_multigrid_reconstruction)
+        names = set(self.descriptor_types)
+        return (len(shape) == 3 and int(np.prod(shape)) >= MULTIGRID_MIN_VOXELS and bool(names & MULTIGRID_BETTER)
+                and names <= MULTIGRID_BETTER | _ALONGSIDE)
 
     def loss_settings(self) -> LossSettings:
         return LossSettings(self.loss_type, self.oor_multiplier, self.phase_sum_multiplier,

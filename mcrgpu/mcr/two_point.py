@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["S2_LIMIT", "two_point_map", "two_point_maps", "summary_phases", "s2_errors", "s2_error",
-           "structure_s2_error"]
+           "s2_error_floor", "structure_s2_error"]
 
 S2_LIMIT = 8
 """Default window of the S2 error: shifts ``|dy|, |dx| < 8`` (the descriptors' usual ``limit_to``)."""
@@ -111,6 +111,28 @@ def s2_error(maps: np.ndarray, targets: np.ndarray, *, fractions: np.ndarray | N
         limit = (targets.shape[-1] + 1) // 2
         fractions = targets[0, :, limit - 1, limit - 1]
     return float(np.mean(s2_errors(maps, targets)[summary_phases(fractions)]))
+
+
+def s2_error_floor(targets: np.ndarray) -> float:
+    """A lower bound of the :func:`s2_error` any volume can reach against 3D ``targets``
+    ``(3, K, 2L - 1, 2L - 1)`` (one per slice orientation, oriented as :func:`two_point_maps`).
+
+    Two orientations share each axis: the slices perpendicular to axes 0 and 2 both hold axis 1,
+    as rows in the first and columns in the second, and S2 along that line is one function of the
+    volume. Where their targets differ along it, as for one anisotropic micrograph used for all
+    three orientations, no volume meets both: for the shared line ``s`` and the targets' lines
+    ``a``, ``b``, ``|s - a| + |s - b| >= |a - b|``, so the mean over the three orientations of a
+    phase's relative error is at least ``|a - b| / (3 max(|T_1|, |T_2|))``, whichever axis gives
+    most. 0 for 2D targets, whose one orientation has no such conflict."""
+    if targets.shape[0] != 3:
+        return 0.0
+    centre = (targets.shape[-1] - 1) // 2
+    rows, columns = targets[..., :, centre], targets[..., centre, :]  # S2 along a slice's first / second axis
+    norms = np.linalg.norm(targets, axis=(2, 3))
+    shared = [(0, rows, 2, columns), (1, rows, 2, rows), (0, columns, 1, columns)]  # axes 1, 0 and 2
+    floors = np.max([np.linalg.norm(line[o] - other[p], axis=-1) / (3 * np.maximum(norms[o], norms[p]))
+                     for o, line, p, other in shared], axis=0)
+    return float(np.mean(floors[summary_phases(targets[0, :, centre, centre])]))
 
 
 def structure_s2_error(result: np.ndarray, original: np.ndarray, *, limit: int = S2_LIMIT) -> float:

@@ -54,6 +54,41 @@ def test_xla_is_on_by_default_where_it_measured_faster(names, voxels, expected):
     assert ReconstructionSettings(descriptor_types=names, jit_compile=not expected).xla_for(voxels) is (not expected)
 
 
+@pytest.mark.parametrize("names, shape, expected", [
+    (("FFTCorrelations", "Variation"), (64, 64, 64), True),
+    (("FFTCorrelations", "VolumeFractions"), (128, 64, 32), True),
+    (("FFTCorrelations", "Variation"), (64, 64, 63), False),  # the coarse stages' set-up costs more
+    (("FFTCorrelations", "Variation"), (512, 512), False),  # 2D: not measured
+    (("Correlations", "Variation"), (128, 128, 128), False),  # not measured coarse to fine in 3D
+])
+def test_multigrid_is_on_by_default_where_it_measured_better(names, shape, expected):
+    assert ReconstructionSettings(descriptor_types=names).multigrid_for(shape) is expected
+    assert ReconstructionSettings(descriptor_types=names,
+                                  use_multigrid_reconstruction=not expected).multigrid_for(shape) is (not expected)
+
+
+def test_default_stages_of_a_large_fft_volume_and_none_without_coarse_targets(structure_2d):
+    fft = characterize(structure_2d, ["FFTCorrelations", "Variation"], limit_to=8)
+    assert DMCR(["FFTCorrelations", "Variation"])._stages(fft, (64, 64, 64)) == [2, 1, 0]  # windows 2, 4, 8
+    assert DMCR(["FFTCorrelations", "Variation"])._stages(fft, (32, 32, 32)) == [0]
+    non_periodic = characterize(structure_2d, ["FFTCorrelations"], limit_to=8, periodic=False)
+    assert DMCR(["FFTCorrelations"])._stages(non_periodic, (64, 64, 64)) == [0]  # default: quietly none
+    with pytest.raises(InvalidInputError, match="needs a descriptor with coarse targets"):
+        DMCR(["FFTCorrelations"], use_multigrid_reconstruction=True)._stages(non_periodic, (64, 64, 64))
+
+
+@pytest.mark.parametrize("n_replicas", [2, 3])
+def test_coarse_to_fine_gives_the_same_losses_on_several_replicas(structure_2d, n_replicas):
+    target = characterize(structure_2d, ["FFTCorrelations", "Variation"], limit_to=4)
+    settings = dict(max_iter=6, seed=1, use_multigrid_reconstruction=True, two_point_polish=False)
+    single, _ = DMCR(["FFTCorrelations", "Variation"], strategy=cpu_strategy(1), **settings).reconstruct(
+        target, (16, 16, 12))
+    several, _ = DMCR(["FFTCorrelations", "Variation"], strategy=cpu_strategy(n_replicas), **settings).reconstruct(
+        target, (16, 16, 12))
+    assert sorted(set(single.stages)) == [0, 1]
+    np.testing.assert_allclose(several.losses, single.losses, rtol=1e-4)
+
+
 def test_dmcr_compiles_the_loss_as_the_settings_say_for_the_field(structure_2d, monkeypatch):
     target = characterize(structure_2d, ["Correlations", "Variation"], limit_to=3)
     compiled = []
@@ -109,6 +144,20 @@ def test_multigrid_reconstruction_runs_coarse_to_fine(structure_2d):
     assert result.shape == (32, 32)
 
 
+def test_fft_correlations_and_variation_go_coarse_to_fine_with_derived_targets(structure_2d):
+    """FFTCorrelations' coarse stages fit the pooled image's S2 (window limit_to // 2); Variation, whose
+    value depends on the resolution, enters the full-resolution stage only."""
+    target = characterize(structure_2d, ["FFTCorrelations", "Variation"], limit_to=4)
+    dmcr = DMCR(["FFTCorrelations", "Variation"], max_iter=10, seed=0, use_multigrid_reconstruction=True)
+    coarse = dmcr._slice_losses(target, (1, 16, 16, 1), 1, multiphase=False)[0]
+    assert [(d.name, d.settings.limit_to) for d in coarse.descriptors] == [("FFTCorrelations", 2)]
+    history, result = dmcr.reconstruct(target, (32, 32))
+    assert history.stages[0] == 1 and history.stages[-1] == 0 and result.shape == (32, 32)
+    assert history.best_loss < history.losses[history.stages.index(0)]
+    with pytest.raises(InvalidInputError, match="needs a descriptor with coarse targets: .* Variation give none"):
+        DMCR(["Variation"], use_multigrid_reconstruction=True).reconstruct(target, (32, 32))
+
+
 def test_results_are_saved_and_interrupt_keeps_the_best_state(structure_2d, tmp_path, monkeypatch):
     target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4, source="in/sample.npy")
     record = ConvergenceData.record
@@ -162,8 +211,6 @@ def test_initial_microstructure_is_the_first_evaluated_state(structure_2d):
     ({"descriptor_types": ["FFTCorrelations"], "optimizer_type": "BFGS"}, (32, 32), "Unknown optimizer_type"),
     ({"descriptor_types": ["FFTCorrelations"], "lbfgs_precision": "bfloat16"}, (32, 32),
      "Unknown lbfgs_precision 'bfloat16'; expected one of float32, float16"),
-    ({"descriptor_types": ["FFTCorrelations"], "use_multigrid_reconstruction": True}, (32, 32),
-     "needs multigrid descriptors"),
 ])
 def test_invalid_requests_fail_clearly(structure_2d, kwargs, shape, fragment):
     target = characterize(structure_2d, ["FFTCorrelations"], limit_to=4)

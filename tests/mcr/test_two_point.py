@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from mcrgpu.mcr.compare import compare
-from mcrgpu.mcr.two_point import s2_error, s2_errors, structure_s2_error, two_point_map, two_point_maps
+from mcrgpu.mcr.two_point import (s2_error, s2_error_floor, s2_errors, structure_s2_error, two_point_map,
+                                   two_point_maps)
 
 
 def s2_by_rolling(image: np.ndarray, phase: int, limit: int) -> np.ndarray:
@@ -74,3 +75,23 @@ def test_compare_reports_this_s2_error(labels):
     assert result["s2_error_summary"] == structure_s2_error(other, labels, limit=4)
     assert result["s2_error"] == pytest.approx(s2_errors(two_point_maps(other, 3, limit=4),
                                                          two_point_maps(labels, 3, limit=4)))
+
+
+def test_the_floor_bounds_every_volumes_error_against_an_anisotropic_micrograph():
+    """One 2D target for all three orientations: its S2 along rows and along columns must both be
+    S2 along axis 1 of the volume, so no volume gets below |rows - columns| / (3 |T|)."""
+    rng = np.random.default_rng(5)
+    elongated = (np.cumsum(rng.random((48, 48)) - 0.5, axis=1) > 0.4).astype(int)  # streaks along x
+    target = two_point_maps(elongated, 2, limit=4)
+    targets = np.repeat(target, 3, axis=0)
+    minority = int(np.argmin(target[0, :, 3, 3]))
+    rows, columns = target[0, minority, :, 3], target[0, minority, 3, :]
+    expected = np.linalg.norm(rows - columns) / (3 * np.linalg.norm(target[0, minority]))
+    assert s2_error_floor(targets) == pytest.approx(expected) and expected > 0.05
+    for seed in range(4):  # isotropic and elongated volumes alike stay above it
+        volume = np.random.default_rng(seed).random((16, 16, 16)) < 0.3 + 0.1 * seed
+        streaks = np.repeat(elongated[None, :16, :16], 16, axis=0)
+        for labels in (volume.astype(int), streaks, np.moveaxis(streaks, 2, 1)):
+            assert s2_error(two_point_maps(labels, 2, limit=4), targets) >= s2_error_floor(targets)
+    isotropic = (target + np.swapaxes(target, -1, -2)) / 2
+    assert s2_error_floor(np.repeat(isotropic, 3, axis=0)) == 0.0 and s2_error_floor(target) == 0.0

@@ -182,6 +182,8 @@ class Descriptor:
 
     name: ClassVar[str] = "Descriptor"
     supports_multigrid: ClassVar[bool] = False
+    scale_free: ClassVar[bool] = False
+    """True if the value does not depend on the resolution (the same target on every multigrid stage)."""
 
     def __init__(self, settings: DescriptorSettings | None = None) -> None:
         if settings is None:
@@ -231,6 +233,18 @@ class Descriptor:
         source implies: the ``(2L - 1, 2L - 1)`` window of shifts ``|dy|, |dx| < L``, ``r = 0`` in
         the centre (as :func:`mcrgpu.mcr.two_point.two_point_map`); None if the value does not
         determine it. The final labels are fitted to it (:mod:`mcrgpu.mcr.polish`)."""
+        return None
+
+    def at_stage(self, value: np.ndarray, stage: int) -> tuple[Descriptor, np.ndarray] | None:
+        """The descriptor and its target for multigrid stage ``stage`` (the field at 1/2**stage of
+        the resolution), from the full-resolution target ``value`` (C, *value_shape); None where no
+        target of that resolution can be had (the stage's loss leaves the descriptor out).
+        Multigrid descriptors drop their first ``stage`` levels (characterized on average-pooled
+        slices), :attr:`scale_free` ones keep their target."""
+        if stage == 0 or self.scale_free:
+            return self, value
+        if self.supports_multigrid and value.shape[1] > stage:
+            return self, value[:, stage:]
         return None
 
     def max_levels(self, height: int, width: int) -> int:

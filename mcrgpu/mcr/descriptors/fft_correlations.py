@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
 from mcrgpu.mcr.descriptors.base import Descriptor, channels_first
 
-__all__ = ["FFTCorrelations", "autocorrelation_window"]
+__all__ = ["FFTCorrelations", "autocorrelation_window", "pooled_autocorrelation"]
+
+_POOL_WEIGHTS = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16.0
+"""How often each offset ``d`` in {-1, 0, 1}^2 occurs between the pixels of two 2 x 2 blocks."""
+
+
+def pooled_autocorrelation(value: np.ndarray) -> np.ndarray:
+    """The autocorrelation window of the 2 x 2 average-pooled image, ``(..., 2l - 1, 2l - 1)`` with
+    ``l = L // 2``, from the image's window ``(..., 2L - 1, 2L - 1)``: ``C'(R) = sum_d w(d) C(2R + d)``
+    (``w`` = :data:`_POOL_WEIGHTS`). Exact for the mean over the four alignments of the pooling
+    blocks (periodic images), so for a statistically homogeneous structure whichever alignment."""
+    limit = (value.shape[-1] + 1) // 2
+    coarse = limit // 2
+    centre = limit - 1
+    pooled = np.zeros(value.shape[:-2] + (2 * coarse - 1,) * 2)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            rows = centre + dy + 2 * np.arange(1 - coarse, coarse)
+            columns = centre + dx + 2 * np.arange(1 - coarse, coarse)
+            pooled += _POOL_WEIGHTS[dy + 1, dx + 1] * value[..., rows[:, None], columns[None, :]]
+    return pooled
 
 
 def _dft_table(size: int, shifts: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +126,19 @@ class FFTCorrelations(Descriptor):
     def two_point_probability(self, value: np.ndarray, volume_fraction: float) -> np.ndarray | None:
         """The value itself if periodic (it is S2); None otherwise."""
         return np.asarray(value, np.float64) if self.settings.periodic else None
+
+    def at_stage(self, value: np.ndarray, stage: int) -> tuple[Descriptor, np.ndarray] | None:
+        """At stage ``s`` the window of the 2**s-pooled slices, ``limit_to // 2**s`` (at least 2),
+        from the full-resolution one by :func:`pooled_autocorrelation` (periodic only): a coarse
+        start for FFTCorrelations, which has no multigrid levels of its own."""
+        if stage == 0:
+            return self, value
+        limit = self.settings.limit_to >> stage
+        if not self.settings.periodic or limit < 2:
+            return None
+        for _ in range(stage):
+            value = pooled_autocorrelation(value)
+        return FFTCorrelations(dataclasses.replace(self.settings, limit_to=limit)), value
 
     def _compute(self, x: tf.Tensor) -> tf.Tensor:
         limit = self.settings.limit_to

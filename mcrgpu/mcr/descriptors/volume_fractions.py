@@ -31,6 +31,7 @@ class VolumeFractions(Descriptor):
 
     name = "VolumeFractions"
     supports_multigrid = False
+    scale_free = True
 
     def _level_shape(self) -> tuple[int, ...]:
         return ()

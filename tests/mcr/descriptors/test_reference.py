@@ -104,3 +104,32 @@ def test_half_plane_shifts_order(limit):
     assert shifts.shape == (limit**2 + (limit - 1) ** 2, 2)
     assert shifts.tolist() == [list(s) for s in ref.ref_half_plane_shifts(limit)]
     assert shifts[0].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("limit, stage", [(8, 1), (8, 2), (5, 1)])
+def test_fft_correlations_coarse_target_is_the_pooled_images_s2(limit, stage):
+    """A multigrid stage's FFTCorrelations target is S2 of the 2**stage-pooled image, averaged over
+    where the pooling blocks start (exact for a periodic image), in the window limit_to // 2**stage."""
+    img = np.random.default_rng(3).random((24, 32)) ** 3
+    settings = DescriptorSettings(limit_to=limit, use_multigrid=False)
+    fine = get_descriptor("FFTCorrelations", settings)
+    value = fine(tf.constant(img[None, :, :, None], tf.float64)).numpy()[0]
+    coarse, target = fine.at_stage(value, stage)
+    factor, coarse_limit = 2**stage, limit // 2**stage
+    expected = np.mean([ref.ref_s2_window(ref.pool(np.roll(img, (-dy, -dx), (0, 1)), factor), coarse_limit, True)
+                        for dy in range(factor) for dx in range(factor)], axis=0)
+    assert coarse.settings.limit_to == coarse_limit and target.shape == (1, 2 * coarse_limit - 1, 2 * coarse_limit - 1)
+    np.testing.assert_allclose(target[0], expected, rtol=1e-12, atol=1e-14)
+
+
+def test_coarse_targets_exist_only_where_they_can_be_derived():
+    periodic = DescriptorSettings(limit_to=4)
+    value = np.ones((1, 7, 7))
+    assert get_descriptor("FFTCorrelations", periodic).at_stage(value, 2) is None  # window of 1 shift
+    assert get_descriptor("FFTCorrelations", DescriptorSettings(limit_to=4, periodic=False)).at_stage(value, 1) is None
+    assert get_descriptor("Variation", periodic).at_stage(np.ones(1), 1) is None
+    fractions = np.array([0.3])
+    assert get_descriptor("VolumeFractions", periodic).at_stage(fractions, 3)[1] is fractions
+    levels = np.arange(12.0).reshape(1, 3, 4)
+    np.testing.assert_array_equal(get_descriptor("Correlations", periodic).at_stage(levels, 1)[1], levels[:, 1:])
+    assert get_descriptor("Correlations", periodic).at_stage(levels, 3) is None
