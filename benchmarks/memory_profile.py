@@ -115,7 +115,7 @@ def main() -> None:
         phases.switch("DMCR set-up")
         started = time.perf_counter()
         history, _ = dmcr.DMCR(CASES[args.case], save_to=folder, max_iter=args.max_iter, seed=0,
-                               two_point_polish=args.polish,
+                               two_point_polish=args.polish, use_multigrid_reconstruction=False,
                                slice_batch_size=args.slice_batch_size,
                                **({} if args.lbfgs_memory is None else {"lbfgs_memory": args.lbfgs_memory}),
                                **({} if args.lbfgs_precision == "float32" else {"lbfgs_precision": args.lbfgs_precision}),

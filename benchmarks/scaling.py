@@ -71,9 +71,10 @@ def worker(spec: dict, out: Path) -> None:
     desired = characterize(target, case["descriptors"], limit_to=LIMIT_TO, use_multiphase=False, strategy=strategy)
     evals, n = spec["evals"], spec["size"]
     # chunks of `evals` evaluations per device call, so the second chunk is timed apart from the
-    # first (tracing); results saved under the point's folder, so that snapshots stay on disk
+    # first (tracing); results saved under the point's folder, so that snapshots stay on disk; all
+    # of them at N^3 (no coarse stages)
     dmcr = DMCR(case["descriptors"], case["weights"], max_iter=2 * evals, convergence_data_steps=evals, seed=0,
-                strategy=strategy, two_point_polish=False, save_to=spec["work"],
+                strategy=strategy, two_point_polish=False, save_to=spec["work"], use_multigrid_reconstruction=False,
                 lbfgs_memory=spec["lbfgs_memory"], lbfgs_precision=spec["lbfgs_precision"],
                 **({} if spec["jit_compile"] is None else {"jit_compile": spec["jit_compile"]}))
     start = time.perf_counter()
