@@ -87,6 +87,8 @@ def main() -> None:
                         help="how the device L-BFGS stores its pairs")
     parser.add_argument("--jit_compile", choices=["default", "on", "off"], default="default",
                         help="XLA for the loss (default: the package's rule)")
+    parser.add_argument("--multigrid", choices=["off", "default", "on"], default="off",
+                        help="coarse to fine (default: off, every evaluation at size^3; 'default': the package's rule)")
     parser.add_argument("--structure", default="alloy_resized_s.npy")
     parser.add_argument("--json", type=Path, default=None, help="append the figures to this JSON-lines file")
     args = parser.parse_args()
@@ -115,7 +117,8 @@ def main() -> None:
         phases.switch("DMCR set-up")
         started = time.perf_counter()
         history, _ = dmcr.DMCR(CASES[args.case], save_to=folder, max_iter=args.max_iter, seed=0,
-                               two_point_polish=args.polish, use_multigrid_reconstruction=False,
+                               two_point_polish=args.polish,
+                               use_multigrid_reconstruction={"off": False, "default": None, "on": True}[args.multigrid],
                                slice_batch_size=args.slice_batch_size,
                                **({} if args.lbfgs_memory is None else {"lbfgs_memory": args.lbfgs_memory}),
                                **({} if args.lbfgs_precision == "float32" else {"lbfgs_precision": args.lbfgs_precision}),
@@ -126,6 +129,7 @@ def main() -> None:
     figures = {
         "size": args.size, "case": args.case, "max_iter": args.max_iter, "polish": args.polish,
         "lbfgs_memory": args.lbfgs_memory, "lbfgs_precision": args.lbfgs_precision, "jit_compile": args.jit_compile,
+        "multigrid": args.multigrid,
         "code": os.path.dirname(dmcr.__file__),
         "evaluations": history.n_evaluations, "loss": history.best_loss, "wall_s": round(wall, 1),
         "s_per_eval": round(steady_seconds_per_evaluation(history), 3),

@@ -128,7 +128,7 @@ class FFTCorrelations(Descriptor):
         return np.asarray(value, np.float64) if self.settings.periodic else None
 
     def at_stage(self, value: np.ndarray, stage: int) -> tuple[Descriptor, np.ndarray] | None:
-        """At stage ``s`` the window of the 2**s-pooled slices, ``limit_to // 2**s`` (at least 2),
+        """At stage ``s`` the window of the slices pooled by ``2**s``, ``limit_to // 2**s`` (at least 2),
         from the full-resolution one by :func:`pooled_autocorrelation` (periodic only): a coarse
         start for FFTCorrelations, which has no multigrid levels of its own."""
         if stage == 0:
