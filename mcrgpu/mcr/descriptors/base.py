@@ -237,7 +237,7 @@ class Descriptor:
 
     def at_stage(self, value: np.ndarray, stage: int) -> tuple[Descriptor, np.ndarray] | None:
         """The descriptor and its target for multigrid stage ``stage`` (the field at ``1 / 2**stage``
-        of the resolution), from the full-resolution target ``value`` (C, *value_shape); None where no
+        of the resolution), from the full-resolution target ``value`` ``(C, *value_shape)``; None where no
         target of that resolution can be had (the stage's loss leaves the descriptor out).
         Multigrid descriptors drop their first ``stage`` levels (characterized on average-pooled
         slices), :attr:`scale_free` ones keep their target."""
