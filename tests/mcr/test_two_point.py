@@ -88,9 +88,9 @@ def test_the_floor_bounds_every_volumes_error_against_an_anisotropic_micrograph(
     rows, columns = target[0, minority, :, 3], target[0, minority, 3, :]
     expected = np.linalg.norm(rows - columns) / (3 * np.linalg.norm(target[0, minority]))
     assert s2_error_floor(targets) == pytest.approx(expected) and expected > 0.05
+    streaks = np.repeat(elongated[None, :16, :16], 16, axis=0)
     for seed in range(4):  # isotropic and elongated volumes alike stay above it
         volume = np.random.default_rng(seed).random((16, 16, 16)) < 0.3 + 0.1 * seed
-        streaks = np.repeat(elongated[None, :16, :16], 16, axis=0)
         for labels in (volume.astype(int), streaks, np.moveaxis(streaks, 2, 1)):
             assert s2_error(two_point_maps(labels, 2, limit=4), targets) >= s2_error_floor(targets)
     isotropic = (target + np.swapaxes(target, -1, -2)) / 2
